@@ -1,0 +1,161 @@
+"""MLflow helpers shared by every job: where runs go, how models are stored and found again.
+
+* Tracking store: ``--tracking-uri`` if given, else ``$MLFLOW_TRACKING_URI``, else an embedded
+  sqlite store ``sqlite:///.nlu-bootstrap/mlflow.db`` with artifacts beside it (MLflow's
+  ``./mlruns`` file store is deprecated and refuses to start without an opt-in).
+* A model is a plain directory (weights + vocabulary + config) logged as the run artifact
+  ``model/``; it can be registered under a name with an alias and is found again by any of
+  ``<run id>``, ``runs:/<run id>/model``, ``models:/<name>@<alias>`` or ``<name>@<alias>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_HOME = Path(".nlu-bootstrap")
+MODEL_ARTIFACT = "model"
+
+
+def resolve_tracking_uri(uri: str | None = None, home: Path | str | None = None) -> str:
+    """The tracking URI to use; creates the embedded sqlite store's folder when needed."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    home = Path(home or DEFAULT_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def _artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts of an embedded sqlite store live beside the database, not in ``./mlruns``."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(name: str, tracking_uri: str) -> str:
+    """Id of experiment ``name``, created (with a proper artifact location) if missing."""
+    mlflow_client = client(tracking_uri)
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    root = _artifact_root(tracking_uri)
+    location = f"{root}/{name}" if root else None
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def start_run(experiment: str, tracking_uri: str, *, run_name: str | None = None,
+              run_id: str | None = None, tags: dict[str, str] | None = None):
+    """``mlflow.start_run`` on the right store and experiment; ``run_id`` resumes a run."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if run_id is not None:
+        return mlflow.start_run(run_id=run_id)
+    return mlflow.start_run(experiment_id=experiment_id(experiment, tracking_uri),
+                            run_name=run_name, tags=tags)
+
+
+def flatten_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> ``{"a.b": "value"}`` with values cut to MLflow's param length limit."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_params(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)[:500]
+    return flat
+
+
+def log_config(config: dict[str, Any], filename: str = "config.yaml") -> None:
+    """Log a resolved config as flat params and, whole, as a YAML artifact (params are cut)."""
+    import mlflow
+
+    mlflow.log_params(flatten_params(config))
+    mlflow.log_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), filename)
+
+
+def log_model_dir(local_dir: Path | str, *, registered_name: str | None = None,
+                  alias: str | None = None) -> str:
+    """Log ``local_dir`` as the active run's ``model/`` artifact; optionally register it.
+
+    Returns the model's reference (``name@alias``, ``name/version`` or the run id).
+    """
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_model_dir needs an active MLflow run")
+    mlflow.log_artifacts(str(local_dir), artifact_path=MODEL_ARTIFACT)
+    if registered_name is None:
+        return run.info.run_id
+    return register_model(run.info.run_id, registered_name, alias, mlflow.get_tracking_uri())
+
+
+def register_model(run_id: str, name: str, alias: str | None, tracking_uri: str) -> str:
+    """Register run ``run_id``'s ``model/`` artifact as a new version of ``name``."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(tracking_uri)
+    try:
+        mlflow_client.create_registered_model(name)
+    except MlflowException as error:
+        if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
+            raise
+    source = f"{mlflow_client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+    version = mlflow_client.create_model_version(name, source=source, run_id=run_id)
+    if alias:
+        mlflow_client.set_registered_model_alias(name, alias, version.version)
+        return f"{name}@{alias}"
+    return f"{name}/{version.version}"
+
+
+class ModelNotFoundError(LookupError):
+    """A model reference names no run, registered model or alias in the tracking store."""
+
+
+def model_run_id(reference: str, tracking_uri: str) -> str:
+    """The run that produced the model ``reference`` (run id, runs:/ URI or name@alias)."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(tracking_uri)
+    reference = reference.removeprefix("models:/")
+    try:
+        if reference.startswith("runs:/"):
+            return reference[len("runs:/"):].split("/", 1)[0]
+        if "@" in reference:
+            name, alias = reference.rsplit("@", 1)
+            return mlflow_client.get_model_version_by_alias(name, alias).run_id
+        if "/" in reference:
+            name, version = reference.rsplit("/", 1)
+            return mlflow_client.get_model_version(name, version).run_id
+        return mlflow_client.get_run(reference).info.run_id
+    except MlflowException as error:
+        raise ModelNotFoundError(f"no model {reference!r} in {tracking_uri}") from error
+
+
+def download_model(reference: str, tracking_uri: str, destination: Path | str | None = None) -> Path:
+    """Download the ``model/`` directory that ``reference`` names; return its local path."""
+    import mlflow.artifacts
+
+    run_id = model_run_id(reference, tracking_uri)
+    destination = destination or tempfile.mkdtemp(prefix="nlu-bootstrap-model-")
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=MODEL_ARTIFACT, dst_path=str(destination),
+            tracking_uri=tracking_uri)
+    except Exception as error:  # mlflow raises several types for a missing artifact
+        raise ModelNotFoundError(f"run {run_id} has no {MODEL_ARTIFACT}/ artifact") from error
+    return Path(local)

@@ -1,0 +1,48 @@
+"""The ``nlu-bootstrap`` command: a thin shell over the library.
+
+Each subcommand lives in its own module under ``service/commands/`` with two functions,
+``add_parser(subparsers)`` and ``run(args) -> int``. Modules are imported lazily, only for
+the subcommand that runs, so ``data stats`` never pays for importing torch or Lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nlu.errors import NluDataError
+
+# subcommand -> (module under service.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("data", "inspect, validate, convert and sample annotated data"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nlu-bootstrap", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        if only is None or name == only:
+            module = importlib.import_module(f"service.commands.{module_name}")
+            module.add_parser(subparsers.add_parser(name, help=help_text, description=help_text))
+        else:
+            subparsers.add_parser(name, help=help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"service.commands.{COMMANDS[args.command][0]}")
+    try:
+        return module.run(args)
+    except NluDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
