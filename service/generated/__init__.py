@@ -1,0 +1,1 @@
+"""Generated gRPC stubs (committed). Regenerate with ``python -m service.generated.regenerate``."""

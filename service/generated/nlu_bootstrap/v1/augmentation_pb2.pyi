@@ -1,0 +1,133 @@
+from service.generated.nlu_bootstrap.v1 import utterance_pb2 as _utterance_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SamplingMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SAMPLING_METHOD_UNSPECIFIED: _ClassVar[SamplingMethod]
+    SAMPLING_METHOD_GREEDY: _ClassVar[SamplingMethod]
+    SAMPLING_METHOD_TEMPERATURE: _ClassVar[SamplingMethod]
+    SAMPLING_METHOD_TOP_K: _ClassVar[SamplingMethod]
+    SAMPLING_METHOD_TOP_P: _ClassVar[SamplingMethod]
+SAMPLING_METHOD_UNSPECIFIED: SamplingMethod
+SAMPLING_METHOD_GREEDY: SamplingMethod
+SAMPLING_METHOD_TEMPERATURE: SamplingMethod
+SAMPLING_METHOD_TOP_K: SamplingMethod
+SAMPLING_METHOD_TOP_P: SamplingMethod
+
+class SamplingOptions(_message.Message):
+    __slots__ = ("method", "temperature", "top_k", "top_p")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    method: SamplingMethod
+    temperature: float
+    top_k: int
+    top_p: float
+    def __init__(self, method: _Optional[_Union[SamplingMethod, str]] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ...) -> None: ...
+
+class GateOptions(_message.Message):
+    __slots__ = ("drop_train_copies", "deduplicate", "min_discriminator_score")
+    DROP_TRAIN_COPIES_FIELD_NUMBER: _ClassVar[int]
+    DEDUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISCRIMINATOR_SCORE_FIELD_NUMBER: _ClassVar[int]
+    drop_train_copies: bool
+    deduplicate: bool
+    min_discriminator_score: float
+    def __init__(self, drop_train_copies: _Optional[bool] = ..., deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ...) -> None: ...
+
+class AugmentRequest(_message.Message):
+    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate")
+    class IntentQuotasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    INTENT_QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    generator: str
+    count: int
+    sampling: SamplingOptions
+    intent_quotas: _containers.ScalarMap[str, int]
+    seed: int
+    language: str
+    gate: GateOptions
+    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ...) -> None: ...
+
+class AugmentResponse(_message.Message):
+    __slots__ = ("utterance",)
+    UTTERANCE_FIELD_NUMBER: _ClassVar[int]
+    utterance: _utterance_pb2.AnnotatedUtterance
+    def __init__(self, utterance: _Optional[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]] = ...) -> None: ...
+
+class ListGeneratorsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Generator(_message.Message):
+    __slots__ = ("name", "alias_versions", "latest_version", "latest_run_id")
+    class AliasVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATEST_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    alias_versions: _containers.ScalarMap[str, str]
+    latest_version: str
+    latest_run_id: str
+    def __init__(self, name: _Optional[str] = ..., alias_versions: _Optional[_Mapping[str, str]] = ..., latest_version: _Optional[str] = ..., latest_run_id: _Optional[str] = ...) -> None: ...
+
+class ListGeneratorsResponse(_message.Message):
+    __slots__ = ("generators",)
+    GENERATORS_FIELD_NUMBER: _ClassVar[int]
+    generators: _containers.RepeatedCompositeFieldContainer[Generator]
+    def __init__(self, generators: _Optional[_Iterable[_Union[Generator, _Mapping]]] = ...) -> None: ...
+
+class DescribeGeneratorRequest(_message.Message):
+    __slots__ = ("generator",)
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    generator: str
+    def __init__(self, generator: _Optional[str] = ...) -> None: ...
+
+class DescribeGeneratorResponse(_message.Message):
+    __slots__ = ("generator", "run_id", "languages", "intents", "slot_types", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    INTENTS_FIELD_NUMBER: _ClassVar[int]
+    SLOT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    generator: str
+    run_id: str
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    intents: _containers.RepeatedScalarFieldContainer[str]
+    slot_types: _containers.RepeatedScalarFieldContainer[str]
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, generator: _Optional[str] = ..., run_id: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ..., intents: _Optional[_Iterable[str]] = ..., slot_types: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
