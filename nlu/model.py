@@ -1,0 +1,250 @@
+"""The joint intent + slot model: one encoder over sub-word pieces, two heads.
+
+* Input: the SentencePiece ids of an utterance (``nlu.tokenizer``), shared by all languages.
+* Encoder: a BiLSTM (packed sequences, so padding costs nothing) or a Transformer encoder.
+* Intent head: a linear layer on the max-pooled encoding of all pieces.
+* Slot head: one prediction per *word*, read from the encoding of the word's first piece
+  (the other pieces are masked out); a softmax classifier or a linear-chain CRF
+  (``pytorch-crf``).
+* Loss: intent cross-entropy + slot loss (CRF negative log-likelihood or summed
+  cross-entropy, both per utterance).
+
+Batches are dicts of tensors made by ``nlu.training``:
+``piece_ids`` [B, P] (0 = padding), ``piece_lengths`` [B], ``first_piece`` [B, W],
+``word_mask`` [B, W] and, for training, ``intent`` [B] and ``tags`` [B, W].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torchcrf import CRF
+
+from nlu.embeddings import embedding_matrix, read_vec
+from nlu.tokenizer import PAD_ID, UNK_ID, WORD_BOUNDARY
+
+ENCODERS = ("bilstm", "transformer")
+SLOT_HEADS = ("crf", "softmax")
+# Fields that fix the network's shape: a fine-tuned model inherits them from its parent.
+ARCHITECTURE_FIELDS = ("encoder", "slot_head", "vocab_size", "tokenizer_model_type",
+                       "embedding_dim", "hidden_dim", "num_layers", "num_heads")
+
+
+@dataclass
+class JointModelConfig:
+    """Everything that defines a joint model and how it is trained."""
+
+    encoder: Literal["bilstm", "transformer"] = "bilstm"
+    slot_head: Literal["crf", "softmax"] = "crf"
+    vocab_size: int = 8000  # upper bound; a small corpus yields fewer pieces
+    tokenizer_model_type: Literal["unigram", "bpe"] = "unigram"
+    embedding_dim: int = 128  # replaced by the .vec file's dimension when embeddings_path is set
+    hidden_dim: int = 256  # encoder output size (both LSTM directions together)
+    num_layers: int = 2
+    num_heads: int = 4  # Transformer only
+    dropout: float = 0.3
+    piece_dropout: float = 0.0  # chance a training piece is replaced by <unk> (robustness to OOV)
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.05  # linear warm-up, then linear decay to 0 at max_epochs
+    gradient_clip: float = 5.0
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 5  # epochs without a better dev score before early stopping
+    seed: int = 0
+    embeddings_path: str | None = None
+    freeze_encoder: bool = False  # train only the heads (pretrain-then-fine-tune regime)
+    num_threads: int = 2
+    enable_progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, not {self.encoder!r}")
+        if self.slot_head not in SLOT_HEADS:
+            raise ValueError(f"slot_head must be one of {SLOT_HEADS}, not {self.slot_head!r}")
+        if self.encoder == "bilstm" and self.hidden_dim % 2:
+            raise ValueError("hidden_dim must be even for a BiLSTM (two directions)")
+        if self.encoder == "transformer" and self.hidden_dim % self.num_heads:
+            raise ValueError("hidden_dim must be a multiple of num_heads")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "JointModelConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown joint model config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """The Transformer paper's fixed position encodings, [length, dim]."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    encoding = torch.zeros(length, dim)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return encoding
+
+
+def pretrained_piece_matrix(pieces: list[str], vec_path: Path | str,
+                            seed: int = 0) -> tuple[np.ndarray, int]:
+    """Embedding rows for ``pieces`` from a ``.vec`` file; returns the matrix and hits.
+
+    A word-initial piece ``▁word`` takes the vector of ``word`` (or ``word`` lower-cased);
+    continuation pieces and special pieces have no word of their own and start random.
+    """
+    words = [piece[1:] if piece.startswith(WORD_BOUNDARY) and len(piece) > 1 else ""
+             for piece in pieces]
+    wanted = {word for word in words if word} | {word.lower() for word in words if word}
+    vectors, dim = read_vec(vec_path, keep=wanted)
+    matrix, found = embedding_matrix(words, vectors, dim, seed=seed)
+    matrix[PAD_ID] = 0.0
+    return matrix, found
+
+
+class JointNluModule(pl.LightningModule):
+    """Encoder + intent head + per-word slot head, trained with one joint loss."""
+
+    def __init__(self, config: JointModelConfig, vocab_size: int, num_intents: int,
+                 num_tags: int):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        if config.encoder == "bilstm":
+            self.encoder = nn.LSTM(config.embedding_dim, config.hidden_dim // 2,
+                                   num_layers=config.num_layers, bidirectional=True,
+                                   batch_first=True,
+                                   dropout=config.dropout if config.num_layers > 1 else 0.0)
+        else:
+            self.input_projection = nn.Linear(config.embedding_dim, config.hidden_dim)
+            layer = nn.TransformerEncoderLayer(config.hidden_dim, config.num_heads,
+                                               dim_feedforward=4 * config.hidden_dim,
+                                               dropout=config.dropout, batch_first=True,
+                                               norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, config.num_layers,
+                                                 enable_nested_tensor=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.intent_classifier = nn.Linear(config.hidden_dim, num_intents)
+        self.slot_classifier = nn.Linear(config.hidden_dim, num_tags)
+        self.crf = CRF(num_tags, batch_first=True) if config.slot_head == "crf" else None
+        if config.freeze_encoder:
+            self.freeze_encoder_parameters()
+
+    def encoder_modules(self) -> list[nn.Module]:
+        modules = [self.embedding, self.encoder]
+        if self.config.encoder == "transformer":
+            modules.append(self.input_projection)
+        return modules
+
+    def freeze_encoder_parameters(self) -> None:
+        for module in self.encoder_modules():
+            module.requires_grad_(False)
+
+    def set_piece_embeddings(self, matrix: np.ndarray) -> None:
+        with torch.no_grad():
+            self.embedding.weight.copy_(torch.from_numpy(matrix))
+
+    def load_parent_weights(self, parent: "JointNluModule") -> None:
+        """Start from ``parent``'s weights. Label dimensions may have grown: the parent's
+        labels come first in this model's label lists, so its rows are copied as a prefix."""
+        own = self.state_dict()
+        with torch.no_grad():
+            for name, source in parent.state_dict().items():
+                target = own[name]
+                if source.dim() != target.dim() or any(
+                        s > t for s, t in zip(source.shape, target.shape)):
+                    raise ValueError(f"cannot fit parent weight {name} {tuple(source.shape)} "
+                                     f"into {tuple(target.shape)}")
+                target[tuple(slice(0, size) for size in source.shape)].copy_(source)
+
+    # -- forward ---------------------------------------------------------------------------
+
+    def encode(self, piece_ids: torch.Tensor, piece_lengths: torch.Tensor) -> torch.Tensor:
+        """Piece ids [B, P] -> encodings [B, P, hidden_dim] (padding positions are zero)."""
+        if self.training and self.config.piece_dropout > 0:
+            dropped = torch.rand(piece_ids.shape, device=piece_ids.device) < self.config.piece_dropout
+            piece_ids = piece_ids.masked_fill(dropped & (piece_ids != PAD_ID), UNK_ID)
+        embedded = self.dropout(self.embedding(piece_ids))
+        if self.config.encoder == "bilstm":
+            packed = pack_padded_sequence(embedded, piece_lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            encoded, _ = self.encoder(packed)
+            encoded, _ = pad_packed_sequence(encoded, batch_first=True,
+                                             total_length=piece_ids.size(1))
+            return encoded
+        hidden = self.input_projection(embedded)
+        hidden = hidden + sinusoidal_positions(hidden.size(1), hidden.size(2)).to(hidden)
+        padding = piece_ids == PAD_ID
+        encoded = self.encoder(hidden, src_key_padding_mask=padding)
+        return encoded.masked_fill(padding.unsqueeze(-1), 0.0)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Intent logits [B, intents] and per-word slot scores [B, W, tags]."""
+        encoded = self.encode(batch["piece_ids"], batch["piece_lengths"])
+        padding = (batch["piece_ids"] == PAD_ID).unsqueeze(-1)
+        pooled = encoded.masked_fill(padding, float("-inf")).max(dim=1).values
+        intent_logits = self.intent_classifier(self.dropout(pooled))
+        first_piece = batch["first_piece"].unsqueeze(-1).expand(-1, -1, encoded.size(-1))
+        word_states = encoded.gather(1, first_piece)
+        slot_scores = self.slot_classifier(self.dropout(word_states))
+        return intent_logits, slot_scores
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        intent_logits, slot_scores = self(batch)
+        intent_loss = nn.functional.cross_entropy(intent_logits, batch["intent"])
+        mask = batch["word_mask"]
+        if self.crf is not None:
+            slot_loss = -self.crf(slot_scores, batch["tags"], mask=mask, reduction="mean")
+        else:
+            per_word = nn.functional.cross_entropy(slot_scores.transpose(1, 2), batch["tags"],
+                                                   reduction="none")
+            slot_loss = (per_word * mask).sum() / mask.size(0)
+        return intent_loss + slot_loss
+
+    @torch.no_grad()
+    def decode(self, batch: dict[str, torch.Tensor]) -> tuple[list[int], list[list[int]]]:
+        """Best intent id per utterance and best tag id per word (not yet IOB2-repaired)."""
+        intent_logits, slot_scores = self(batch)
+        mask = batch["word_mask"]
+        if self.crf is not None:
+            tag_ids = self.crf.decode(slot_scores, mask=mask)
+        else:
+            best = slot_scores.argmax(dim=-1)
+            tag_ids = [row[: int(length)].tolist() for row, length in zip(best, mask.sum(dim=1))]
+        return intent_logits.argmax(dim=-1).tolist(), tag_ids
+
+    # -- Lightning hooks -------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch["piece_ids"].size(0))
+        return loss
+
+    def configure_optimizers(self):
+        parameters = [parameter for parameter in self.parameters() if parameter.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=self.config.lr,
+                                      weight_decay=self.config.weight_decay)
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup_steps = max(1, int(self.config.warmup_fraction * total_steps))
+
+        def warmup_then_linear_decay(step: int) -> float:
+            if step < warmup_steps:
+                return (step + 1) / warmup_steps
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_linear_decay)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,348 @@
+"""Train the joint model (a Lightning job) and use the result (``TrainedNlu``).
+
+``fit`` trains a shared SentencePiece vocabulary and a ``JointNluModule``:
+
+* batches of similar length (less padding), reshuffled every epoch from ``config.seed``;
+* a checkpoint every epoch in ``run_dir/checkpoints`` (``last.ckpt`` plus the best on dev),
+  written atomically; ``resume=True`` continues from ``last.ckpt``;
+* with a dev set: after each epoch the dev set is predicted exactly as ``TrainedNlu.predict``
+  does, intent accuracy / slot F1 (seqeval, strict IOB2) / exact match are logged, training
+  stops early on ``dev_score`` = mean of intent accuracy and slot F1, and the best epoch's
+  weights are returned;
+* if an MLflow run is active, per-epoch train loss and dev metrics go into that run.
+
+``TrainedNlu`` is what every later step uses: ``predict`` returns ``Utterance`` records with
+valid IOB2 tags, ``save``/``load`` use a plain directory, and ``word_vectors`` hands the
+learned piece embeddings to the GAN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+from torch.utils.data import DataLoader, Sampler
+
+from nlu.atomic import save_torch, write_json
+from nlu.model import ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, pretrained_piece_matrix
+from nlu.tokenizer import PAD_ID, SubwordTokenizer
+from nlu.utterance import OUTSIDE, Utterance, repair_tags
+
+WEIGHTS_FILENAME = "weights.pt"
+CONFIG_FILENAME = "config.json"
+LABELS_FILENAME = "labels.json"
+TOKENIZER_DIRNAME = "tokenizer"
+
+
+# -- labels and encoding -------------------------------------------------------------------
+
+def label_lists(utterances: Sequence[Utterance], start: tuple[list[str], list[str]] = ([], [])
+                ) -> tuple[list[str], list[str]]:
+    """Intents and IOB2 tags known to a model: ``start``'s labels first (so a fine-tuned
+    model keeps its parent's label ids), then new ones sorted. Every slot type gets both
+    its ``B-`` and ``I-`` tag, and ``O`` is always there."""
+    intents, tags = list(start[0]), list(start[1]) or [OUTSIDE]
+    new_intents = sorted({u.intent for u in utterances} - set(intents))
+    slot_types = sorted({slot for u in utterances for slot in u.slot_types})
+    new_tags = [tag for slot in slot_types for tag in (f"B-{slot}", f"I-{slot}")
+                if tag not in tags]
+    return intents + new_intents, tags + new_tags
+
+
+@dataclasses.dataclass
+class EncodedUtterance:
+    piece_ids: list[int]
+    first_piece: list[int]
+    intent: int = 0  # label ids are only meaningful for training data
+    tags: list[int] | None = None
+
+
+def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
+           intents: list[str] | None = None, tags: list[str] | None = None
+           ) -> list[EncodedUtterance]:
+    """Piece ids for every utterance; with label lists, also label ids (all must be known)."""
+    intent_ids = {intent: index for index, intent in enumerate(intents or [])}
+    tag_ids = {tag: index for index, tag in enumerate(tags or [])}
+    encoded = []
+    for utterance in utterances:
+        piece_ids, first_piece = tokenizer.encode_words(utterance.tokens)
+        item = EncodedUtterance(piece_ids, first_piece)
+        if intents is not None:
+            item.intent = intent_ids[utterance.intent]
+            item.tags = [tag_ids[tag] for tag in utterance.tags]
+        encoded.append(item)
+    return encoded
+
+
+def collate(items: Sequence[EncodedUtterance]) -> dict[str, torch.Tensor]:
+    """Pad a list of encoded utterances into the batch dict ``JointNluModule`` reads."""
+    longest_pieces = max(len(item.piece_ids) for item in items)
+    longest_words = max(len(item.first_piece) for item in items)
+    piece_ids = torch.full((len(items), longest_pieces), PAD_ID, dtype=torch.long)
+    first_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
+    word_mask = torch.zeros((len(items), longest_words), dtype=torch.bool)
+    tags = torch.zeros((len(items), longest_words), dtype=torch.long)
+    for row, item in enumerate(items):
+        piece_ids[row, : len(item.piece_ids)] = torch.tensor(item.piece_ids)
+        first_piece[row, : len(item.first_piece)] = torch.tensor(item.first_piece)
+        word_mask[row, : len(item.first_piece)] = True
+        if item.tags is not None:
+            tags[row, : len(item.tags)] = torch.tensor(item.tags)
+    return {"piece_ids": piece_ids,
+            "piece_lengths": torch.tensor([len(item.piece_ids) for item in items]),
+            "first_piece": first_piece, "word_mask": word_mask, "tags": tags,
+            "intent": torch.tensor([item.intent for item in items])}
+
+
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length, so little compute goes to padding.
+
+    Each epoch: shuffle (seeded by ``seed`` and the epoch, so a resumed run sees the same
+    batches), sort windows of 50 batches by length, cut them into batches, shuffle batches.
+    """
+
+    window_batches = 50
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this before every epoch
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = random.Random(f"{self.seed}:{self.epoch}")
+        order = list(range(len(self.lengths)))
+        generator.shuffle(order)
+        window = self.batch_size * self.window_batches
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start:start + window], key=self.lengths.__getitem__)
+            batches.extend(chunk[i:i + self.batch_size]
+                           for i in range(0, len(chunk), self.batch_size))
+        generator.shuffle(batches)
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+
+# -- the trained model ---------------------------------------------------------------------
+
+class TrainedNlu:
+    """A trained joint model with its tokenizer and label lists, ready to predict."""
+
+    def __init__(self, config: JointModelConfig, tokenizer: SubwordTokenizer,
+                 intents: list[str], tags: list[str], module: JointNluModule):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.intents = intents
+        self.tags = tags
+        self.module = module
+
+    def predict(self, utterances: Sequence[Utterance], batch_size: int = 256) -> list[Utterance]:
+        """Copies of ``utterances`` (same tokens, language, id...) with the predicted intent
+        and slot tags. CRF/softmax output is repaired to valid IOB2 (``I-x`` opening a slot
+        becomes ``B-x``)."""
+        encoded = encode(utterances, self.tokenizer)
+        order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
+        predicted: list[Utterance | None] = [None] * len(encoded)
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            for start in range(0, len(order), batch_size):
+                indices = order[start:start + batch_size]
+                intent_ids, tag_ids = self.module.decode(collate([encoded[i] for i in indices]))
+                for index, intent_id, word_tag_ids in zip(indices, intent_ids, tag_ids):
+                    tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
+                    predicted[index] = utterances[index].replace(
+                        intent=self.intents[intent_id], tags=tags)
+        finally:
+            self.module.train(was_training)
+        return predicted
+
+    def word_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
+        """Each word's vector: the mean of its pieces' embeddings (to seed the GAN's)."""
+        table = self.module.embedding.weight.detach().cpu().numpy()
+        return {word: table[pieces].mean(axis=0)
+                for word, pieces in zip(words, self.tokenizer.encode_word_pieces(words))}
+
+    def save(self, directory: Path | str) -> Path:
+        """Write weights, tokenizer, ``config.json`` and ``labels.json`` (each atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(directory / TOKENIZER_DIRNAME)
+        write_json(directory / CONFIG_FILENAME, self.config.to_dict())
+        write_json(directory / LABELS_FILENAME, {"intents": self.intents, "tags": self.tags})
+        save_torch(self.module.state_dict(), directory / WEIGHTS_FILENAME)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path | str) -> "TrainedNlu":
+        directory = Path(directory)
+        config = JointModelConfig.from_dict(json.loads((directory / CONFIG_FILENAME).read_text()))
+        labels = json.loads((directory / LABELS_FILENAME).read_text())
+        tokenizer = SubwordTokenizer.load(directory / TOKENIZER_DIRNAME)
+        module = JointNluModule(config, tokenizer.vocab_size, len(labels["intents"]),
+                                len(labels["tags"]))
+        module.load_state_dict(torch.load(directory / WEIGHTS_FILENAME, weights_only=True))
+        module.eval()
+        return cls(config, tokenizer, labels["intents"], labels["tags"], module)
+
+
+# -- evaluation on dev during training -----------------------------------------------------
+
+def dev_metrics(gold: Sequence[Utterance], predicted: Sequence[Utterance]) -> dict[str, float]:
+    """Intent accuracy, slot micro-F1 (seqeval strict IOB2), exact match and their
+    mean of the first two (``dev_score``, what early stopping watches)."""
+    intent_accuracy = float(np.mean([g.intent == p.intent for g, p in zip(gold, predicted)]))
+    slot_f1 = float(f1_score([list(g.tags) for g in gold], [list(p.tags) for p in predicted],
+                             mode="strict", scheme=IOB2))
+    exact_match = float(np.mean([g.intent == p.intent and g.tags == p.tags
+                                 for g, p in zip(gold, predicted)]))
+    return {"dev_intent_accuracy": intent_accuracy, "dev_slot_f1": slot_f1,
+            "dev_exact_match": exact_match, "dev_score": (intent_accuracy + slot_f1) / 2}
+
+
+class DevEvaluation(Callback):
+    """Predict the dev set after each training epoch and log ``dev_metrics``."""
+
+    def __init__(self, dev: Sequence[Utterance], model: TrainedNlu):
+        self.dev = dev
+        self.model = model
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = dev_metrics(self.dev, self.model.predict(self.dev))
+        pl_module.log_dict(metrics, prog_bar=True)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints through a temporary file, so a killed job never leaves half
+    a ``last.ckpt`` to resume from."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        save_torch(checkpoint, path)
+
+
+class ActiveRunLogger(MLFlowLogger):
+    """Lightning's MLflow logger writing into a run someone else started and will end:
+    it must not mark that run finished when training ends."""
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+def _active_run_logger(tracking_uri: str | None, prefix: str) -> ActiveRunLogger | None:
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    return ActiveRunLogger(tracking_uri=tracking_uri or mlflow.get_tracking_uri(),
+                           run_id=run.info.run_id, prefix=prefix)
+
+
+# -- training ------------------------------------------------------------------------------
+
+def _vocabulary(train: Sequence[Utterance], config: JointModelConfig,
+                vocabulary_text: Sequence[Utterance] | None,
+                label_inventory: Sequence[Utterance] | None, init_from: TrainedNlu | None,
+                saved: Path, resume: bool) -> tuple[SubwordTokenizer, list[str], list[str]]:
+    """Tokenizer and label lists of a job: reloaded when resuming, else built and saved."""
+    if resume and (saved / LABELS_FILENAME).exists():
+        labels = json.loads((saved / LABELS_FILENAME).read_text())
+        return SubwordTokenizer.load(saved / TOKENIZER_DIRNAME), labels["intents"], labels["tags"]
+    if init_from is not None:
+        tokenizer = init_from.tokenizer
+        intents, tags = label_lists(label_inventory or train, (init_from.intents, init_from.tags))
+    else:
+        tokenizer = SubwordTokenizer.train(vocabulary_text or train, config.vocab_size,
+                                           config.tokenizer_model_type, seed=config.seed)
+        intents, tags = label_lists(label_inventory or train)
+    tokenizer.save(saved / TOKENIZER_DIRNAME)
+    write_json(saved / LABELS_FILENAME, {"intents": intents, "tags": tags})
+    return tokenizer, intents, tags
+
+
+def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: JointModelConfig,
+        *, vocabulary_text: Sequence[Utterance] | None = None,
+        label_inventory: Sequence[Utterance] | None = None,
+        init_from: TrainedNlu | None = None, run_dir: Path | str,
+        tracking_uri: str | None = None, resume: bool = False,
+        metric_prefix: str = "") -> TrainedNlu:
+    """Train a joint model on ``train`` (early-stopped on ``dev`` when given).
+
+    * ``vocabulary_text``: utterances whose text trains the SentencePiece vocabulary
+      (default ``train``); pass every language of the job for a shared vocabulary.
+    * ``label_inventory``: utterances whose intents/slot types the model can predict
+      (default ``train``); must cover ``train``'s labels.
+    * ``init_from``: fine-tune: reuse that model's tokenizer, architecture and weights (its
+      labels keep their ids, new ones are added); ``config.freeze_encoder`` trains only the
+      heads.
+    * ``resume``: continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
+    * ``metric_prefix``: prefix for the MLflow metric names (e.g. ``"pretrain"``), so two
+      trainings in one run keep separate curves.
+    """
+    if not train:
+        raise ValueError("no training utterances")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.num_threads)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    if init_from is not None:
+        config = dataclasses.replace(
+            config, **{name: getattr(init_from.config, name) for name in ARCHITECTURE_FIELDS})
+
+    tokenizer, intents, tags = _vocabulary(train, config, vocabulary_text, label_inventory,
+                                           init_from, run_dir / "vocabulary", resume)
+    piece_matrix = None
+    if config.embeddings_path and init_from is None:
+        piece_matrix, _ = pretrained_piece_matrix(tokenizer.pieces, config.embeddings_path,
+                                                  seed=config.seed)
+        config = dataclasses.replace(config, embedding_dim=piece_matrix.shape[1])
+    module = JointNluModule(config, tokenizer.vocab_size, len(intents), len(tags))
+    if init_from is not None:
+        module.load_parent_weights(init_from.module)
+    elif piece_matrix is not None:
+        module.set_piece_embeddings(piece_matrix)
+    model = TrainedNlu(config, tokenizer, intents, tags, module)
+
+    encoded = encode(train, tokenizer, intents, tags)
+    loader = DataLoader(encoded, collate_fn=collate, batch_sampler=LengthBucketBatchSampler(
+        [len(item.piece_ids) for item in encoded], config.batch_size, config.seed))
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                  monitor="dev_score" if dev else None, mode="max",
+                                  save_top_k=1, save_last=True, enable_version_counter=False)
+    callbacks: list[Callback] = [checkpoints]
+    if dev:
+        callbacks += [DevEvaluation(dev, model),
+                      EarlyStopping(monitor="dev_score", mode="max", patience=config.patience)]
+    logger = _active_run_logger(tracking_uri, metric_prefix)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=config.max_epochs, callbacks=callbacks,
+        logger=logger or False, enable_progress_bar=config.enable_progress_bar,
+        enable_model_summary=False, gradient_clip_val=config.gradient_clip,
+        log_every_n_steps=1, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()])
+    last = run_dir / "checkpoints" / "last.ckpt"
+    trainer.fit(module, train_dataloaders=loader,
+                ckpt_path=last if resume and last.exists() else None)
+
+    if dev and checkpoints.best_model_path:
+        best = torch.load(checkpoints.best_model_path, weights_only=True, map_location="cpu")
+        module.load_state_dict(best["state_dict"])
+    module.eval()
+    return model

@@ -1,0 +1,113 @@
+"""Tiny joint models trained for a few epochs on 40 real SNIPS utterances (seconds each)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from nlu.model import JointModelConfig, pretrained_piece_matrix
+from nlu.tokenizer import WORD_BOUNDARY
+from nlu.training import TrainedNlu, fit
+from nlu.utterance import Utterance, check_iob2
+from test_tokenizer import snips_utterances  # pytest puts tests/ on sys.path
+
+TINY = JointModelConfig(embedding_dim=16, hidden_dim=32, num_layers=1, num_heads=2,
+                        batch_size=8, max_epochs=4, lr=1e-2, enable_progress_bar=False,
+                        num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def data() -> list[Utterance]:
+    return snips_utterances(40)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory) -> TrainedNlu:
+    return fit(data[:32], data[32:], TINY, label_inventory=data,
+               run_dir=tmp_path_factory.mktemp("run"))
+
+
+def test_predictions_are_valid_utterances_with_the_same_tokens(trained, data):
+    predicted = trained.predict(data)
+    assert len(predicted) == len(data)
+    for gold, guess in zip(data, predicted):
+        assert isinstance(guess, Utterance)
+        assert (guess.tokens, guess.language, guess.id) == (gold.tokens, gold.language, gold.id)
+        assert guess.intent in trained.intents
+        check_iob2(guess.tags)
+
+
+def test_save_then_load_predicts_the_same(trained, data, tmp_path):
+    trained.save(tmp_path / "model")
+    loaded = TrainedNlu.load(tmp_path / "model")
+    assert loaded.intents == trained.intents and loaded.tags == trained.tags
+    assert loaded.predict(data) == trained.predict(data)
+
+
+def test_word_vectors_average_the_word_pieces(trained):
+    vectors = trained.word_vectors(["playlist", "qwzx"])
+    table = trained.module.embedding.weight.detach().numpy()
+    pieces = trained.tokenizer.encode_word_pieces(["qwzx"])[0]
+    assert vectors["playlist"].shape == (TINY.embedding_dim,)
+    np.testing.assert_allclose(vectors["qwzx"], table[pieces].mean(axis=0))
+
+
+@pytest.mark.parametrize("encoder", ["bilstm", "transformer"])
+@pytest.mark.parametrize("slot_head", ["crf", "softmax"])
+def test_every_encoder_and_slot_head_trains(encoder, slot_head, data, tmp_path):
+    config = dataclasses.replace(TINY, encoder=encoder, slot_head=slot_head, max_epochs=2)
+    model = fit(data, None, config, run_dir=tmp_path)
+    assert [u.tokens for u in model.predict(data[:5])] == [u.tokens for u in data[:5]]
+
+
+def test_loss_falls_and_the_active_mlflow_run_gets_the_curves(data, tmp_path):
+    import mlflow
+
+    from nlu.tracking import client, start_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with start_run("test", uri) as run:
+        fit(data, data[:8], dataclasses.replace(TINY, max_epochs=6), run_dir=tmp_path / "run",
+            tracking_uri=uri)
+        assert client(uri).get_run(run.info.run_id).info.status == "RUNNING"
+    mlflow_client = client(uri)
+    losses = [m.value for m in mlflow_client.get_metric_history(run.info.run_id, "train_loss")]
+    assert len(losses) == 6 and losses == sorted(losses, reverse=True)
+    assert losses[-1] < 0.75 * losses[0]
+    assert len(mlflow_client.get_metric_history(run.info.run_id, "dev_slot_f1")) == 6
+
+
+def test_vec_file_initialises_piece_embeddings(trained, data, tmp_path):
+    vec = tmp_path / "tiny.vec"
+    vec.write_text("2 3\nplaylist 0.5 -1 2\nmusic 1 1 1\n")
+    pieces = trained.tokenizer.pieces
+    matrix, found = pretrained_piece_matrix(pieces, vec)
+    assert found == 2 and matrix.shape == (len(pieces), 3)
+    np.testing.assert_allclose(matrix[pieces.index(f"{WORD_BOUNDARY}playlist")], [0.5, -1, 2])
+
+    # Frozen embeddings keep the vectors through training; the dimension follows the file.
+    config = dataclasses.replace(TINY, embeddings_path=str(vec), freeze_encoder=True,
+                                 max_epochs=1)
+    model = fit(data, None, config, run_dir=tmp_path / "run")
+    assert model.config.embedding_dim == 3
+    row = model.tokenizer.pieces.index(f"{WORD_BOUNDARY}music")
+    np.testing.assert_allclose(model.module.embedding.weight[row].detach().numpy(), [1, 1, 1])
+
+
+def test_resume_continues_from_the_last_checkpoint(data, tmp_path):
+    fit(data, None, dataclasses.replace(TINY, max_epochs=2), run_dir=tmp_path)
+    fit(data, None, dataclasses.replace(TINY, max_epochs=3), run_dir=tmp_path, resume=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    batches_per_epoch = -(-len(data) // TINY.batch_size)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * batches_per_epoch
+
+
+def test_fine_tuning_keeps_the_tokenizer_and_the_parent_label_ids(trained, data, tmp_path):
+    extra = data[0].replace(intent="NewIntent", tags=("B-new_slot",) + data[0].tags[1:])
+    child = fit([extra] + data[:8], None, dataclasses.replace(TINY, max_epochs=1),
+                init_from=trained, run_dir=tmp_path)
+    assert child.tokenizer.model_proto == trained.tokenizer.model_proto
+    assert child.intents[: len(trained.intents)] == trained.intents
+    assert child.tags[: len(trained.tags)] == trained.tags
+    assert "NewIntent" in child.intents and "I-new_slot" in child.tags
