@@ -1,0 +1,49 @@
+"""The project's own lossless format: one ``Utterance.to_dict()`` JSON object a line.
+
+Every field round-trips, including ``source``: a record that carries a ``source`` keeps it
+(so synthetic or upsampled utterances stay traceable); one without gets ``file:line``.
+``language``, when given, overrides the records' language.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from nlu.atomic import atomic_open
+from nlu.errors import FormatError
+from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.utterance import Utterance, ValidationMode
+
+FIELDS = ("tokens", "tags", "intent", "language", "id", "domain", "source", "text")
+
+
+def read(path: Path, *, language: str | None = None,
+         mode: ValidationMode = "repair") -> ReadReport:
+    builder = ReportBuilder(path, mode)
+    for number, line in numbered_lines(read_text(path)):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            unknown = set(record) - set(FIELDS)
+            if unknown:
+                raise KeyError(f"unknown fields {sorted(unknown)}")
+            tokens, tags, intent = record["tokens"], record["tags"], record["intent"]
+            if not isinstance(tokens, list) or not isinstance(tags, list):
+                raise TypeError("tokens and tags must be lists")
+            record_language = language or record["language"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise FormatError(f"expected an utterance object with tokens, tags, intent and "
+                              f"language ({error})", path=str(path), line=number) from None
+        optional = {key: record[key] for key in ("id", "domain", "source", "text")
+                    if record.get(key) is not None}
+        builder.add(number, tokens, tags, intent, record_language, **optional)
+    return builder.finish()
+
+
+def write(utterances: Sequence[Utterance], path: Path) -> None:
+    with atomic_open(path) as stream:
+        for utterance in utterances:
+            stream.write(json.dumps(utterance.to_dict(), ensure_ascii=False) + "\n")

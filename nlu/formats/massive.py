@@ -1,0 +1,98 @@
+"""MASSIVE (FitzGerald et al. 2022) jsonl: one JSON object a line.
+
+::
+
+    {"id": "1", "locale": "en-US", "partition": "train", "scenario": "alarm",
+     "intent": "alarm_set", "utt": "wake me at five am",
+     "annot_utt": "wake me at [time : five am]", "worker_id": "1"}
+
+Slots are bracketed in ``annot_utt`` as ``[<slot> : <value>]``. Tokens are the whitespace
+split of ``annot_utt`` with the brackets removed, a bracket always being a token boundary.
+(For languages written without spaces, ja and zh, that yields one token per bracketed or
+unbracketed run; retokenise before training.) The language is the locale's language subtag
+(``en-US`` -> ``en``) unless ``language`` is given; ``domain`` is the ``scenario``; ``id`` is
+kept; the other fields (``partition``, ``worker_id``, ``judgments``...) are dropped.
+
+Writer normalisation: ``utt`` is the tokens joined by single spaces, ``locale`` is the
+language, ``scenario`` the utterance's domain (or the intent's prefix before ``_``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+from nlu.atomic import atomic_open
+from nlu.errors import FormatError
+from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.utterance import OUTSIDE, Utterance, ValidationMode
+
+SLOT = re.compile(r"\[\s*(?P<label>[^\s\[\]:]+)\s*:\s*(?P<value>[^\[\]]*?)\s*\]")
+
+
+def read(path: Path, *, language: str | None = None,
+         mode: ValidationMode = "repair") -> ReadReport:
+    builder = ReportBuilder(path, mode)
+    for number, line in numbered_lines(read_text(path)):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            intent, locale, annotated = record["intent"], record["locale"], record["annot_utt"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise FormatError(f"expected a MASSIVE JSON object with intent, locale and "
+                              f"annot_utt ({error!r})", path=str(path), line=number) from None
+        tokens, tags = parse_annotation(annotated, str(path), number)
+        optional = {"text": record.get("utt"), "domain": record.get("scenario"),
+                    "id": None if record.get("id") is None else str(record["id"])}
+        builder.add(number, tokens, tags, intent, language or locale.split("-", 1)[0],
+                    **{key: value for key, value in optional.items() if value})
+    return builder.finish()
+
+
+def parse_annotation(annotated: str, path: str, line: int) -> tuple[list[str], list[str]]:
+    """``"wake me at [time : five am]"`` -> tokens and IOB2 tags."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    position = 0
+    for match in SLOT.finditer(annotated):
+        _add_outside(annotated[position:match.start()], tokens, tags, path, line)
+        words = match["value"].split()
+        if not words:
+            raise FormatError(f"slot {match.group(0)!r} has no value", path=path, line=line,
+                              field="annot_utt")
+        tokens.extend(words)
+        tags.extend(f"{'B' if index == 0 else 'I'}-{match['label']}" for index in range(len(words)))
+        position = match.end()
+    _add_outside(annotated[position:], tokens, tags, path, line)
+    return tokens, tags
+
+
+def _add_outside(text: str, tokens: list[str], tags: list[str], path: str, line: int) -> None:
+    if "[" in text or "]" in text:
+        raise FormatError(f"unbalanced or malformed slot bracket in {text.strip()!r} "
+                          f"(expected '[slot : value]')", path=path, line=line, field="annot_utt")
+    words = text.split()
+    tokens.extend(words)
+    tags.extend([OUTSIDE] * len(words))
+
+
+def write(utterances: Sequence[Utterance], path: Path) -> None:
+    with atomic_open(path) as stream:
+        for index, utterance in enumerate(utterances):
+            pieces = [token if tag == OUTSIDE else None
+                      for token, tag in zip(utterance.tokens, utterance.tags)]
+            for span in utterance.spans:
+                value = " ".join(utterance.tokens[span.start:span.end])
+                pieces[span.start] = f"[{span.label} : {value}]"
+            record = {
+                "id": utterance.id if utterance.id is not None else str(index),
+                "locale": utterance.language,
+                "scenario": utterance.domain or utterance.intent.split("_", 1)[0],
+                "intent": utterance.intent,
+                "utt": " ".join(utterance.tokens),
+                "annot_utt": " ".join(piece for piece in pieces if piece is not None),
+            }
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")

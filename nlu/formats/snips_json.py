@@ -1,0 +1,101 @@
+"""The original Snips 2017 benchmark JSON: ``{"<Intent>": [{"data": [chunk, ...]}, ...]}``.
+
+A chunk is ``{"text": "..."}`` or ``{"text": "...", "entity": "<slot>"}``; the utterance is
+the concatenation of the chunk texts.
+
+Tokenisation rule: each chunk's text is split on whitespace, and a chunk boundary is always a
+token boundary (so ``"John"`` + ``"'s"`` are two tokens). Tokens of an entity chunk get
+``B-<entity>`` / ``I-<entity>``, others ``O``. Punctuation stays attached to its word
+(``"here?"`` is one token), which keeps the text recoverable; nothing is lower-cased.
+
+Encoding: files are read with ``errors="surrogatepass"`` as the Snips README says
+(``train_PlayMusic_full.json`` holds one emoji as a CESU-8 surrogate pair); surrogate pairs
+are then joined into the real character. The language is ``language`` if given, else ``en``.
+``source`` is ``file:line`` of the utterance's ``"data"`` key.
+
+Writer normalisation: one chunk per run of tokens with the same slot, tokens joined by single
+spaces; reading the written file gives the same utterances with ``text`` = joined tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+from nlu.atomic import atomic_open
+from nlu.errors import FormatError
+from nlu.formats.base import ReadReport, ReportBuilder, read_text
+from nlu.utterance import OUTSIDE, Utterance, ValidationMode
+
+DEFAULT_LANGUAGE = "en"
+# A "data" key (a quote inside a JSON string value is always escaped, so this never
+# matches text); used only to give each utterance its line number.
+DATA_KEY = re.compile(r'(?<!\\)"data"\s*:')
+
+
+def read(path: Path, *, language: str | None = None,
+         mode: ValidationMode = "repair") -> ReadReport:
+    text = read_text(path, errors="surrogatepass")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FormatError(f"not JSON: {error.msg}", path=str(path), line=error.lineno) from None
+    if not isinstance(document, dict):
+        raise FormatError('expected {"<Intent>": [{"data": [...]}, ...]}', path=str(path), line=1)
+    data_lines = [text.count("\n", 0, match.start()) + 1 for match in DATA_KEY.finditer(text)]
+    builder = ReportBuilder(path, mode)
+    index = 0
+    for intent, examples in document.items():
+        for example in examples:
+            line = data_lines[index] if index < len(data_lines) else 1
+            index += 1
+            try:
+                chunks = example["data"]
+                tokens, tags = _tokens_and_tags(chunks)
+                utterance_text = _join_surrogates("".join(chunk["text"] for chunk in chunks))
+            except (KeyError, TypeError) as error:
+                raise FormatError(f"expected {{\"data\": [{{\"text\": ...}}, ...]}} ({error!r})",
+                                  path=str(path), line=line) from None
+            builder.add(line, tokens, tags, intent, language or DEFAULT_LANGUAGE,
+                        text=utterance_text)
+    return builder.finish()
+
+
+def _tokens_and_tags(chunks: list[dict]) -> tuple[list[str], list[str]]:
+    tokens: list[str] = []
+    tags: list[str] = []
+    for chunk in chunks:
+        words = [_join_surrogates(word) for word in chunk["text"].split()]
+        entity = chunk.get("entity")
+        tokens.extend(words)
+        tags.extend(OUTSIDE if entity is None else f"{'B' if position == 0 else 'I'}-{entity}"
+                    for position in range(len(words)))
+    return tokens, tags
+
+
+def _join_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16")
+
+
+def write(utterances: Sequence[Utterance], path: Path) -> None:
+    document: dict[str, list[dict]] = {}
+    for utterance in utterances:
+        chunks: list[dict] = []
+        for token, tag in zip(utterance.tokens, utterance.tags):
+            entity = None if tag == OUTSIDE else tag[2:]
+            separator = " " if chunks else ""
+            continues = chunks and not tag.startswith("B-") and chunks[-1].get("entity") == entity
+            if continues:
+                chunks[-1]["text"] += f" {token}"
+            elif entity is None:
+                chunks.append({"text": separator + token})
+            else:
+                if separator:  # the space before an entity belongs to the text around it
+                    chunks.append({"text": separator})
+                chunks.append({"text": token, "entity": entity})
+        document.setdefault(utterance.intent, []).append({"data": chunks})
+    with atomic_open(path) as stream:
+        json.dump(document, stream, ensure_ascii=False, indent=2)
+        stream.write("\n")
