@@ -1,0 +1,196 @@
+"""A trained generator, ready to write new annotated utterances: the product's augmenter.
+
+A saved augmenter is a plain directory (atomic writes)::
+
+    config.json        the GanConfig it was trained with
+    vocab.json         tokens, tags, intents, languages, per-language vocabularies
+    generator.pt       G's weights
+    discriminator.pt   D's weights (for the quality gate's score threshold)
+    info.json          languages, intents, slot types, quality metrics, source label
+
+``generate`` is lazy: it yields batch by batch, so a stream consumer can stop early.
+Given the same saved generator, ``seed`` and ``batch_size`` it yields the same utterances.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from nlu.atomic import save_torch, write_json
+from nlu.utterance import Utterance
+
+from gan.sampling import SamplingConfig
+from gan.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from gan.discriminator import Discriminator
+    from gan.gate import GateConfig, GateReport
+    from gan.generator import Generator
+    from gan.training import GanConfig
+
+MAX_ATTEMPT_FACTOR = 20  # with a gate: give up after generating this many times the request
+
+
+@dataclass
+class GeneratorInfo:
+    languages: list[str]
+    intents: list[str]
+    slot_types: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+    source: str = "gan"  # written into each generated utterance's ``source``
+
+
+class Augmenter:
+    def __init__(self, config: "GanConfig", vocab: Vocabulary, generator: "Generator",
+                 discriminator: "Discriminator", info: GeneratorInfo):
+        self.config = config
+        self.vocab = vocab
+        self.generator = generator.eval()
+        self.discriminator = discriminator.eval()
+        self.info = info
+        self.last_gate_report: "GateReport | None" = None
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, directory: Path | str) -> Path:
+        directory = Path(directory)
+        write_json(directory / "config.json", self.config.to_dict())
+        write_json(directory / "vocab.json", self.vocab.to_dict())
+        save_torch(self.generator.state_dict(), directory / "generator.pt")
+        save_torch(self.discriminator.state_dict(), directory / "discriminator.pt")
+        write_json(directory / "info.json", asdict(self.info))
+        return directory
+
+    @classmethod
+    def from_dir(cls, path: Path | str) -> "Augmenter":
+        import torch
+
+        from gan.training import GanConfig, build_models
+
+        path = Path(path)
+        config = GanConfig.from_dict(json.loads((path / "config.json").read_text()))
+        vocab = Vocabulary.from_dict(json.loads((path / "vocab.json").read_text()))
+        generator, discriminator = build_models(config, vocab, embeddings=None)
+        generator.load_state_dict(torch.load(path / "generator.pt", weights_only=True))
+        discriminator.load_state_dict(torch.load(path / "discriminator.pt", weights_only=True))
+        info = GeneratorInfo(**json.loads((path / "info.json").read_text()))
+        return cls(config, vocab, generator, discriminator, info)
+
+    @classmethod
+    def load(cls, reference: str, tracking_uri: str) -> "Augmenter":
+        """From a run id, ``runs:/<id>/model``, ``name@alias`` or ``models:/name@alias``."""
+        from nlu.tracking import download_model
+
+        return cls.from_dir(download_model(reference, tracking_uri))
+
+    # --- scoring -----------------------------------------------------------------------------
+    def _tensors(self, utterances: Sequence[Utterance]):
+        import torch
+
+        encoded = self.vocab.encode(utterances, self.config.max_length)
+        return [torch.from_numpy(encoded[name]) for name in ("tokens", "tags", "intents", "languages")]
+
+    def discriminator_scores(self, utterances: Sequence[Utterance]) -> np.ndarray:
+        """D's probability that each utterance is real, in [0, 1] (for the quality gate)."""
+        import torch
+
+        if not utterances:
+            return np.zeros(0, dtype=np.float32)
+        with torch.no_grad():
+            logits = self.discriminator.sequence_logits(*self._tensors(utterances))
+        return torch.sigmoid(logits).numpy()
+
+    # --- generation --------------------------------------------------------------------------
+    def plan(self, count: int, *, quotas: dict[str, int] | None = None,
+             language: str | None = None) -> Counter:
+        """How many utterances of each ``(intent, language)`` to write.
+
+        With ``quotas`` (intent -> count) exactly those; otherwise ``count`` split in
+        proportion to the training data (largest remainders), restricted to ``language``.
+        """
+        if language is not None and language not in self.vocab.languages:
+            raise ValueError(f"language: {language!r} is not one of the generator's "
+                             f"{self.vocab.languages}")
+        conditions = self.vocab.conditions()
+        if quotas is not None:
+            plan: Counter = Counter()
+            for intent, wanted in quotas.items():
+                seen = [(c, lang) for i, lang, c in conditions if i == intent]
+                if not seen:
+                    raise ValueError(f"quotas: intent {intent!r} is unknown to this generator")
+                if wanted < 0:
+                    raise ValueError(f"quotas: {intent!r} has a negative count")
+                chosen = language or max(seen)[1]  # else the intent's most frequent language
+                plan[(intent, chosen)] += wanted
+            return plan
+        if language is not None:
+            conditions = [c for c in conditions if c[1] == language]
+        total = sum(c for _, _, c in conditions)
+        shares = [(count * c / total, (intent, lang)) for intent, lang, c in conditions]
+        plan = Counter({key: int(share) for share, key in shares})
+        by_remainder = sorted(shares, key=lambda item: (-(item[0] - int(item[0])), item[1]))
+        for _, key in by_remainder[:count - sum(plan.values())]:
+            plan[key] += 1
+        return +plan
+
+    def generate(self, count: int, *, sampling: SamplingConfig, seed: int,
+                 quotas: dict[str, int] | None = None, language: str | None = None,
+                 gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
+                 batch_size: int = 256) -> Iterator[Utterance]:
+        """Yield ``count`` (or ``sum(quotas)``) new utterances, batch by batch.
+
+        With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
+        the copy check and D's scores); generation continues until each ``(intent, language)``
+        has its share or ``MAX_ATTEMPT_FACTOR`` times the request was generated (then fewer
+        are yielded). The gate's
+        running totals are in ``self.last_gate_report``.
+        """
+        import torch
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        plan = self.plan(count, quotas=quotas, language=language)
+        quality_gate = None
+        if gate is not None:
+            from gan.gate import QualityGate
+
+            quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores)
+            self.last_gate_report = quality_gate.report
+        random = torch.Generator().manual_seed(seed)
+        pending = [key for key, n in sorted(plan.items()) for _ in range(n)]
+        np.random.default_rng(seed).shuffle(pending)
+        pending = deque(pending)
+        budget = MAX_ATTEMPT_FACTOR * len(pending)
+        produced = 0
+        while pending and produced < budget:
+            conditions = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+            batch = self._sample(conditions, sampling, random, start=produced)
+            produced += len(batch)
+            if quality_gate is not None:
+                batch, _ = quality_gate.filter(batch)
+            unfilled = Counter(conditions)
+            for utterance in batch:
+                unfilled[(utterance.intent, utterance.language)] -= 1
+                yield utterance
+            pending.extend(sorted((+unfilled).elements()))  # ask again for what the gate dropped
+
+    def _sample(self, conditions: list[tuple[str, str]], sampling: SamplingConfig,
+                random, start: int) -> list[Utterance]:
+        import torch
+
+        intents = torch.tensor([self.vocab.intent_index[i] for i, _ in conditions])
+        languages = torch.tensor([self.vocab.language_index[lang] for _, lang in conditions])
+        with torch.no_grad():
+            tokens, tags = self.generator.sample(intents, languages, sampling, generator=random)
+        batch = []
+        for row, (intent, language) in enumerate(conditions):
+            words, labels = self.vocab.decode(tokens[row].tolist(), tags[row].tolist())
+            batch.append(Utterance(tuple(words), tuple(labels), intent, language,
+                                   id=f"{self.info.source}-{start + row}",
+                                   source=self.info.source))
+        return batch

@@ -1,0 +1,177 @@
+"""The generator G: an LSTM that writes an annotated utterance one (tag, token) step at a time.
+
+Representation — two heads per step, tag first:
+
+    input_s   = [token embedding(token_{s-1}); tag embedding(tag_{s-1}); intent; language]
+    h_s       = LSTM(input_s, h_{s-1})
+    tag_s     ~ softmax(W_tag h_s)                    masked: IOB2 transitions, intent's slots
+    token_s   ~ softmax(W_tok [h_s; emb(tag_s)])     masked: the language's vocabulary
+
+so ``log p(step s) = log p(tag_s | prefix) + log p(token_s | prefix, tag_s)``. An utterance
+ends with the EOS tag (its token is EOS); after that only PAD is possible. Impossible tags
+(``I-x`` not after ``B-x``/``I-x``, slot types never seen with the intent, EOS as the first
+step, anything but EOS at ``max_length``) get probability 0 in training and sampling alike,
+so every sample is well-formed IOB2 by construction and the policy that is trained is the
+policy that is sampled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan.sampling import SamplingConfig, pick
+from gan.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, Vocabulary
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class Generator(nn.Module):
+    def __init__(self, vocab: Vocabulary, *, embedding_dim: int = 64, tag_dim: int = 16,
+                 condition_dim: int = 16, hidden_dim: int = 128, dropout: float = 0.1,
+                 max_length: int = 30, embeddings: np.ndarray | None = None,
+                 freeze_embeddings: bool = False):
+        super().__init__()
+        self.max_length = max_length
+        self.token_embedding = nn.Embedding(len(vocab.tokens), embedding_dim, padding_idx=PAD_ID)
+        if embeddings is not None:
+            self.token_embedding.weight.data.copy_(torch.as_tensor(embeddings))
+            self.token_embedding.weight.requires_grad_(not freeze_embeddings)
+        self.tag_embedding = nn.Embedding(len(vocab.tags), tag_dim)
+        self.intent_embedding = nn.Embedding(len(vocab.intents), condition_dim)
+        self.language_embedding = nn.Embedding(len(vocab.languages), condition_dim)
+        self.lstm = nn.LSTM(embedding_dim + tag_dim + 2 * condition_dim, hidden_dim,
+                            batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.tag_head = nn.Linear(hidden_dim, len(vocab.tags))
+        self.token_head = nn.Linear(hidden_dim + tag_dim, len(vocab.tokens))
+        self.eos_tag, self.pad_tag, self.bos_tag = (vocab.tag_index[EOS], vocab.tag_index[PAD],
+                                                    vocab.tag_index[BOS])
+        # Masks are derived from the vocabulary, so they are not saved in the state dict.
+        self.register_buffer("transition_mask", torch.from_numpy(vocab.tag_transition_mask()),
+                             persistent=False)
+        self.register_buffer("intent_tag_mask", torch.from_numpy(vocab.intent_tag_mask()),
+                             persistent=False)
+        self.register_buffer("language_token_mask",
+                             torch.from_numpy(vocab.language_token_mask()), persistent=False)
+        end_tags = torch.zeros(len(vocab.tags), dtype=torch.bool)
+        end_tags[[self.eos_tag, self.pad_tag]] = True
+        self.register_buffer("end_tags", end_tags, persistent=False)
+
+    # --- the two heads ---------------------------------------------------------------------
+    def _inputs(self, previous_tokens: torch.Tensor, previous_tags: torch.Tensor,
+                intents: torch.Tensor, languages: torch.Tensor) -> torch.Tensor:
+        """(B, T) previous steps -> (B, T, input size)."""
+        condition = torch.cat([self.intent_embedding(intents), self.language_embedding(languages)],
+                              dim=-1)
+        condition = condition.unsqueeze(1).expand(-1, previous_tokens.size(1), -1)
+        return self.dropout(torch.cat([self.token_embedding(previous_tokens),
+                                       self.tag_embedding(previous_tags), condition], dim=-1))
+
+    def tag_logits(self, hidden: torch.Tensor, previous_tags: torch.Tensor, intents: torch.Tensor,
+                   positions: torch.Tensor) -> torch.Tensor:
+        """Masked tag logits; ``hidden`` (B, [T,] H), the rest (B, [T])."""
+        allowed = self.transition_mask[previous_tags]
+        intent_allowed = self.intent_tag_mask[intents]
+        if allowed.dim() == 3:
+            intent_allowed = intent_allowed.unsqueeze(1)
+        allowed = allowed & intent_allowed
+        at_limit = (positions >= self.max_length).unsqueeze(-1)
+        allowed = torch.where(at_limit, allowed & self.end_tags, allowed)
+        return self.tag_head(hidden).masked_fill(~allowed, float("-inf"))
+
+    def token_logits(self, hidden: torch.Tensor, tags: torch.Tensor,
+                     languages: torch.Tensor) -> torch.Tensor:
+        """Masked token logits given this step's tag: EOS tag -> EOS, PAD -> PAD, else a word
+        of the language."""
+        logits = self.token_head(torch.cat([hidden, self.tag_embedding(tags)], dim=-1))
+        allowed = self.language_token_mask[languages]
+        if tags.dim() == 2:
+            allowed = allowed.unsqueeze(1).expand(-1, tags.size(1), -1)
+        token_ids = torch.arange(allowed.size(-1), device=tags.device)
+        forced = torch.where((tags == self.eos_tag).unsqueeze(-1), token_ids == EOS_ID,
+                             token_ids == PAD_ID)
+        ended = (tags == self.eos_tag) | (tags == self.pad_tag)
+        allowed = torch.where(ended.unsqueeze(-1), forced, allowed)
+        return logits.masked_fill(~allowed, float("-inf"))
+
+    # --- teacher forcing -------------------------------------------------------------------
+    def _shifted(self, tokens: torch.Tensor, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step targets (B, T) -> the inputs that precede them (BOS first)."""
+        bos_tokens = torch.full_like(tokens[:, :1], BOS_ID)
+        bos_tags = torch.full_like(tags[:, :1], self.bos_tag)
+        return (torch.cat([bos_tokens, tokens[:, :-1]], dim=1),
+                torch.cat([bos_tags, tags[:, :-1]], dim=1))
+
+    def step_log_probs(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
+                       languages: torch.Tensor) -> torch.Tensor:
+        """``log p(tag_s, token_s | prefix)`` for every step, (B, T); 0 on padding steps."""
+        previous_tokens, previous_tags = self._shifted(tokens, tags)
+        hidden, _ = self.lstm(self._inputs(previous_tokens, previous_tags, intents, languages))
+        hidden = self.dropout(hidden)
+        positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
+        tag_log_probs = torch.log_softmax(
+            self.tag_logits(hidden, previous_tags, intents, positions), dim=-1)
+        token_log_probs = torch.log_softmax(self.token_logits(hidden, tags, languages), dim=-1)
+        return (tag_log_probs.gather(-1, tags.unsqueeze(-1)).squeeze(-1)
+                + token_log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+
+    def prefix_states(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
+                      languages: torch.Tensor) -> LSTMState:
+        """LSTM state after reading the inputs of steps 0..s, for every s: two (B, T, H).
+
+        ``state[:, s]`` with previous step ``(tokens[:, s], tags[:, s])`` is where sampling
+        resumes after the prefix of steps 0..s. One pass over time serves every prefix.
+        """
+        previous_tokens, previous_tags = self._shifted(tokens, tags)
+        inputs = self._inputs(previous_tokens, previous_tags, intents, languages)
+        hidden_states, cell_states = [], []
+        state = None
+        for step in range(tokens.size(1)):
+            _, state = self.lstm(inputs[:, step:step + 1], state)
+            hidden_states.append(state[0][0])
+            cell_states.append(state[1][0])
+        return torch.stack(hidden_states, dim=1), torch.stack(cell_states, dim=1)
+
+    # --- sampling --------------------------------------------------------------------------
+    def continue_sequences(self, state: LSTMState | None, previous_tokens: torch.Tensor,
+                           previous_tags: torch.Tensor, positions: torch.Tensor,
+                           intents: torch.Tensor, languages: torch.Tensor, steps: int,
+                           config: SamplingConfig, *, uniforms: torch.Tensor | None = None,
+                           generator: torch.Generator | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample up to ``steps`` more steps for each row; returns tokens and tags (R, <=steps).
+
+        ``positions`` (R,) is the index of the next step of each row (rows may differ, which
+        is what lets every prefix of a batch be continued at once). ``uniforms`` (R, steps, 2)
+        fixes the random numbers of the tag and token draws; else ``generator`` is used.
+        Stops early once every row has ended.
+        """
+        tokens_out, tags_out = [], []
+        for step in range(steps):
+            inputs = self._inputs(previous_tokens.unsqueeze(1), previous_tags.unsqueeze(1),
+                                  intents, languages)
+            output, state = self.lstm(inputs, state)
+            hidden = output[:, 0]
+            tag_uniforms = None if uniforms is None else uniforms[:, step, 0]
+            token_uniforms = None if uniforms is None else uniforms[:, step, 1]
+            tags = pick(self.tag_logits(hidden, previous_tags, intents, positions), config,
+                        tag_uniforms, generator)
+            tokens = pick(self.token_logits(hidden, tags, languages), config, token_uniforms,
+                          generator)
+            tokens_out.append(tokens)
+            tags_out.append(tags)
+            previous_tokens, previous_tags, positions = tokens, tags, positions + 1
+            if bool(self.end_tags[tags].all()):
+                break
+        return torch.stack(tokens_out, dim=1), torch.stack(tags_out, dim=1)
+
+    def sample(self, intents: torch.Tensor, languages: torch.Tensor, config: SamplingConfig, *,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole utterances for the given conditions: step tokens and tags (B, T), EOS-ended."""
+        rows = intents.size(0)
+        start = torch.zeros(rows, dtype=torch.long, device=intents.device)
+        return self.continue_sequences(
+            None, start + BOS_ID, start + self.bos_tag, start, intents, languages,
+            self.max_length + 1, config, generator=generator)

@@ -1,0 +1,164 @@
+"""Per-step rewards for the policy-gradient update of G, all in [0, 1] (D's probability of "real").
+
+Every function takes a batch of sampled step sequences ``tokens, tags`` (B, T) with their
+``intents, languages`` (B,) and returns rewards (B, T), 0 on padding steps:
+
+* ``token``    — D's score of the prefix ending at each step (no rollouts);
+* ``sentence`` — D's score of the finished sequence, given to every step;
+* ``rollout``  — SeqGAN: for the prefix ending at step s < last, the mean D score of N
+  completions sampled from a rollout copy of G; the last step gets D's score of the sequence.
+
+``rollout_rewards`` continues *all* prefixes x N rollouts as one batch of B*(T-1)*N rows (one
+pass over time to get every prefix's LSTM state, then one batched sampling loop);
+``rollout_rewards_reference`` is the straightforward per-prefix, per-rollout Python loop, kept
+as the executable specification for the equality test and the speed benchmark.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from gan.discriminator import Discriminator, last_step
+from gan.generator import Generator
+from gan.sampling import UNRESTRICTED
+from gan.vocab import PAD_ID
+
+RewardKind = Literal["token", "rollout", "sentence"]
+REWARD_KINDS = ("token", "rollout", "sentence")
+
+
+def _step_mask(tags: torch.Tensor, discriminator: Discriminator) -> torch.Tensor:
+    return tags != discriminator.pad_tag
+
+
+@torch.no_grad()
+def token_rewards(discriminator: Discriminator, tokens, tags, intents, languages) -> torch.Tensor:
+    scores = torch.sigmoid(discriminator.prefix_logits(tokens, tags, intents, languages))
+    return scores * _step_mask(tags, discriminator)
+
+
+@torch.no_grad()
+def sentence_rewards(discriminator: Discriminator, tokens, tags, intents, languages) -> torch.Tensor:
+    scores = torch.sigmoid(discriminator.sequence_logits(tokens, tags, intents, languages))
+    return scores.unsqueeze(1) * _step_mask(tags, discriminator)
+
+
+def rollout_uniforms(rollouts: int, tokens: torch.Tensor, max_length: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The random numbers of every rollout draw: (N, T-1 prefixes, B, max_length, tag|token)."""
+    batch, steps = tokens.shape
+    return torch.rand(rollouts, steps - 1, batch, max_length, 2, generator=generator,
+                      dtype=torch.get_default_dtype())
+
+
+def _finish(rollout_means: torch.Tensor, discriminator: Discriminator, tokens, tags, intents,
+            languages) -> torch.Tensor:
+    """(B, T-1) rollout means -> (B, T) rewards: means before the last step, D's sequence score
+    at the last step, 0 after it."""
+    last = last_step(tags, discriminator.pad_tag).unsqueeze(1)
+    steps = torch.arange(tokens.size(1), device=tokens.device).unsqueeze(0)
+    whole = torch.sigmoid(discriminator.sequence_logits(tokens, tags, intents, languages))
+    means = torch.cat([rollout_means, torch.zeros_like(rollout_means[:, :1])], dim=1)
+    return torch.where(steps < last, means, torch.where(steps == last, whole.unsqueeze(1),
+                                                        torch.zeros_like(means)))
+
+
+@torch.no_grad()
+def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, tokens, tags,
+                    intents, languages, rollouts: int, *, uniforms: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Monte-Carlo rollout rewards, every prefix x rollout in one batch (see module doc)."""
+    batch, steps = tokens.shape
+    prefixes = steps - 1
+    max_length = rollout_generator.max_length
+    if prefixes == 0:
+        return _finish(tokens.new_zeros((batch, 0), dtype=torch.get_default_dtype()),
+                       discriminator, tokens, tags, intents, languages)
+    if uniforms is None:
+        uniforms = rollout_uniforms(rollouts, tokens, max_length, generator)
+    rows = rollouts * prefixes * batch  # row order: (rollout, prefix, utterance)
+
+    def per_row(per_prefix_and_utterance: torch.Tensor) -> torch.Tensor:
+        """(P, B, ...) -> (R, ...) repeated for each rollout."""
+        expanded = per_prefix_and_utterance.unsqueeze(0).expand(
+            rollouts, *per_prefix_and_utterance.shape)
+        return expanded.reshape(rows, *per_prefix_and_utterance.shape[2:])
+
+    hidden, cell = rollout_generator.prefix_states(tokens, tags, intents, languages)
+    state = (per_row(hidden[:, :prefixes].transpose(0, 1)).unsqueeze(0),
+             per_row(cell[:, :prefixes].transpose(0, 1)).unsqueeze(0))
+    prefix_ends = torch.arange(prefixes, device=tokens.device).unsqueeze(1).expand(-1, batch)
+    row_intents = per_row(intents.unsqueeze(0).expand(prefixes, -1))
+    row_languages = per_row(languages.unsqueeze(0).expand(prefixes, -1))
+    continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
+        state, per_row(tokens[:, :prefixes].T), per_row(tags[:, :prefixes].T),
+        per_row(prefix_ends) + 1, row_intents, row_languages, max_length, UNRESTRICTED,
+        uniforms=uniforms.reshape(rows, max_length, 2))
+
+    # Whole sequences: the prefix (steps 0..s) followed by its continuation.
+    length = max_length + 1
+    positions = torch.arange(length, device=tokens.device).unsqueeze(0)
+    row_prefix_end = per_row(prefix_ends).unsqueeze(1)
+    offset = positions - row_prefix_end - 1
+    in_continuation = (offset >= 0) & (offset < continuation_tokens.size(1))
+    index = offset.clamp(0, continuation_tokens.size(1) - 1)
+
+    def assemble(prefix_values: torch.Tensor, continuation: torch.Tensor, pad: int) -> torch.Tensor:
+        padded = torch.full((batch, length), pad, dtype=prefix_values.dtype,
+                            device=prefix_values.device)
+        padded[:, :steps] = prefix_values
+        from_prefix = per_row(padded.unsqueeze(0).expand(prefixes, -1, -1))
+        from_continuation = torch.where(in_continuation, continuation.gather(1, index),
+                                        torch.full_like(index, pad))
+        return torch.where(positions <= row_prefix_end, from_prefix, from_continuation)
+
+    whole_tokens = assemble(tokens, continuation_tokens, PAD_ID)
+    whole_tags = assemble(tags, continuation_tags, discriminator.pad_tag)
+    scores = torch.sigmoid(discriminator.sequence_logits(whole_tokens, whole_tags, row_intents,
+                                                         row_languages))
+    rollout_means = scores.view(rollouts, prefixes, batch).mean(dim=0).T
+    return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
+
+
+@torch.no_grad()
+def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discriminator, tokens,
+                              tags, intents, languages, rollouts: int, *,
+                              uniforms: torch.Tensor | None = None,
+                              generator: torch.Generator | None = None) -> torch.Tensor:
+    """The same rewards, one prefix and one rollout at a time (SeqGAN's original loop)."""
+    batch, steps = tokens.shape
+    max_length = rollout_generator.max_length
+    if uniforms is None:
+        uniforms = rollout_uniforms(rollouts, tokens, max_length, generator)
+    rollout_means = torch.zeros(batch, steps - 1, dtype=torch.get_default_dtype())
+    for prefix_end in range(steps - 1):
+        prefix_tokens = tokens[:, :prefix_end + 1]
+        prefix_tags = tags[:, :prefix_end + 1]
+        for rollout in range(rollouts):
+            hidden, cell = rollout_generator.prefix_states(prefix_tokens, prefix_tags, intents,
+                                                           languages)
+            state = (hidden[:, -1].unsqueeze(0).contiguous(), cell[:, -1].unsqueeze(0).contiguous())
+            positions = torch.full((batch,), prefix_end + 1, dtype=torch.long)
+            continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
+                state, prefix_tokens[:, -1], prefix_tags[:, -1], positions, intents, languages,
+                max_length, UNRESTRICTED, uniforms=uniforms[rollout, prefix_end])
+            whole_tokens = torch.cat([prefix_tokens, continuation_tokens], dim=1)
+            whole_tags = torch.cat([prefix_tags, continuation_tags], dim=1)
+            scores = torch.sigmoid(discriminator.sequence_logits(whole_tokens, whole_tags,
+                                                                 intents, languages))
+            rollout_means[:, prefix_end] += scores / rollouts
+    return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
+
+
+def compute_rewards(kind: RewardKind, rollout_generator: Generator, discriminator: Discriminator,
+                    tokens, tags, intents, languages, rollouts: int = 8) -> torch.Tensor:
+    if kind == "token":
+        return token_rewards(discriminator, tokens, tags, intents, languages)
+    if kind == "sentence":
+        return sentence_rewards(discriminator, tokens, tags, intents, languages)
+    if kind == "rollout":
+        return rollout_rewards(rollout_generator, discriminator, tokens, tags, intents, languages,
+                               rollouts)
+    raise ValueError(f"reward: {kind!r} is not one of {', '.join(REWARD_KINDS)}")

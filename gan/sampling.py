@@ -1,0 +1,78 @@
+"""Decoding strategies (greedy, temperature, top-k, nucleus) and a fast categorical sampler.
+
+All strategies reduce to: reshape the (already masked) logits, then draw one index per row.
+The draw is inverse-CDF sampling — a cumulative sum, one uniform number per row and
+``torch.searchsorted`` — which on this CPU build is about 10x faster than
+``torch.multinomial`` (see DEPENDENCIES.md) and, because it consumes exactly one uniform per
+row, lets a test feed the same random numbers to two implementations and compare them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+SamplingMethod = Literal["greedy", "temperature", "top-k", "top-p"]
+METHODS = ("greedy", "temperature", "top-k", "top-p")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to pick each tag and token. ``temperature`` applies to every method but greedy."""
+
+    method: SamplingMethod = "top-p"
+    temperature: float = 1.0
+    top_k: int = 0  # only for "top-k": keep the k most likely entries
+    top_p: float = 0.9  # only for "top-p": keep the smallest set holding this probability mass
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature: must be > 0, got {self.temperature}")
+        if self.method == "top-k" and self.top_k < 1:
+            raise ValueError(f"top_k: must be >= 1 for top-k sampling, got {self.top_k}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k: must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p: must be in (0, 1], got {self.top_p}")
+
+
+UNRESTRICTED = SamplingConfig(method="temperature", temperature=1.0)  # sampling from the policy
+
+
+def inverse_cdf_sample(probabilities: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """One index per row of ``probabilities`` (rows need not sum to 1; zeros are never
+    picked), using ``uniforms`` in [0, 1) of shape ``probabilities.shape[:-1]``."""
+    cumulative = probabilities.cumsum(dim=-1)
+    total = cumulative[..., -1:]
+    # Strictly below the total, so that a row always lands on an entry with mass.
+    target = torch.minimum(uniforms.unsqueeze(-1) * total,
+                           torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cumulative, target, right=True).squeeze(-1)
+
+
+def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | None = None,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Choose one index per row of masked ``logits`` (``-inf`` = impossible) by ``config``.
+
+    Random numbers come from ``uniforms`` if given, else from ``generator`` (seeded runs).
+    """
+    if config.method == "greedy":
+        return logits.argmax(dim=-1)
+    if uniforms is None:
+        uniforms = torch.rand(logits.shape[:-1], generator=generator, dtype=logits.dtype,
+                              device=logits.device)
+    logits = logits / config.temperature
+    if config.method == "top-k" and config.top_k < logits.size(-1):
+        kth_best = logits.topk(config.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if config.method == "top-p":
+        ordered_logits, order = logits.sort(dim=-1, descending=True)
+        ordered = torch.softmax(ordered_logits, dim=-1)
+        mass_before = ordered.cumsum(dim=-1) - ordered
+        ordered = ordered.masked_fill(mass_before >= config.top_p, 0.0)  # the top entry stays
+        return order.gather(-1, inverse_cdf_sample(ordered, uniforms).unsqueeze(-1)).squeeze(-1)
+    return inverse_cdf_sample(torch.softmax(logits, dim=-1), uniforms)

@@ -1,0 +1,269 @@
+"""Train a generator/discriminator pair on real annotated utterances: ``train_gan``.
+
+``adversarial_steps=0`` gives the MLE-only generator (the strongest known rival of text
+GANs); otherwise G is fine-tuned adversarially with the ``token``, ``rollout`` or
+``sentence`` reward. Checkpoints go to ``run_dir/checkpoints`` (``last.ckpt`` every
+``steps_per_checkpoint`` steps); ``resume=True`` continues from it. With a tracking URI the run
+is logged to MLflow: params + config YAML, per-step losses and mean rewards, sample
+utterances, quality metrics, and the generator directory as the ``model/`` artifact
+(registered as ``registered_name@alias`` when configured).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from nlu.atomic import atomic_open
+from nlu.utterance import Utterance
+
+from gan.sampling import SamplingConfig
+from gan.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from gan.augment import Augmenter
+    from gan.discriminator import Discriminator
+    from gan.generator import Generator
+
+log = logging.getLogger(__name__)
+
+REWARDS = ("token", "rollout", "sentence")
+BASELINES = ("ema", "batch", "none")
+
+
+@dataclass
+class GanConfig:
+    # model sizes
+    embedding_dim: int = 64  # replaced by the pretrained vectors' size when embeddings are given
+    tag_dim: int = 16
+    condition_dim: int = 16
+    hidden_dim: int = 128
+    d_hidden_dim: int = 64
+    dropout: float = 0.1
+    max_length: int = 30  # longer training utterances are cut; samples have at most this many tokens
+    embeddings: str | None = None  # None | "<file>.vec" | "nlu:<TrainedNlu dir>" | "nlu" (nlu_model)
+    freeze_embeddings: bool = False
+    # schedule
+    batch_size: int = 64
+    mle_epochs: int = 30
+    d_pretrain_steps: int = 100
+    adversarial_steps: int = 100  # 0 = the MLE-only baseline
+    g_steps: int = 1
+    d_steps: int = 1
+    reward: str = "rollout"
+    rollout_n: int = 8
+    rollout_update_rate: float = 0.8  # rollout copy <- rate * copy + (1 - rate) * G
+    g_lr: float = 1e-2
+    adversarial_lr: float = 1e-4
+    d_lr: float = 1e-3
+    baseline: str = "ema"
+    baseline_decay: float = 0.9
+    clip: float = 5.0
+    d_mislabeled_negatives: bool = True
+    seed: int = 0
+    steps_per_checkpoint: int = 50
+    # reporting
+    eval_samples: int = 500  # generated (top-p 0.9) after training for the quality metrics
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+    experiment: str = "gan"
+    run_name: str | None = None
+    registered_name: str | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        positive = ("embedding_dim", "tag_dim", "condition_dim", "hidden_dim", "d_hidden_dim",
+                    "max_length", "batch_size", "rollout_n", "g_steps", "steps_per_checkpoint",
+                    "log_every_n_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("mle_epochs", "d_pretrain_steps", "adversarial_steps", "d_steps",
+                     "eval_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("g_lr", "adversarial_lr", "d_lr", "clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for name in ("dropout", "rollout_update_rate", "baseline_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward: {self.reward!r} is not one of {', '.join(REWARDS)}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline: {self.baseline!r} is not one of {', '.join(BASELINES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GanConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not a GanConfig field")
+        return cls(**data)
+
+
+def load_embeddings(config: GanConfig, vocab: Vocabulary, nlu_model=None) -> "np.ndarray | None":
+    """The initial token embedding matrix, or None for a random one."""
+    from nlu.embeddings import embedding_matrix, read_vec
+
+    if config.embeddings is None:
+        return None
+    if config.embeddings == "nlu" or config.embeddings.startswith("nlu:"):
+        if config.embeddings != "nlu":
+            from nlu.training import TrainedNlu
+
+            nlu_model = TrainedNlu.load(config.embeddings[len("nlu:"):])
+        if nlu_model is None:
+            raise ValueError("embeddings: 'nlu' needs the nlu_model argument")
+        vectors = nlu_model.word_vectors(vocab.tokens[4:])  # the words, not the specials
+        dim = len(next(iter(vectors.values())))
+    else:
+        vectors, dim = read_vec(config.embeddings, keep=set(vocab.tokens))
+    matrix, found = embedding_matrix(vocab.tokens, vectors, dim, seed=config.seed)
+    log.info("embeddings: %d of %d words found in %s", found, len(vocab.tokens), config.embeddings)
+    return matrix
+
+
+def build_models(config: GanConfig, vocab: Vocabulary, embeddings: "np.ndarray | None"
+                 ) -> tuple["Generator", "Discriminator"]:
+    from gan.discriminator import Discriminator
+    from gan.generator import Generator
+
+    embedding_dim = embeddings.shape[1] if embeddings is not None else config.embedding_dim
+    generator = Generator(vocab, embedding_dim=embedding_dim, tag_dim=config.tag_dim,
+                          condition_dim=config.condition_dim, hidden_dim=config.hidden_dim,
+                          dropout=config.dropout, max_length=config.max_length,
+                          embeddings=embeddings, freeze_embeddings=config.freeze_embeddings)
+    discriminator = Discriminator(vocab, embedding_dim=embedding_dim, tag_dim=config.tag_dim,
+                                  condition_dim=config.condition_dim,
+                                  hidden_dim=config.d_hidden_dim, dropout=config.dropout,
+                                  embeddings=embeddings)
+    return generator, discriminator
+
+
+def _write_samples(samples: Sequence[Utterance], path: Path) -> None:
+    """Samples as jsonl (``Utterance.to_dict`` per line)."""
+    with atomic_open(path) as stream:
+        for utterance in samples:
+            stream.write(json.dumps(utterance.to_dict(), ensure_ascii=False) + "\n")
+
+
+def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | str,
+              tracking_uri: str | None = None, resume: bool = False, nlu_model=None,
+              heldout: Sequence[Utterance] | None = None) -> "Augmenter":
+    """Train G and D on ``train``; return the augmenter (also saved in ``run_dir/generator``).
+
+    ``heldout`` (real utterances not trained on) are the BLEU references of the quality
+    metrics; without them the metrics that need no references are still computed.
+    ``nlu_model`` provides the embeddings when ``config.embeddings == "nlu"``.
+    """
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+
+    from gan.augment import Augmenter, GeneratorInfo
+    from gan.module import GanModule
+
+    if not train:
+        raise ValueError("train: no utterances")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    vocab = Vocabulary.build(train)
+    generator, discriminator = build_models(config, vocab, load_embeddings(config, vocab, nlu_model))
+    batches_per_epoch = math.ceil(len(train) / config.batch_size)
+    module = GanModule(generator, discriminator, config, mle_steps=config.mle_epochs * batches_per_epoch)
+
+    encoded = vocab.encode(train, config.max_length)
+    dataset = TensorDataset(*(torch.from_numpy(encoded[name])
+                              for name in ("tokens", "tags", "intents", "languages")))
+    # One "epoch" = steps_per_checkpoint batches drawn with replacement; the phases are
+    # counted in steps by the module, and a checkpoint is written at every epoch end.
+    sampler = RandomSampler(dataset, replacement=True,
+                            num_samples=config.steps_per_checkpoint * config.batch_size,
+                            generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler)
+    epochs = max(1, math.ceil(module.total_steps / config.steps_per_checkpoint))
+
+    checkpoint_dir = run_dir / "checkpoints"
+    last_checkpoint = checkpoint_dir / "last.ckpt"
+    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+                                 every_n_epochs=1)
+    run_id_file = run_dir / "mlflow_run_id"
+
+    run = None
+    logger: Any = False
+    if tracking_uri is not None:
+        from pytorch_lightning.loggers import MLFlowLogger
+
+        from nlu.tracking import log_config, start_run
+
+        previous_run = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
+        run = start_run(config.experiment, tracking_uri, run_name=config.run_name,
+                        run_id=previous_run, tags={"kind": "gan", "reward": config.reward})
+        with atomic_open(run_id_file) as stream:
+            stream.write(run.info.run_id)
+        if previous_run is None:
+            log_config({**config.to_dict(), "train_utterances": len(train),
+                        "vocabulary": len(vocab.tokens), "tags": len(vocab.tags),
+                        "intents": len(vocab.intents) - 1})
+        logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run.info.run_id)
+    try:
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger,
+                             callbacks=[checkpoint], enable_progress_bar=config.progress_bar,
+                             enable_model_summary=False, log_every_n_steps=config.log_every_n_steps,
+                             num_sanity_val_steps=0, default_root_dir=str(run_dir))
+        trainer.fit(module, loader,
+                    ckpt_path=str(last_checkpoint) if resume and last_checkpoint.exists() else None)
+
+        source = f"gan:{run.info.run_id}" if run is not None else f"gan:{run_dir.name}"
+        info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
+                             slot_types=vocab.slot_types, source=source)
+        augmenter = Augmenter(config, vocab, module.generator, module.discriminator, info)
+        samples: list[Utterance] = []
+        if config.eval_samples:
+            from gan.quality import quality_metrics
+
+            samples = list(augmenter.generate(config.eval_samples, sampling=SamplingConfig(),
+                                              seed=config.seed))
+            metrics = quality_metrics(samples, heldout or [], train)
+            augmenter.info.metrics = {name: float(value) for name, value in metrics.items()}
+            _write_samples(samples, run_dir / "samples.jsonl")
+        model_dir = augmenter.save(run_dir / "generator")
+        if run is not None:
+            _log_outcome(augmenter, samples, run_dir, model_dir, config)
+    finally:
+        if run is not None:
+            import mlflow
+
+            mlflow.end_run()
+    return augmenter
+
+
+def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path,
+                 model_dir: Path, config: GanConfig) -> None:
+    import mlflow
+
+    from nlu.tracking import log_model_dir
+
+    # Names with "/" (per-intent slot coverage) are valid MLflow metric keys.
+    mlflow.log_metrics({f"quality/{name}": value for name, value in augmenter.info.metrics.items()})
+    if samples:
+        mlflow.log_artifact(str(run_dir / "samples.jsonl"), artifact_path="samples")
+        readable = "\n".join(f"{u.intent}\t" + " ".join(f"{word}/{tag}" for word, tag
+                                                        in zip(u.tokens, u.tags))
+                             for u in samples)
+        mlflow.log_text(readable + "\n", "samples/samples.txt")
+    reference = log_model_dir(model_dir, registered_name=config.registered_name, alias=config.alias)
+    mlflow.set_tag("model_reference", reference)
