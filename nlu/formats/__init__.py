@@ -85,6 +85,17 @@ def detect_format(path: Path | str) -> str:
                       path=str(path))
 
 
+def output_format(path: Path | str) -> str:
+    """The format an output path's name asks for (``.jsonl`` -> ``jsonl``...); else ``FormatError``."""
+    suffix = Path(path).suffix
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix]
+    raise FormatError(f"cannot tell the output format from the name; pass one of "
+                      f"{sorted(FORMATS)}", path=str(path))
+
+
 def _format(name: str) -> Format:
     try:
         return FORMATS[name]
@@ -95,6 +106,8 @@ def _format(name: str) -> Format:
 def read_report(path: Path | str, fmt: str | None = None, *, language: str | None = None,
                 mode: ValidationMode = "repair") -> ReadReport:
     """Read ``path`` (format ``fmt`` or detected) into utterances, repairs and warnings."""
+    if not Path(path).exists():
+        raise FormatError("no such file or folder", path=str(path))
     return _format(fmt or detect_format(path)).read(Path(path), language=language, mode=mode)
 
 
@@ -109,5 +122,5 @@ def write_utterances(utterances: Sequence[Utterance], path: Path | str, fmt: str
     _format(fmt).write(list(utterances), Path(path))
 
 
-__all__ = ["FORMATS", "Format", "ReadReport", "detect_format", "read_report", "read_utterances",
-           "write_utterances"]
+__all__ = ["FORMATS", "Format", "ReadReport", "detect_format", "output_format", "read_report",
+           "read_utterances", "write_utterances"]

@@ -9,6 +9,8 @@ comma-separated, empty when none; 3. the untokenised text; 4. locale (``es_XX`` 
 5. JSON ``{"tokenizations": [{"tokens": [...], "tokenSpans": [{"start", "length"}...]}]}``.
 
 Tokens are those of column 5 (Facebook's tokenizer, lower-cased); ``text`` keeps column 3.
+Token offsets are character offsets, except on 406 Spanish lines where they are UTF-8 byte
+offsets; the reader detects and converts those (a repair; strict mode raises ``FormatError``).
 A character span becomes the tokens it overlaps. Whitespace at either end of a span is not
 counted as a misalignment. Offsets outside the text are clamped to it and reported
 (``es/test-es.tsv:387`` has ``-2:30``). A span that still does not start and end on token
@@ -26,6 +28,7 @@ language; ``text`` becomes the space-joined tokens.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -50,6 +53,7 @@ def read(path: Path, *, language: str | None = None,
                               path=str(path), line=number)
         intent, slots, text, locale, tokenization = columns
         tokens, token_spans = _tokenization(tokenization, path, number)
+        token_spans = _character_offsets(text, tokens, token_spans, builder, number)
         spans = _token_spans(slots, text, token_spans, builder, number)
         builder.add(number, tokens, spans_to_tags(len(tokens), spans), intent,
                     language or locale.split("_", 1)[0], text=text)
@@ -69,6 +73,34 @@ def _tokenization(column: str, path: Path, line: int) -> tuple[list[str], list[t
         raise FormatError(f"{len(tokens)} tokens but {len(offsets)} token spans", path=str(path),
                           line=line, field="tokenization")
     return tokens, offsets
+
+
+def _character_offsets(text: str, tokens: list[str], offsets: list[tuple[int, int]],
+                       builder: ReportBuilder, line: int) -> list[tuple[int, int]]:
+    """Token offsets in characters of ``text``.
+
+    They are character offsets on most lines, but UTF-8 byte offsets on 406 Spanish lines
+    (e.g. es/test-es.tsv:1, where "mañana" has length 7); those are converted and reported.
+    """
+    if _offsets_match(text, tokens, offsets):
+        return offsets
+    encoded = text.encode("utf-8")
+    converted = [(len(encoded[:start].decode("utf-8", "ignore")),
+                  len(encoded[:end].decode("utf-8", "ignore"))) for start, end in offsets]
+    if not _offsets_match(text, tokens, converted):
+        raise FormatError("token offsets match the tokens neither as characters nor as UTF-8 "
+                          "bytes", path=builder.path, line=line, field="tokenization")
+    message = "token offsets are UTF-8 byte offsets; converted to character offsets"
+    if builder.mode == "strict":
+        raise FormatError(message, path=builder.path, line=line, field="tokenization")
+    builder.repaired(line, message)
+    return converted
+
+
+def _offsets_match(text: str, tokens: list[str], offsets: list[tuple[int, int]]) -> bool:
+    # Tokens are lower-cased and NFKD-normalised (Thai "ำ" becomes "ํา"); compare likewise.
+    return all(unicodedata.normalize("NFKD", text[start:end].lower())
+               == unicodedata.normalize("NFKD", token) for token, (start, end) in zip(tokens, offsets))
 
 
 def _token_spans(slots: str, text: str, token_offsets: list[tuple[int, int]],
