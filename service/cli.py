@@ -16,6 +16,12 @@ from nlu.errors import NluDataError
 # subcommand -> (module under service.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "inspect, validate, convert and sample annotated data"),
+    "train": ("train", "train, evaluate and track a \"bootstrap a new language\" job"),
+    "serve": ("serve", "run the gRPC augmentation and training services"),
+    "experiment": ("experiment", "run a study: every arm x task x seed as an MLflow run"),
+    "compare": ("compare", "build a study's comparison tables and plots from MLflow"),
+    "gan": ("gan", "train a sequential GAN generator of annotated utterances"),
+    "augment": ("augment", "write new annotated utterances with a trained generator"),
 }
 
 

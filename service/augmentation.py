@@ -1,0 +1,308 @@
+"""AugmentationService: stream synthetic annotated utterances from registered generators.
+
+Generators are found in the MLflow model registry only: a request names ``name@alias`` or
+the run id that logged the generator, never a path or URI. Loaded generators are cached
+(LRU by run id); alias look-ups are cached for a few seconds so that moving an alias takes
+effect quickly without a registry query per call.
+
+``Augment`` pulls utterances from the engine's lazy iterator one batch at a time and checks,
+before each utterance it sends, that the client is still there and the deadline has not
+passed, so a cancelled or expired call stops generating.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import grpc
+
+from service.client import SEED_METADATA_KEY, utterance_to_message
+from service.generated.nlu_bootstrap.v1 import augmentation_pb2, augmentation_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# A registered model "name@alias" or a run id: names and aliases are plain identifiers, so no
+# path, URI scheme or traversal ever reaches MLflow.
+_REGISTERED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}@[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_METHODS = {augmentation_pb2.SAMPLING_METHOD_GREEDY: "greedy",
+            augmentation_pb2.SAMPLING_METHOD_TEMPERATURE: "temperature",
+            augmentation_pb2.SAMPLING_METHOD_TOP_K: "top-k",
+            augmentation_pb2.SAMPLING_METHOD_TOP_P: "top-p"}
+GENERATOR_TAG = "nlu_bootstrap.generator"  # run tag GAN training sets on generator runs
+
+
+class RequestError(Exception):
+    """A request the server refuses: a gRPC status code and a message naming the field."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def check_reference(reference: str, field: str = "generator") -> str:
+    if _REGISTERED.match(reference) or _RUN_ID.match(reference):
+        return reference
+    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"{field}: {reference!r} is neither a registered 'name@alias' nor a run id")
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    name: str
+    alias_versions: dict[str, str]
+    latest_version: str
+    latest_run_id: str
+
+
+class GeneratorStore:
+    """The registered generators of one MLflow store, and a cache of loaded ones."""
+
+    ALIAS_TTL_SECONDS = 10.0
+
+    def __init__(self, tracking_uri: str, *, cache_size: int = 4):
+        self.tracking_uri = tracking_uri
+        self.cache_size = cache_size
+        self.ready = threading.Event()
+        self._entries: list[GeneratorEntry] = []
+        self._loaded: OrderedDict[str, object] = OrderedDict()  # run id -> Augmenter
+        self._aliases: dict[str, tuple[float, str]] = {}  # name@alias -> (expiry, run id)
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()  # one model load at a time: they are CPU-bound
+
+    def load(self) -> None:
+        """Read the registry and preload the generators aliases point at (up to the cache)."""
+        self._entries = self._read_registry()
+        for entry in self._entries:
+            for alias in entry.alias_versions:
+                if len(self._loaded) < self.cache_size:
+                    self.get(f"{entry.name}@{alias}")
+        self.ready.set()
+
+    def generators(self) -> list[GeneratorEntry]:
+        return list(self._entries)
+
+    def _read_registry(self) -> list[GeneratorEntry]:
+        from nlu.tracking import client
+
+        mlflow_client = client(self.tracking_uri)
+        entries = []
+        for model in mlflow_client.search_registered_models():
+            versions = mlflow_client.search_model_versions(f"name = '{model.name}'")
+            if not versions:
+                continue
+            latest = max(versions, key=lambda version: int(version.version))
+            if GENERATOR_TAG not in mlflow_client.get_run(latest.run_id).data.tags:
+                continue  # an NLU model, not a generator
+            entries.append(GeneratorEntry(model.name, dict(model.aliases or {}),
+                                          str(latest.version), latest.run_id))
+        return sorted(entries, key=lambda entry: entry.name)
+
+    def run_id(self, reference: str) -> str:
+        """The run a checked reference points at (raises ModelNotFoundError)."""
+        from nlu.tracking import model_run_id
+
+        if _RUN_ID.match(reference):
+            return reference
+        now = time.monotonic()
+        with self._lock:
+            cached = self._aliases.get(reference)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        run_id = model_run_id(reference, self.tracking_uri)
+        with self._lock:
+            self._aliases[reference] = (now + self.ALIAS_TTL_SECONDS, run_id)
+        return run_id
+
+    def get(self, reference: str):
+        """``(run id, Augmenter)`` for a checked reference, loading it on first use."""
+        run_id = self.run_id(reference)
+        with self._lock:
+            if run_id in self._loaded:
+                self._loaded.move_to_end(run_id)
+                return run_id, self._loaded[run_id]
+        with self._load_lock:
+            with self._lock:
+                if run_id in self._loaded:
+                    return run_id, self._loaded[run_id]
+            from gan.augment import Augmenter
+
+            augmenter = Augmenter.load(run_id, self.tracking_uri)
+            with self._lock:
+                self._loaded[run_id] = augmenter
+                while len(self._loaded) > self.cache_size:
+                    self._loaded.popitem(last=False)
+        return run_id, augmenter
+
+
+@dataclass
+class StreamCounters:
+    """What happened to ``Augment`` streams (read by tests and the load benchmark)."""
+
+    started: int = 0
+    completed: int = 0
+    stopped_early: int = 0  # client cancelled, deadline passed or server shutting down
+    utterances_sent: int = 0
+
+
+class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
+    def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
+                 max_streams: int = 32, batch_size: int = 128):
+        self.generators = generators
+        self.max_count = max_count
+        self.max_streams = max_streams
+        self.batch_size = batch_size
+        self.counters = StreamCounters()
+        self._streams = threading.BoundedSemaphore(max_streams)
+        self._counters_lock = threading.Lock()
+
+    def Augment(self, request, context):
+        try:
+            self._require_ready()
+            if request.count < 1:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"count: must be >= 1, got {request.count}")
+            if request.count > self.max_count:
+                raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                   f"count: {request.count} is over this server's limit of "
+                                   f"{self.max_count} per call")
+            reference = check_reference(request.generator)
+            sampling = sampling_config(request.sampling)
+            gate = gate_config(request.gate)
+            _, augmenter = self._generator(reference)
+            quotas = check_quotas(request, augmenter.info)
+            language = check_language(request.language, augmenter.info)
+        except RequestError as error:
+            context.abort(error.code, str(error))
+        if not self._streams.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{self.max_streams} Augment streams already running; retry later")
+        try:
+            seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
+            yield from self._stream(context, augmenter.generate(
+                request.count, sampling=sampling, seed=seed, quotas=quotas, language=language,
+                gate=gate, batch_size=min(request.count, self.batch_size)))
+        finally:
+            self._streams.release()
+
+    def _stream(self, context, utterances):
+        with self._counters_lock:
+            self.counters.started += 1
+        sent = 0
+        try:
+            for utterance in utterances:
+                remaining = context.time_remaining()
+                if not context.is_active() or (remaining is not None and remaining <= 0):
+                    break
+                yield augmentation_pb2.AugmentResponse(utterance=utterance_to_message(utterance))
+                sent += 1
+            else:
+                with self._counters_lock:
+                    self.counters.completed += 1
+                return
+            with self._counters_lock:
+                self.counters.stopped_early += 1
+        finally:
+            utterances.close()  # stop the engine's generator now, not at garbage collection
+            with self._counters_lock:
+                self.counters.utterances_sent += sent
+
+    def ListGenerators(self, request, context):
+        try:
+            self._require_ready()
+        except RequestError as error:
+            context.abort(error.code, str(error))
+        return augmentation_pb2.ListGeneratorsResponse(generators=[
+            augmentation_pb2.Generator(name=entry.name, alias_versions=entry.alias_versions,
+                                       latest_version=entry.latest_version,
+                                       latest_run_id=entry.latest_run_id)
+            for entry in self.generators.generators()])
+
+    def DescribeGenerator(self, request, context):
+        try:
+            self._require_ready()
+            run_id, augmenter = self._generator(check_reference(request.generator))
+        except RequestError as error:
+            context.abort(error.code, str(error))
+        info = augmenter.info
+        return augmentation_pb2.DescribeGeneratorResponse(
+            generator=request.generator, run_id=run_id, languages=sorted(info.languages),
+            intents=sorted(info.intents), slot_types=sorted(info.slot_types),
+            metrics={name: float(value) for name, value in info.metrics.items()})
+
+    def _require_ready(self) -> None:
+        if not self.generators.ready.is_set():
+            raise RequestError(grpc.StatusCode.UNAVAILABLE,
+                               "the generator registry is still loading; retry shortly")
+
+    def _generator(self, reference: str):
+        from nlu.tracking import ModelNotFoundError
+
+        try:
+            return self.generators.get(reference)
+        except ModelNotFoundError as error:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"generator: {error}") from None
+
+
+def sampling_config(options: augmentation_pb2.SamplingOptions):
+    """The engine's ``SamplingConfig`` for wire options; unset fields keep its defaults."""
+    from gan.sampling import SamplingConfig
+
+    values = {name: getattr(options, name) for name in ("temperature", "top_k", "top_p")
+              if options.HasField(name)}
+    if options.method != augmentation_pb2.SAMPLING_METHOD_UNSPECIFIED:
+        if options.method not in _METHODS:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"sampling.method: unknown value {options.method}")
+        values["method"] = _METHODS[options.method]
+    try:
+        return SamplingConfig(**values)
+    except ValueError as error:  # the engine's message starts with the field name
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"sampling.{error}") from None
+
+
+def gate_config(options: augmentation_pb2.GateOptions):
+    from gan.gate import GateConfig
+
+    values = {name: getattr(options, name)
+              for name in ("drop_train_copies", "deduplicate", "min_discriminator_score")
+              if options.HasField(name)}
+    try:
+        return GateConfig(**values)
+    except ValueError as error:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate: {error}") from None
+
+
+def check_quotas(request, info) -> dict[str, int] | None:
+    quotas = dict(request.intent_quotas)
+    if not quotas:
+        return None
+    for intent, quota in quotas.items():
+        if intent not in info.intents:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"intent_quotas: the generator knows no intent {intent!r}")
+        if quota < 0:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"intent_quotas[{intent}]: must be >= 0, got {quota}")
+    if sum(quotas.values()) > request.count:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"intent_quotas: they add up to {sum(quotas.values())}, "
+                           f"more than count {request.count}")
+    return quotas
+
+
+def check_language(language: str, info) -> str | None:
+    if not language:
+        return None
+    if language not in info.languages:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"language: the generator knows no language {language!r} "
+                           f"(it knows {', '.join(sorted(info.languages))})")
+    return language

@@ -1,0 +1,170 @@
+"""Python client for the nlu-bootstrap gRPC services, and the Utterance <-> wire conversions.
+
+    with connect("localhost:50051", token="...") as channel:
+        for utterance in augment(channel, "snips-gan@champion", 100, seed=1):
+            ...
+
+Every call carries the bearer token (if any) as ``authorization: Bearer <token>`` metadata.
+Failed calls raise ``grpc.RpcError`` with the server's status code and message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import grpc
+
+from nlu.utterance import Utterance
+from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
+                                                training_pb2, training_pb2_grpc, utterance_pb2)
+
+SAMPLING_METHODS = {"greedy": augmentation_pb2.SAMPLING_METHOD_GREEDY,
+                    "temperature": augmentation_pb2.SAMPLING_METHOD_TEMPERATURE,
+                    "top-k": augmentation_pb2.SAMPLING_METHOD_TOP_K,
+                    "top-p": augmentation_pb2.SAMPLING_METHOD_TOP_P}
+SEED_METADATA_KEY = "nlu-bootstrap-seed"
+UPLOAD_CHUNK = 500  # utterances per upload message: far below the default 4 MiB message limit
+
+
+def utterance_to_message(utterance: Utterance) -> utterance_pb2.AnnotatedUtterance:
+    return utterance_pb2.AnnotatedUtterance(
+        tokens=utterance.tokens, tags=utterance.tags, intent=utterance.intent,
+        language=utterance.language, id=utterance.id or "")
+
+
+def message_to_utterance(message: utterance_pb2.AnnotatedUtterance, *,
+                         source: str | None = None) -> Utterance:
+    """Validate a wire utterance into an ``Utterance`` (raises ``NluDataError`` if malformed)."""
+    return Utterance(tuple(message.tokens), tuple(message.tags), message.intent,
+                     message.language, id=message.id or None, source=source)
+
+
+def connect(target: str, *, token: str | None = None, tls_ca: Path | str | None = None,
+            max_message_bytes: int = 4 * 1024 * 1024) -> grpc.Channel:
+    """A channel to ``target`` (``host:port``); TLS when ``tls_ca`` (a PEM file) is given."""
+    options = [("grpc.max_receive_message_length", max_message_bytes),
+               ("grpc.max_send_message_length", max_message_bytes)]
+    if tls_ca is None:
+        channel = grpc.insecure_channel(target, options=options)
+    else:
+        credentials = grpc.ssl_channel_credentials(Path(tls_ca).read_bytes())
+        channel = grpc.secure_channel(target, credentials, options=options)
+    if token:
+        channel = grpc.intercept_channel(channel, _BearerToken(token))
+    return channel
+
+
+def sampling_options(method: str = "temperature", *, temperature: float | None = None,
+                     top_k: int | None = None, top_p: float | None = None):
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f"sampling method must be one of {sorted(SAMPLING_METHODS)}, got {method!r}")
+    optional = {name: value for name, value in
+                (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
+                if value is not None}
+    return augmentation_pb2.SamplingOptions(method=SAMPLING_METHODS[method], **optional)
+
+
+def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,
+                    quotas: dict[str, int] | None = None, language: str = "",
+                    drop_train_copies: bool | None = None, deduplicate: bool | None = None,
+                    min_discriminator_score: float | None = None):
+    gate = {name: value for name, value in
+            (("drop_train_copies", drop_train_copies), ("deduplicate", deduplicate),
+             ("min_discriminator_score", min_discriminator_score)) if value is not None}
+    return augmentation_pb2.AugmentRequest(
+        generator=generator, count=count, sampling=sampling or sampling_options(),
+        intent_quotas=quotas or {}, language=language,
+        gate=augmentation_pb2.GateOptions(**gate), **({} if seed is None else {"seed": seed}))
+
+
+def augment(channel: grpc.Channel, generator: str, count: int, *, timeout: float | None = None,
+            **options) -> Iterator[Utterance]:
+    """Stream ``count`` generated utterances (options as in ``augment_request``)."""
+    stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+    for response in stub.Augment(augment_request(generator, count, **options), timeout=timeout):
+        yield message_to_utterance(response.utterance, source=f"gan:{generator}")
+
+
+def list_generators(channel: grpc.Channel, *, timeout: float | None = 30):
+    stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+    return list(stub.ListGenerators(augmentation_pb2.ListGeneratorsRequest(),
+                                    timeout=timeout).generators)
+
+
+def describe_generator(channel: grpc.Channel, generator: str, *, timeout: float | None = 30):
+    stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+    return stub.DescribeGenerator(augmentation_pb2.DescribeGeneratorRequest(generator=generator),
+                                  timeout=timeout)
+
+
+def submit_job(channel: grpc.Channel, *, regime: str = "", config_yaml: str = "",
+               dataset: str = "", utterances: Iterable[Utterance] = (),
+               timeout: float | None = 300) -> training_pb2.Job:
+    """Submit a training job on a registered ``dataset`` or on uploaded ``utterances``."""
+    def requests():
+        yield training_pb2.SubmitJobRequest(spec=training_pb2.JobSpec(
+            dataset=dataset, regime=regime, config_yaml=config_yaml))
+        chunk: list[utterance_pb2.AnnotatedUtterance] = []
+        for utterance in utterances:
+            chunk.append(utterance_to_message(utterance))
+            if len(chunk) == UPLOAD_CHUNK:
+                yield training_pb2.SubmitJobRequest(data=training_pb2.UtteranceChunk(utterances=chunk))
+                chunk = []
+        if chunk:
+            yield training_pb2.SubmitJobRequest(data=training_pb2.UtteranceChunk(utterances=chunk))
+
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    return stub.SubmitJob(requests(), timeout=timeout).job
+
+
+def get_job(channel: grpc.Channel, job_id: str, *, timeout: float | None = 30) -> training_pb2.Job:
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    return stub.GetJob(training_pb2.GetJobRequest(job_id=job_id), timeout=timeout).job
+
+
+def watch_job(channel: grpc.Channel, job_id: str, *,
+              timeout: float | None = None) -> Iterator[training_pb2.JobEvent]:
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    for response in stub.WatchJob(training_pb2.WatchJobRequest(job_id=job_id), timeout=timeout):
+        yield response.event
+
+
+def cancel_job(channel: grpc.Channel, job_id: str, *, timeout: float | None = 60) -> training_pb2.Job:
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    return stub.CancelJob(training_pb2.CancelJobRequest(job_id=job_id), timeout=timeout).job
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call (works on plaintext channels too)."""
+
+    def __init__(self, token: str):
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details):
+        return _CallDetails(details.method, details.timeout,
+                            [*(details.metadata or ()), self.header], details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        return continuation(self._with_token(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):
+        return continuation(self._with_token(details), request_iterator)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression

@@ -1,0 +1,55 @@
+"""``nlu-bootstrap serve``: run the gRPC augmentation and training services."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+
+def _dataset(text: str) -> tuple[str, Path]:
+    name, separator, path = text.partition("=")
+    if not separator or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path).resolve()
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow store with the registered generators "
+                        "(default: $MLFLOW_TRACKING_URI, else the embedded sqlite store)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    parser.add_argument("--state-dir", type=Path, default=Path(".nlu-bootstrap/service"),
+                        help="where job state (jobs.db) and uploaded data live")
+    parser.add_argument("--dataset", type=_dataset, action="append", default=[],
+                        metavar="NAME=PATH", help="a data file clients may train on by NAME")
+    parser.add_argument("--token", default=os.environ.get("NLU_BOOTSTRAP_TOKEN"),
+                        help="bearer token clients must send (default $NLU_BOOTSTRAP_TOKEN)")
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    parser.add_argument("--max-count", type=int, default=10_000,
+                        help="most utterances one Augment call may ask for")
+    parser.add_argument("--max-streams", type=int, default=32,
+                        help="concurrent Augment streams before RESOURCE_EXHAUSTED")
+    parser.add_argument("--max-jobs", type=int, default=1, help="concurrent training jobs")
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds in-flight calls get to finish on SIGTERM")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nlu.tracking import resolve_tracking_uri
+    from service.server import ServerConfig, serve
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SystemExit("error: --tls-cert and --tls-key go together")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    serve(ServerConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),
+                       state_dir=args.state_dir, address=f"{host}:{args.port}", token=args.token,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key, datasets=dict(args.dataset),
+                       max_augment_count=args.max_count, max_augment_streams=args.max_streams,
+                       max_concurrent_rpcs=max(64, 2 * args.max_streams),
+                       threads=args.max_streams + 8, max_running_jobs=args.max_jobs),
+          grace=args.grace)
+    return 0

@@ -1,0 +1,193 @@
+"""The nlu-bootstrap gRPC server: augmentation and training services behind one port.
+
+What a client can rely on:
+
+* ``grpc.health.v1``: the overall status and each service report NOT_SERVING until the
+  generator registry has been read from MLflow (``Augment`` answers UNAVAILABLE meanwhile),
+  then SERVING; NOT_SERVING again while shutting down.
+* Server reflection for the two services and health (``grpcurl`` works without the protos).
+* Limits: request/response message size, concurrent RPCs (RESOURCE_EXHAUSTED beyond them),
+  utterances per ``Augment`` call, concurrent ``Augment`` streams, running training jobs.
+* Optional TLS (PEM cert + key) and an optional bearer token checked on every call except
+  health (UNAUTHENTICATED otherwise).
+* SIGTERM / SIGINT: stop accepting calls, give in-flight calls ``grace`` seconds to finish,
+  cancel the rest, stop the training workers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.augmentation import AugmentationServicer, GeneratorStore
+from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
+                                                training_pb2, training_pb2_grpc)
+from service.training import JobRunner, JobStore, TrainingServicer
+
+log = logging.getLogger(__name__)
+
+AUGMENTATION_SERVICE = augmentation_pb2.DESCRIPTOR.services_by_name["AugmentationService"].full_name
+TRAINING_SERVICE = training_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
+HEALTH_METHOD_PREFIX = "/grpc.health.v1.Health/"
+
+
+@dataclass
+class ServerConfig:
+    tracking_uri: str
+    state_dir: Path  # jobs.db and uploaded training data
+    address: str = "127.0.0.1:50051"  # "[::]:0" picks a free port
+    token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    datasets: dict[str, Path] = field(default_factory=dict)  # name -> file clients may train on
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_concurrent_rpcs: int = 64
+    max_augment_streams: int = 32
+    max_augment_count: int = 10_000
+    max_running_jobs: int = 1
+    generator_cache_size: int = 4
+    threads: int = 40  # > max_augment_streams so that cheap calls still get a thread
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        self.state_dir = Path(self.state_dir)
+
+
+class RunningServer:
+    """A started server. ``load_generators()`` flips health to SERVING; ``stop()`` drains it."""
+
+    def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer,
+                 generators: GeneratorStore, runner: JobRunner,
+                 augmentation: AugmentationServicer):
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.generators = generators
+        self.runner = runner
+        self.augmentation = augmentation
+
+    def load_generators(self) -> None:
+        """Read the generator registry (and preload aliased generators), then serve."""
+        self.generators.load()
+        for service in ("", AUGMENTATION_SERVICE, TRAINING_SERVICE):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("generator registry loaded: %d generator(s); serving",
+                 len(self.generators.generators()))
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace`` s, stop job workers."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.runner.shutdown()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def start_server(config: ServerConfig, *, load_in_background: bool = True) -> RunningServer:
+    """Build, bind and start the server. The registry loads in a thread unless told not to
+    (then call ``load_generators()``; until then health says NOT_SERVING)."""
+    options = [("grpc.max_receive_message_length", config.max_message_bytes),
+               ("grpc.max_send_message_length", config.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads,
+                                                    thread_name_prefix="grpc"),
+                         interceptors=interceptors, options=options,
+                         maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+
+    generators = GeneratorStore(config.tracking_uri, cache_size=config.generator_cache_size)
+    augmentation = AugmentationServicer(generators, max_count=config.max_augment_count,
+                                        max_streams=config.max_augment_streams)
+    augmentation_pb2_grpc.add_AugmentationServiceServicer_to_server(augmentation, server)
+
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    runner = JobRunner(JobStore(config.state_dir / "jobs.db"), config.tracking_uri,
+                       config.state_dir / "jobs", max_running=config.max_running_jobs)
+    training_pb2_grpc.add_TrainingServiceServicer_to_server(
+        TrainingServicer(runner, config.datasets), server)
+
+    health_servicer = health.HealthServicer()
+    for service in ("", AUGMENTATION_SERVICE, TRAINING_SERVICE):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (AUGMENTATION_SERVICE, TRAINING_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server)
+
+    if config.tls_cert is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
+        port = server.add_secure_port(config.address, credentials)
+    else:
+        port = server.add_insecure_port(config.address)
+    server.start()
+    running = RunningServer(server, port, health_servicer, generators, runner, augmentation)
+    if load_in_background:
+        threading.Thread(target=_load_or_log, args=(running,), name="load-generators",
+                         daemon=True).start()
+    return running
+
+
+def _load_or_log(running: RunningServer) -> None:
+    try:
+        running.load_generators()
+    except Exception:  # the server stays up (NOT_SERVING) so that health checks say why
+        log.exception("could not read the generator registry; staying NOT_SERVING")
+
+
+def serve(config: ServerConfig, *, grace: float = 10.0) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    running = start_server(config)
+    log.info("listening on port %d (%s)", running.port, "TLS" if config.tls_cert else "plaintext")
+    stopping = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("%s: stopping (grace %.0f s)", signal.Signals(signum).name, grace)
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    stopping.wait()
+    running.stop(grace)
+
+
+class BearerTokenInterceptor(grpc.ServerInterceptor):
+    """Reject calls without ``authorization: Bearer <token>`` (health checks stay open)."""
+
+    def __init__(self, token: str):
+        self.expected = f"Bearer {token}".encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(HEALTH_METHOD_PREFIX):
+            return handler
+        presented = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(presented.encode(), self.expected):
+            return handler
+        return _rejecting_handler(handler)
+
+
+def _rejecting_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
+    def reject(_request, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "authorization: missing or wrong bearer token")
+
+    make = {(False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler}
+    return make[(handler.request_streaming, handler.response_streaming)](
+        reject, request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer)

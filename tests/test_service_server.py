@@ -1,0 +1,178 @@
+"""Server infrastructure: health, reflection, auth, TLS, loading state, request checks.
+
+Each test starts the real server on an ephemeral loopback port over one empty MLflow store
+(created once: a new sqlite store takes seconds to migrate) and talks to it through the
+generated stubs (service.client wraps them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from service import client
+from service.server import ServerConfig, start_server
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+@pytest.fixture
+def config_for(tracking_uri):
+    def config(tmp_path: Path, **overrides) -> ServerConfig:
+        return ServerConfig(tracking_uri=tracking_uri, state_dir=tmp_path / "state",
+                            address="127.0.0.1:0", **overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def server(tracking_uri, tmp_path_factory):
+    config = ServerConfig(tracking_uri=tracking_uri, state_dir=tmp_path_factory.mktemp("state"),
+                          address="127.0.0.1:0", max_augment_count=50)
+    running = start_server(config, load_in_background=False)
+    running.load_generators()
+    yield running
+    running.stop(grace=0)
+
+
+def health_status(channel, service=""):
+    stub = health_pb2_grpc.HealthStub(channel)
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+
+def status_of(call) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as raised:
+        result = call()
+        if hasattr(result, "__next__"):
+            list(result)
+    return raised.value.code(), raised.value.details()
+
+
+def test_not_serving_and_unavailable_until_the_registry_is_loaded(tmp_path, config_for):
+    running = start_server(config_for(tmp_path), load_in_background=False)
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            assert health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+            code, details = status_of(lambda: client.augment(channel, "gen@prod", 5))
+            assert code == grpc.StatusCode.UNAVAILABLE and "loading" in details
+            assert status_of(lambda: client.list_generators(channel))[0] == \
+                grpc.StatusCode.UNAVAILABLE
+            running.load_generators()
+            assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+            assert health_status(channel, "nlu_bootstrap.v1.AugmentationService") == \
+                health_pb2.HealthCheckResponse.SERVING
+            assert client.list_generators(channel) == []
+    finally:
+        running.stop(grace=0)
+
+
+def test_reflection_lists_the_services(server):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        response = next(stub.ServerReflectionInfo(iter([request]), timeout=5))
+        names = {service.name for service in response.list_services_response.service}
+    assert {"nlu_bootstrap.v1.AugmentationService", "nlu_bootstrap.v1.TrainingService",
+            "grpc.health.v1.Health"} <= names
+
+
+@pytest.mark.parametrize("reference", ["/etc/passwd", "../models/gen", "runs:/abc/model",
+                                       "models:/gen@prod", "file:///tmp/gen", "gen", ""])
+def test_paths_and_uris_are_rejected_as_generator_names(server, reference):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        code, details = status_of(lambda: client.augment(channel, reference, 5))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("generator:")
+
+
+def test_count_limits(server):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        code, details = status_of(lambda: client.augment(channel, "gen@prod", 0))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("count:")
+        code, details = status_of(lambda: client.augment(channel, "gen@prod", 51))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit of 50" in details
+
+
+def test_bad_sampling_and_gate_options_name_the_field(server):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        bad = client.sampling_options("temperature", temperature=0.0)
+        code, details = status_of(lambda: client.augment(channel, "gen@prod", 5, sampling=bad))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert details.startswith("sampling.temperature:")
+        bad = client.sampling_options("top-k")  # top-k without top_k
+        assert status_of(lambda: client.augment(channel, "gen@prod", 5, sampling=bad))[1] \
+            .startswith("sampling.top_k:")
+        code, details = status_of(lambda: client.augment(channel, "gen@prod", 5,
+                                                         min_discriminator_score=1.5))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert details.startswith("gate: min_discriminator_score")
+
+
+def test_unknown_generators_are_not_found(server):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        for reference in ("nobody@prod", RUN_ID):
+            code, details = status_of(lambda: client.augment(channel, reference, 5))
+            assert code == grpc.StatusCode.NOT_FOUND, details
+            assert status_of(lambda: client.describe_generator(channel, reference))[0] == \
+                grpc.StatusCode.NOT_FOUND
+
+
+def test_bearer_token_is_required_except_for_health(tmp_path, config_for):
+    running = start_server(config_for(tmp_path, token="s3cret"), load_in_background=False)
+    running.load_generators()
+    target = f"127.0.0.1:{running.port}"
+    try:
+        with client.connect(target) as channel:
+            assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+            code, details = status_of(lambda: client.list_generators(channel))
+            assert code == grpc.StatusCode.UNAUTHENTICATED
+            assert status_of(lambda: client.augment(channel, "gen@prod", 5))[0] == \
+                grpc.StatusCode.UNAUTHENTICATED
+        with client.connect(target, token="wrong") as channel:
+            assert status_of(lambda: client.get_job(channel, "x"))[0] == \
+                grpc.StatusCode.UNAUTHENTICATED
+        with client.connect(target, token="s3cret") as channel:
+            assert client.list_generators(channel) == []
+    finally:
+        running.stop(grace=0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls(tmp_path, config_for):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    running = start_server(config_for(tmp_path, tls_cert=cert, tls_key=key, token="t"),
+                           load_in_background=False)
+    running.load_generators()
+    try:
+        with client.connect(f"127.0.0.1:{running.port}", tls_ca=cert, token="t") as channel:
+            assert client.list_generators(channel) == []
+        with client.connect(f"127.0.0.1:{running.port}") as plaintext:
+            assert status_of(lambda: client.list_generators(plaintext, timeout=2))[0] == \
+                grpc.StatusCode.UNAVAILABLE
+    finally:
+        running.stop(grace=0)
+
+
+def test_oversized_messages_are_refused(tmp_path, config_for):
+    running = start_server(config_for(tmp_path, max_message_bytes=64 * 1024),
+                           load_in_background=False)
+    running.load_generators()
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            code, _ = status_of(lambda: client.get_job(channel, "x" * 100_000))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        running.stop(grace=0)
