@@ -128,7 +128,8 @@ def load_embeddings(config: GanConfig, vocab: Vocabulary, nlu_model=None) -> "np
         vectors = nlu_model.word_vectors(vocab.tokens[4:])  # the words, not the specials
         dim = len(next(iter(vectors.values())))
     else:
-        vectors, dim = read_vec(config.embeddings, keep=set(vocab.tokens))
+        words = set(vocab.tokens)
+        vectors, dim = read_vec(config.embeddings, keep=words | {w.lower() for w in words})
     matrix, found = embedding_matrix(vocab.tokens, vectors, dim, seed=config.seed)
     log.info("embeddings: %d of %d words found in %s", found, len(vocab.tokens), config.embeddings)
     return matrix
@@ -267,3 +268,36 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
         mlflow.log_text(readable + "\n", "samples/samples.txt")
     reference = log_model_dir(model_dir, registered_name=config.registered_name, alias=config.alias)
     mlflow.set_tag("model_reference", reference)
+
+
+def load_job(path: Path | str) -> dict[str, Any]:
+    """A GAN training job from YAML: ``data`` (train, heldout, format, language), ``run_dir``
+    and ``gan`` (GanConfig fields). Validated here, at the edge."""
+    import yaml
+
+    path = Path(path)
+    job = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    unknown = sorted(set(job) - {"data", "run_dir", "gan"})
+    if unknown:
+        raise ValueError(f"{path}: {unknown[0]}: not a job key (data, run_dir, gan)")
+    data = job.get("data") or {}
+    if "train" not in data:
+        raise ValueError(f"{path}: data.train: missing")
+    return {"data": data, "run_dir": Path(job.get("run_dir") or Path("runs") / path.stem),
+            "config": GanConfig.from_dict(job.get("gan") or {})}
+
+
+def train_job(path: Path | str, *, tracking_uri: str | None = None,
+              resume: bool = False) -> "Augmenter":
+    """Read a job YAML (see ``load_job``) and its data, then ``train_gan``."""
+    from nlu.formats import read_utterances
+    from nlu.tracking import resolve_tracking_uri
+
+    job = load_job(path)
+    data = job["data"]
+    train = read_utterances(data["train"], data.get("format"), language=data.get("language"))
+    heldout = (read_utterances(data["heldout"], data.get("format"), language=data.get("language"))
+               if data.get("heldout") else None)
+    return train_gan(train, job["config"], run_dir=job["run_dir"],
+                     tracking_uri=resolve_tracking_uri(tracking_uri), resume=resume,
+                     heldout=heldout)

@@ -1,0 +1,171 @@
+"""GAN building blocks on real xSID German utterances: vocabulary masks, samplers, G, D, rewards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan import rewards
+from gan.discriminator import Discriminator
+from gan.generator import Generator
+from gan.sampling import SamplingConfig, inverse_cdf_sample, pick
+from gan.vocab import Vocabulary
+from nlu.formats import read_utterances
+from nlu.utterance import Utterance
+
+XSID_DE_VALID = Path("/work/shared/data/xsid/xSID-0.7/de.valid.conll")
+
+
+@pytest.fixture(scope="module")
+def utterances() -> list[Utterance]:
+    return read_utterances(XSID_DE_VALID, "conll")[:50]
+
+
+@pytest.fixture(scope="module")
+def vocab(utterances) -> Vocabulary:
+    return Vocabulary.build(utterances)
+
+
+def tiny_models(vocab: Vocabulary, max_length: int = 12) -> tuple[Generator, Discriminator]:
+    torch.manual_seed(0)
+    generator = Generator(vocab, embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=24,
+                          max_length=max_length)
+    discriminator = Discriminator(vocab, embedding_dim=16, tag_dim=8, condition_dim=8,
+                                  hidden_dim=16)
+    return generator.eval(), discriminator.eval()
+
+
+def conditions(vocab: Vocabulary, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    intents = torch.arange(rows) % (len(vocab.intents) - 1) + 1  # skip <unk>
+    return intents, torch.zeros(rows, dtype=torch.long)
+
+
+def as_utterances(vocab, tokens, tags, intents) -> list[Utterance]:
+    """Decode step sequences; ``Utterance`` raises if tags are not IOB2."""
+    result = []
+    for row in range(tokens.size(0)):
+        words, labels = vocab.decode(tokens[row].tolist(), tags[row].tolist())
+        result.append(Utterance(words, labels, vocab.intents[int(intents[row])], "de"))
+    return result
+
+
+def test_vocabulary_round_trips_and_masks_specials(utterances, vocab):
+    assert Vocabulary.from_dict(vocab.to_dict()).tokens == vocab.tokens
+    encoded = vocab.encode(utterances[:3], max_length=40)
+    words, labels = vocab.decode(encoded["tokens"][0], encoded["tags"][0])
+    assert (tuple(words), tuple(labels)) == (utterances[0].tokens, utterances[0].tags)
+    allowed_tokens = vocab.language_token_mask()[0]
+    assert not allowed_tokens[:4].any()  # <pad> <bos> <eos> <unk> are never sampled
+    assert allowed_tokens.sum() == len(vocab.language_tokens["de"])
+    transitions = vocab.tag_transition_mask()
+    bos, eos = vocab.tag_index["<bos>"], vocab.tag_index["<eos>"]
+    assert not transitions[bos, eos]  # no empty utterance
+    assert not transitions[bos, vocab.tag_index["I-datetime"]]
+    assert transitions[vocab.tag_index["B-datetime"], vocab.tag_index["I-datetime"]]
+    assert not transitions[vocab.tag_index["B-reference"], vocab.tag_index["I-datetime"]]
+
+
+@pytest.mark.parametrize("field, value", [("method", "beam"), ("temperature", 0.0),
+                                          ("top_p", 1.5), ("top_k", -1)])
+def test_sampling_config_names_the_bad_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        SamplingConfig(**{field: value})
+
+
+def test_inverse_cdf_never_picks_zero_probability_entries():
+    probabilities = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]]).expand(5, -1)
+    uniforms = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0 - 1e-9])
+    assert inverse_cdf_sample(probabilities, uniforms).tolist() == [1, 1, 3, 3, 3]
+
+
+def test_top_k_and_top_p_keep_only_the_best_entries():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).expand(2000, -1)
+    random = torch.Generator().manual_seed(0)
+    top_k = pick(logits, SamplingConfig(method="top-k", top_k=2), generator=random)
+    assert set(top_k.tolist()) == {0, 1}
+    top_p = pick(logits, SamplingConfig(method="top-p", top_p=0.7), generator=random)
+    assert set(top_p.tolist()) == {0, 1}  # 0.5 + 0.3 >= 0.7
+    greedy = pick(logits, SamplingConfig(method="greedy"))
+    assert set(greedy.tolist()) == {0}
+
+
+@pytest.mark.parametrize("method", ["greedy", "temperature", "top-k", "top-p"])
+def test_untrained_generator_samples_are_valid_iob2_in_the_language(vocab, method):
+    generator, _ = tiny_models(vocab)
+    intents, languages = conditions(vocab, 64)
+    config = SamplingConfig(method=method, temperature=1.5, top_k=5)
+    with torch.no_grad():
+        tokens, tags = generator.sample(intents, languages, config,
+                                        generator=torch.Generator().manual_seed(0))
+    samples = as_utterances(vocab, tokens, tags, intents)
+    german = set(vocab.language_tokens["de"])
+    for sample in samples:
+        assert 1 <= len(sample.tokens) <= generator.max_length
+        assert set(sample.tokens) <= german
+        allowed_types = set(vocab.intent_slot_types[sample.intent])
+        assert sample.slot_types <= allowed_types
+
+
+def test_step_log_probs_are_finite_on_real_data_and_zero_on_padding(utterances, vocab):
+    generator, _ = tiny_models(vocab, max_length=30)
+    encoded = {k: torch.from_numpy(v) for k, v in vocab.encode(utterances, 30).items()}
+    log_probs = generator.step_log_probs(encoded["tokens"], encoded["tags"], encoded["intents"],
+                                         encoded["languages"])
+    padding = encoded["tags"] == vocab.tag_index["<pad>"]
+    assert torch.isfinite(log_probs).all()
+    assert (log_probs[~padding] < 0).all() and (log_probs[padding] == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["token", "rollout", "sentence"])
+def test_rewards_have_the_batch_shape_and_are_probabilities(vocab, kind):
+    generator, discriminator = tiny_models(vocab)
+    intents, languages = conditions(vocab, 16)
+    with torch.no_grad():
+        tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"))
+    reward = rewards.compute_rewards(kind, generator, discriminator, tokens, tags, intents,
+                                     languages, rollouts=3)
+    real_steps = tags != vocab.tag_index["<pad>"]
+    assert reward.shape == tokens.shape
+    assert ((reward[real_steps] > 0) & (reward[real_steps] < 1)).all()
+    assert (reward[~real_steps] == 0).all()
+    if kind == "sentence":  # one value per sequence
+        first = reward[:, :1].expand_as(reward)
+        assert torch.equal(reward[real_steps], first[real_steps])
+
+
+def test_batched_rollout_equals_the_per_prefix_reference(vocab):
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # so both orders of float sums round alike
+    try:
+        generator, discriminator = tiny_models(vocab)
+        intents, languages = conditions(vocab, 12)
+        with torch.no_grad():
+            tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"),
+                                            generator=torch.Generator().manual_seed(1))
+        uniforms = rewards.rollout_uniforms(4, tokens, generator.max_length,
+                                            torch.Generator().manual_seed(2))
+        batched = rewards.rollout_rewards(generator, discriminator, tokens, tags, intents,
+                                          languages, 4, uniforms=uniforms)
+        reference = rewards.rollout_rewards_reference(generator, discriminator, tokens, tags,
+                                                      intents, languages, 4, uniforms=uniforms)
+    finally:
+        torch.set_default_dtype(default)
+    assert tokens.size(1) > 2  # there are prefixes to roll out
+    torch.testing.assert_close(batched, reference)
+    last = (tags != vocab.tag_index["<pad>"]).sum(1) - 1
+    whole = torch.sigmoid(discriminator.sequence_logits(tokens, tags, intents, languages).float())
+    torch.testing.assert_close(batched[torch.arange(12), last].float(), whole)
+
+
+def test_discriminator_prefix_scores_do_not_see_the_future(vocab, utterances):
+    _, discriminator = tiny_models(vocab)
+    encoded = {k: torch.from_numpy(v) for k, v in vocab.encode(utterances[:2], 30).items()}
+    inputs = (encoded["tokens"], encoded["tags"], encoded["intents"], encoded["languages"])
+    before = discriminator.prefix_logits(*inputs)
+    changed_tokens = encoded["tokens"].clone()
+    changed_tokens[:, 2] = 5
+    after = discriminator.prefix_logits(changed_tokens, *inputs[1:])
+    torch.testing.assert_close(before[:, :2], after[:, :2])
+    assert not torch.allclose(before[:, 2], after[:, 2])

@@ -1,0 +1,159 @@
+"""Tiny end-to-end GAN training on 50 real xSID German utterances, for each reward type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan.augment import Augmenter
+from gan.gate import GateConfig
+from gan.sampling import SamplingConfig
+from gan.training import GanConfig, train_gan
+from nlu.formats import read_utterances
+from nlu.utterance import Utterance, check_iob2
+
+XSID_DE_VALID = Path("/work/shared/data/xsid/xSID-0.7/de.valid.conll")
+
+
+@pytest.fixture(scope="module")
+def utterances() -> list[Utterance]:
+    return read_utterances(XSID_DE_VALID, "conll")
+
+
+def tiny_config(**changes) -> GanConfig:
+    settings = dict(embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=32, d_hidden_dim=16,
+                    batch_size=16, mle_epochs=2, d_pretrain_steps=3, adversarial_steps=3,
+                    rollout_n=2, steps_per_checkpoint=4, eval_samples=40, progress_bar=False,
+                    log_every_n_steps=1, max_length=20)
+    settings.update(changes)
+    return GanConfig(**settings)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("reward", ["token", "rollout", "sentence"])
+def test_each_reward_trains_and_samples_valid_annotated_utterances(utterances, tmp_path, reward):
+    train = utterances[:50]
+    augmenter = train_gan(train, tiny_config(reward=reward), run_dir=tmp_path,
+                          heldout=utterances[250:])
+    samples = list(augmenter.generate(100, sampling=SamplingConfig(), seed=3, batch_size=32))
+    assert len(samples) == 100
+    train_intents = {u.intent for u in train}
+    for sample in samples:
+        check_iob2(sample.tags)
+        assert sample.language == "de" and sample.intent in train_intents
+        assert "<unk>" not in sample.tokens and 1 <= len(sample.tokens) <= 20
+    metrics = augmenter.info.metrics
+    assert metrics["validity"] == 1.0 and 0 <= metrics["novelty"] <= 1
+    assert "bleu4" in metrics and (tmp_path / "generator" / "generator.pt").exists()
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_saved_generator_reproduces_samples_for_a_seed(utterances, tmp_path):
+    augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
+                          run_dir=tmp_path)
+    loaded = Augmenter.from_dir(tmp_path / "generator")
+    sampling = SamplingConfig(method="top-k", top_k=10, temperature=0.8)
+    first = list(augmenter.generate(60, sampling=sampling, seed=7, batch_size=16))
+    again = list(loaded.generate(60, sampling=sampling, seed=7, batch_size=16))
+    other = list(loaded.generate(60, sampling=sampling, seed=8, batch_size=16))
+    assert [u.key() for u in first] == [u.key() for u in again]
+    assert [u.key() for u in first] != [u.key() for u in other]
+    scores = loaded.discriminator_scores(first[:10])
+    assert scores.shape == (10,) and ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_quotas_language_and_gate(utterances, tmp_path):
+    augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
+                          run_dir=tmp_path)
+    intent = utterances[0].intent
+    samples = list(augmenter.generate(0, sampling=SamplingConfig(), seed=1,
+                                      quotas={intent: 30}, language="de",
+                                      gate=GateConfig(), train=utterances[:50]))
+    assert len(samples) == 30 and {u.intent for u in samples} == {intent}
+    assert len({u.key() for u in samples}) == 30  # de-duplicated
+    assert not {u.tokens for u in samples} & {u.tokens for u in utterances[:50]}
+    report = augmenter.last_gate_report
+    assert report.kept == 30 and report.seen >= 30
+    with pytest.raises(ValueError, match="quotas"):
+        next(augmenter.generate(0, sampling=SamplingConfig(), seed=1, quotas={"no/such": 1}))
+
+
+def test_vec_file_initialises_the_embeddings(utterances, tmp_path):
+    train = utterances[:50]
+    vec = tmp_path / "tiny.vec"
+    vec.write_text("2 16\n" + f"heute {' '.join(['0.5'] * 16)}\n"
+                   + f"wecker {' '.join(['-0.25'] * 16)}\n", encoding="utf-8")
+    augmenter = train_gan(train, tiny_config(embeddings=str(vec), freeze_embeddings=True,
+                                             mle_epochs=1, d_pretrain_steps=0,
+                                             adversarial_steps=0, eval_samples=0),
+                          run_dir=tmp_path / "run")
+    table = augmenter.generator.token_embedding.weight
+    vocab = augmenter.vocab
+    assert torch.all(table[vocab.token_index["heute"]] == 0.5)
+    assert torch.all(table[vocab.token_index["Wecker"]] == -0.25)  # lower-cased lookup
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="reward"):
+        GanConfig(reward="policy")
+    with pytest.raises(ValueError, match="rollout_n"):
+        GanConfig(rollout_n=0)
+    with pytest.raises(ValueError, match="bogus"):
+        GanConfig.from_dict({"bogus": 1})
+
+
+def test_mlflow_run_registers_the_generator_and_resume_continues(utterances, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = tiny_config(registered_name="gan-test", alias="candidate", experiment="gan-test")
+    train_gan(utterances[:50], config, run_dir=tmp_path / "run", tracking_uri=uri,
+              heldout=utterances[250:])
+    loaded = Augmenter.load("gan-test@candidate", uri)
+    assert loaded.info.languages == ["de"] and loaded.info.metrics["count"] == 40
+    run_id = (tmp_path / "run" / "mlflow_run_id").read_text()
+    run = MlflowClient(uri).get_run(run_id)
+    assert {"d/loss", "adv/reward", "mle/nll", "quality/bleu4"} <= set(run.data.metrics)
+    assert run.data.params["reward"] == "rollout"
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "samples")}
+    assert artifacts == {"samples/samples.jsonl", "samples/samples.txt"}
+
+    # Resume with more adversarial steps: the same run continues from the last checkpoint.
+    longer = tiny_config(registered_name="gan-test", alias="candidate", experiment="gan-test",
+                         adversarial_steps=6)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    steps_before = int(torch.load(checkpoint, weights_only=False)["state_dict"]["steps_done"])
+    train_gan(utterances[:50], longer, run_dir=tmp_path / "run", tracking_uri=uri, resume=True)
+    assert (tmp_path / "run" / "mlflow_run_id").read_text() == run_id
+    steps_after = int(torch.load(checkpoint, weights_only=False)["state_dict"]["steps_done"])
+    assert steps_after == steps_before + 3  # only the 3 extra adversarial steps ran
+    assert mlflow.active_run() is None
+
+
+def test_augment_cli_writes_conll_from_a_registered_generator(utterances, tmp_path):
+    from service.cli import main
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0,
+                                           registered_name="gan-cli", alias="prod",
+                                           experiment="gan-cli"),
+              run_dir=tmp_path / "run", tracking_uri=uri)
+    out = tmp_path / "synthetic.conll"
+    code = main(["augment", "--generator", "gan-cli@prod", "--tracking-uri", uri, "--count", "25",
+                 "--sampling", "top-p", "--top-p", "0.9", "--seed", "5", "--out", str(out),
+                 "--format", "conll"])
+    assert code == 0
+    written = read_utterances(out, "conll", language="de")
+    assert len(written) == 25
+    assert main(["augment", "--generator", "missing@none", "--tracking-uri", uri,
+                 "--out", str(out)]) == 2
