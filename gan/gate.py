@@ -62,6 +62,12 @@ class GateReport:
         return GateReport(**{field.name: getattr(self, field.name) + getattr(other, field.name)
                              for field in dataclasses.fields(self)})
 
+    def __iadd__(self, other: "GateReport") -> "GateReport":
+        # in place: whoever holds a gate's ``report`` sees the running totals
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        return self
+
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
@@ -142,5 +148,5 @@ class QualityGate:
             candidates = agreeing
 
         report.kept = len(candidates)
-        self.report = self.report + report
+        self.report += report
         return candidates, report

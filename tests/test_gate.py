@@ -25,6 +25,7 @@ class FixedModel:
 
 def test_each_step_is_counted_and_reports_add_up_across_batches():
     gate = QualityGate(GateConfig(), TRAIN)
+    running = gate.report  # a reference taken before filtering sees the running totals
     batch = [
         utt("play blues", "O B-genre"),                   # kept
         utt("play blues", "O B-genre"),                   # duplicate in the batch
@@ -45,6 +46,7 @@ def test_each_step_is_counted_and_reports_add_up_across_batches():
     assert second.duplicates == 1 and second.kept == 1
     assert gate.report == report + second
     assert gate.report.seen == 8 and gate.report.kept == 2
+    assert running is gate.report
 
 
 def test_disabled_steps_keep_duplicates_and_copies():

@@ -1,0 +1,356 @@
+"""The comparison report of a study, built from the MLflow store alone.
+
+``build_report(experiment, tracking_uri, out_dir)`` reads every FINISHED arm run of the
+experiment (tag ``kind=arm``; see ``experiments/runner.py``), and writes to ``out_dir``:
+
+* ``report.md``: per split and headline metric a table with one row per arm and one column
+  per task, each cell the mean ± standard error over seeds (sample std / sqrt(n); a single
+  seed shows the mean alone), the best mean of each column in bold; the dev-selected arm per
+  task with its test scores; the synthetic-set quality metrics; the number of seeds per cell.
+* PNG plots (matplotlib, Agg): per headline metric, bars per arm with error bars per task;
+  BLEU vs self-BLEU of the synthetic sets per sampling setting; the synthetic-set metrics.
+
+The same files are logged as artifacts of a ``kind=compare`` run in the same experiment.
+Tables depend only on the runs' tags and metrics, sorted and formatted deterministically, so
+re-running on the same store reproduces them byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from nlu.atomic import atomic_open
+
+# metric name in EvaluationReport.flat -> (table title, higher is better)
+HEADLINE_METRICS = {
+    "intent_acc": ("intent accuracy (%)", True),
+    "slot_f1": ("slot F1 (%)", True),
+    "exact_match": ("exact match (%)", True),
+    "semer": ("SemER (%, lower is better)", False),
+}
+SPLITS = ("test", "test-focus", "dev", "dev-focus")
+SYNTHETIC_METRICS = ("bleu4", "self_bleu4", "distinct_1", "distinct_2", "novelty", "validity",
+                     "slot_coverage", "nlu_agreement")
+ARM_ORDER_FIRST = ("none", "upsample", "mle")  # the baselines lead every table
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    task: str
+    language: str
+    arm: str
+    seed: str
+    sampler: str | None
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    standard_error: float | None  # None with a single seed
+    n: int
+
+
+def summarize(values: list[float]) -> Summary:
+    if len(values) == 1:
+        return Summary(values[0], None, 1)
+    return Summary(statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values)),
+                   len(values))
+
+
+def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
+    """The finished arm runs of ``experiment`` (an unknown experiment is an error)."""
+    import mlflow
+
+    from nlu.tracking import client
+
+    found = client(tracking_uri).get_experiment_by_name(experiment)
+    if found is None:
+        raise LookupError(f"no MLflow experiment {experiment!r} in {tracking_uri}")
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = mlflow.search_runs([found.experiment_id], output_format="list",
+                              filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
+    return sorted((RunRecord(task=run.data.tags["task"], language=run.data.tags["language"],
+                             arm=run.data.tags["arm"], seed=run.data.tags["seed"],
+                             sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics))
+                   for run in runs), key=lambda record: (record.task, record.arm, record.seed))
+
+
+def arm_order(arms: Iterable[str]) -> list[str]:
+    return sorted(set(arms), key=lambda arm: (arm not in ARM_ORDER_FIRST,
+                                              ARM_ORDER_FIRST.index(arm)
+                                              if arm in ARM_ORDER_FIRST else 0, arm))
+
+
+def metric_key(record: RunRecord, split: str, metric: str) -> str:
+    """The flat metric name of a task's own language (the ``all`` group for focus splits)."""
+    group = "all" if split.endswith("-focus") else record.language
+    return f"{split}/{group}/{metric}"
+
+
+def table_cells(records: list[RunRecord], key_of) -> dict[tuple[str, str], Summary]:
+    """(arm, task) -> summary over seeds of the metric ``key_of(record)`` names."""
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for record in records:
+        key = key_of(record)
+        if key in record.metrics:
+            values[(record.arm, record.task)].append(record.metrics[key])
+    return {cell: summarize(cell_values) for cell, cell_values in values.items()}
+
+
+def format_summary(summary: Summary, scale: float, digits: int = 2) -> str:
+    if summary.standard_error is None:
+        return f"{scale * summary.mean:.{digits}f}"
+    return f"{scale * summary.mean:.{digits}f} ± {scale * summary.standard_error:.{digits}f}"
+
+
+def markdown_table(cells: dict[tuple[str, str], Summary], rows: list[str], columns: list[str],
+                   *, higher_is_better: bool = True, scale: float = 100.0,
+                   first_header: str = "arm") -> str:
+    """Rows x columns of ``mean ± se``; the best mean of each column in bold."""
+    best: dict[str, float] = {}
+    for column in columns:
+        means = [cells[(row, column)].mean for row in rows if (row, column) in cells]
+        if means:
+            best[column] = max(means) if higher_is_better else min(means)
+    lines = [f"| {first_header} | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for row in rows:
+        rendered = []
+        for column in columns:
+            summary = cells.get((row, column))
+            if summary is None:
+                rendered.append("–")
+                continue
+            text = format_summary(summary, scale)
+            rendered.append(f"**{text}**" if summary.mean == best[column] else text)
+        lines.append(f"| {row} | " + " | ".join(rendered) + " |")
+    return "\n".join(lines)
+
+
+def dev_selection(records: list[RunRecord], tasks: list[str], arms: list[str]) -> str:
+    """Per task, the arm with the best mean dev score (mean of intent accuracy and slot F1,
+    what NLU early stopping watches) and that arm's test scores: tuned on dev, reported on test."""
+    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for record in records:
+        intent = record.metrics.get(metric_key(record, "dev", "intent_acc"))
+        slots = record.metrics.get(metric_key(record, "dev", "slot_f1"))
+        if intent is not None and slots is not None:
+            scores[(record.arm, record.task)].append((intent + slots) / 2)
+    test_intent = table_cells(records, lambda r: metric_key(r, "test", "intent_acc"))
+    test_slots = table_cells(records, lambda r: metric_key(r, "test", "slot_f1"))
+    lines = ["| task | arm chosen on dev | dev score (%) | test intent accuracy (%) "
+             "| test slot F1 (%) |", "|---|---|---:|---:|---:|"]
+    for task in tasks:
+        candidates = [(statistics.fmean(scores[(arm, task)]), arm) for arm in arms
+                      if scores.get((arm, task))]
+        if not candidates:
+            continue
+        # best dev score; ties go to the earlier arm in table order (the simpler baseline)
+        score, arm = max(candidates, key=lambda item: (item[0], -arms.index(item[1])))
+        lines.append(f"| {task} | {arm} | {100 * score:.2f} "
+                     f"| {format_summary(test_intent[(arm, task)], 100)} "
+                     f"| {format_summary(test_slots[(arm, task)], 100)} |")
+    return "\n".join(lines)
+
+
+def report_markdown(experiment: str, records: list[RunRecord]) -> str:
+    tasks = sorted({record.task for record in records})
+    arms = arm_order(record.arm for record in records)
+    sections = [f"# Comparison report: {experiment}", "",
+                f"{len(records)} finished runs; cells are mean ± standard error over seeds "
+                "(a cell without ± has one seed); the best mean of each column is in bold (ties: all). "
+                "Metrics of the task's target language, in %.", ""]
+
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for record in records:
+        counts[(record.arm, record.task)] += 1
+    sections += ["## Seeds per cell", "",
+                 "| arm | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    sections += [f"| {arm} | " + " | ".join(str(counts.get((arm, task), 0)) for task in tasks)
+                 + " |" for arm in arms]
+    sections.append("")
+
+    sections += ["## Arm chosen on dev, scored on test", "", dev_selection(records, tasks, arms),
+                 ""]
+    for split in SPLITS:
+        for metric, (title, higher_is_better) in HEADLINE_METRICS.items():
+            cells = table_cells(records, lambda r: metric_key(r, split, metric))
+            if not cells:
+                continue
+            columns = [task for task in tasks if any(cell_task == task for _, cell_task in cells)]
+            sections += [f"## {split}: {title}", "",
+                         markdown_table(cells, arms, columns, higher_is_better=higher_is_better),
+                         ""]
+
+    generator_arms = [arm for arm in arms
+                      if any(f"synthetic/{name}" in record.metrics for record in records
+                             if record.arm == arm for name in SYNTHETIC_METRICS)]
+    if generator_arms:
+        sections += ["## Synthetic sets", "",
+                     "BLEU-4 against same-intent real dev utterances and self-BLEU-4 (0-100, "
+                     "sacrebleu); the others are shares in %; kept = share of generated samples "
+                     "that passed the quality gate.", ""]
+        names = [name for name in SYNTHETIC_METRICS
+                 if any(f"synthetic/{name}" in record.metrics for record in records)]
+        for task in tasks:
+            columns = names + ["kept"]
+            cells: dict[tuple[str, str], Summary] = {}
+            for name in columns:
+                key = "gate/kept_rate" if name == "kept" else f"synthetic/{name}"
+                for (arm, cell_task), summary in table_cells(records, lambda r: key).items():
+                    if cell_task == task:
+                        cells[(arm, name)] = summary
+            rows = [arm for arm in generator_arms if any((arm, name) in cells for name in columns)]
+            if not rows:
+                continue
+            lines = [f"### {task}", "", "| arm | " + " | ".join(columns) + " |",
+                     "|---|" + "---:|" * len(columns)]
+            for arm in rows:
+                rendered = []
+                for name in columns:
+                    summary = cells.get((arm, name))
+                    scale = 1.0 if name in ("bleu4", "self_bleu4") else 100.0
+                    rendered.append("–" if summary is None else format_summary(summary, scale))
+                lines.append(f"| {arm} | " + " | ".join(rendered) + " |")
+            sections += lines + [""]
+    return "\n".join(sections).rstrip() + "\n"
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    # no timestamp in the PNG metadata, so identical data gives identical files
+    with atomic_open(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=110, bbox_inches="tight",
+                       metadata={"Software": None})
+    return path
+
+
+def plot_arm_bars(records: list[RunRecord], metric: str, title: str, path: Path) -> Path | None:
+    """Grouped bars: one group per task, one bar per arm, error bars = std-err over seeds."""
+    cells = table_cells(records, lambda r: metric_key(r, "test", metric))
+    if not cells:
+        return None
+    plt = _pyplot()
+    tasks = sorted({task for _, task in cells})
+    arms = arm_order(arm for arm, _ in cells)
+    width = 0.8 / len(arms)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(tasks) * max(1, len(arms) / 3)), 4))
+    for index, arm in enumerate(arms):
+        positions = [task_index + (index - (len(arms) - 1) / 2) * width
+                     for task_index, task in enumerate(tasks) if (arm, task) in cells]
+        summaries = [cells[(arm, task)] for task in tasks if (arm, task) in cells]
+        axes.bar(positions, [100 * s.mean for s in summaries], width, label=arm,
+                 yerr=[100 * (s.standard_error or 0.0) for s in summaries], capsize=2)
+    axes.set_xticks(range(len(tasks)), tasks)
+    axes.set_ylabel(title)
+    axes.set_title(f"test {title} per arm (mean ± std-err over seeds)")
+    axes.legend(fontsize="small", ncols=2)
+    path = _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def plot_quality_diversity(records: list[RunRecord], path: Path) -> Path | None:
+    """BLEU-4 (quality) against self-BLEU-4 (lack of diversity), one colour per sampler."""
+    points: dict[tuple[str, str, str], tuple[list[float], list[float]]] = defaultdict(
+        lambda: ([], []))
+    for record in records:
+        bleu = record.metrics.get("synthetic/bleu4")
+        self_bleu = record.metrics.get("synthetic/self_bleu4")
+        if record.sampler is not None and bleu is not None and self_bleu is not None:
+            xs, ys = points[(record.sampler, record.arm, record.task)]
+            xs.append(self_bleu)
+            ys.append(bleu)
+    if not points:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    samplers = sorted({sampler for sampler, _, _ in points})
+    colours = plt.get_cmap("tab10")
+    for index, sampler in enumerate(samplers):
+        keys = sorted(key for key in points if key[0] == sampler)
+        xs = [statistics.fmean(points[key][0]) for key in keys]
+        ys = [statistics.fmean(points[key][1]) for key in keys]
+        axes.scatter(xs, ys, color=colours(index % 10), label=sampler)
+        for key, x, y in zip(keys, xs, ys):
+            axes.annotate(f"{key[1]} ({key[2]})", (x, y), fontsize=6, alpha=0.7)
+    axes.set_xlabel("self-BLEU-4 (lower = more diverse)")
+    axes.set_ylabel("BLEU-4 vs real dev (higher = closer to real)")
+    axes.set_title("quality vs diversity of the synthetic sets per sampling setting")
+    axes.legend(fontsize="small")
+    path = _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def plot_synthetic_metrics(records: list[RunRecord], path: Path) -> Path | None:
+    """Shares in % per generator arm (over every task and seed): diversity, novelty, validity,
+    slot coverage, agreement and what the gate kept."""
+    names = [name for name in ("distinct_1", "distinct_2", "novelty", "validity",
+                               "slot_coverage", "nlu_agreement")
+             if any(f"synthetic/{name}" in record.metrics for record in records)]
+    keys = [f"synthetic/{name}" for name in names] + ["gate/kept_rate"]
+    arms = arm_order(record.arm for record in records if "gate/kept_rate" in record.metrics)
+    if not arms:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(keys) * max(1, len(arms) / 3)), 4))
+    width = 0.8 / len(arms)
+    for index, arm in enumerate(arms):
+        summaries = [summarize([r.metrics[key] for r in records if r.arm == arm and key in r.metrics]
+                               or [math.nan]) for key in keys]
+        positions = [position + (index - (len(arms) - 1) / 2) * width
+                     for position in range(len(keys))]
+        axes.bar(positions, [100 * s.mean for s in summaries], width, label=arm,
+                 yerr=[100 * (s.standard_error or 0.0) for s in summaries], capsize=2)
+    axes.set_xticks(range(len(keys)), [key.split("/", 1)[1] for key in keys], rotation=20)
+    axes.set_ylabel("%")
+    axes.set_title("synthetic-set metrics per arm (mean ± std-err over tasks and seeds)")
+    axes.legend(fontsize="small", ncols=2)
+    path = _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+# -- the whole report ----------------------------------------------------------------------
+
+def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
+                 log_to_mlflow: bool = True) -> Path:
+    """Write ``report.md`` and the plots to ``out_dir``; log them on a ``kind=compare`` run."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = collect(experiment, tracking_uri)
+    if not records:
+        raise LookupError(f"experiment {experiment!r} has no finished arm runs")
+    report = out_dir / "report.md"
+    with atomic_open(report) as stream:
+        stream.write(report_markdown(experiment, records))
+    for metric, (title, _) in HEADLINE_METRICS.items():
+        plot_arm_bars(records, metric, title, out_dir / f"test_{metric}.png")
+    plot_quality_diversity(records, out_dir / "quality_vs_diversity.png")
+    plot_synthetic_metrics(records, out_dir / "synthetic_metrics.png")
+    if log_to_mlflow:
+        import mlflow
+
+        from nlu.tracking import start_run
+
+        with start_run(experiment, tracking_uri, run_name="compare",
+                       tags={"kind": "compare", "runs": str(len(records))}):
+            mlflow.log_artifacts(str(out_dir), artifact_path="report")
+    return report

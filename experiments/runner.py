@@ -1,0 +1,509 @@
+"""Run a study: one YAML file -> one MLflow run per task x arm x seed, resumable.
+
+A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
+
+* ``study`` / ``experiment``: the study's name (a run tag) and the MLflow experiment.
+* ``data_root``: folder the data paths are relative to (relative to the YAML's folder).
+* ``source``: optional source-language data added to every task's training set
+  (``train``, ``dev``), e.g. English for the new-language study.
+* ``tasks``: the target settings. Each has a ``language``, ``train``/``dev``/``test`` data
+  specs and optionally ``fractions`` (one task per fraction of the target train set, named
+  ``<name>-<percent>``) and ``cut`` (``{intents: [...], keep: N}``: those intents are cut
+  down to N training examples, become the only ones augmented, and get their own
+  ``test-focus``/``dev-focus`` metrics).
+* A data spec is ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
+  label mapping (``nlu.schema.LabelMapping.load``), ``sample`` keeps that many utterances.
+* ``augment``: ``scale`` (synthetic utterances = scale x the augmentable target train
+  utterances) and the quality ``gate`` (``gan.gate.GateConfig`` fields).
+* ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
+* ``arms``: name -> ``{augment: none|upsample|generator, gan: {...}, sampler: NAME,
+  embeddings: random|transferred}``; ``grid`` adds ``gan-<reward>-<sampler>-<embeddings>`` arms
+  for every combination of its ``rewards``, ``samplers`` and ``embeddings`` lists.
+* ``seeds``, ``nlu`` (``JointModelConfig`` fields), ``gan`` (``GanConfig`` fields) and
+  ``regime`` (``multilingual.regimes``: how source and target data train the NLU model;
+  default ``mixed``, one model on both).
+* ``profiles``: name -> a partial study merged over the rest (dicts merge, anything else is
+  replaced); ``only_arms`` / ``only_tasks`` keep a subset.
+
+Every run is tagged ``study, task, language, arm, seed`` (plus ``kind=arm``, ``sampler``,
+``reward``, ``embeddings``) and logs dev and test metrics (``EvaluationReport.flat``), the
+synthetic set's quality metrics (``synthetic/...``) and gate counts (``gate/...``). A run
+already FINISHED with the same tags is skipped, so an interrupted study is resumed by running
+the same command again.
+
+"transferred" embeddings come from the task's baseline NLU model (real data only, the same
+model the ``none`` arm evaluates), trained once per task and seed and kept in the work folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import yaml
+
+from nlu.utterance import Utterance
+
+log = logging.getLogger(__name__)
+
+AUGMENTATIONS = ("none", "upsample", "generator")
+EMBEDDINGS = ("random", "transferred")
+SYNTHETIC_PREVIEW = 50  # synthetic utterances logged as an artifact per run
+
+
+class StudyConfigError(ValueError):
+    """A study YAML is malformed; the message names the offending key."""
+
+
+# -- the study description -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str
+    format: str | None = None
+    language: str | None = None
+    labels: str | None = None
+    sample: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    language: str
+    train: DataSpec
+    dev: DataSpec
+    test: DataSpec
+    fraction: float | None = None
+    focus_intents: tuple[str, ...] = ()
+    focus_keep: int | None = None
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    augment: str
+    gan: dict = field(default_factory=dict)
+    sampler: str | None = None
+    embeddings: str = "random"
+
+
+@dataclass
+class Study:
+    name: str
+    experiment: str
+    data_root: Path
+    tasks: list[Task]
+    arms: list[Arm]
+    seeds: list[int]
+    samplers: dict[str, dict]
+    nlu: dict
+    gan: dict
+    scale: float
+    gate: dict
+    source_train: DataSpec | None = None
+    source_dev: DataSpec | None = None
+    regime: str = "mixed"
+    raw: dict = field(default_factory=dict)  # the resolved YAML, logged with every run
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep merge: dicts merge key by key, any other value in ``override`` replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _data_spec(value: Any, where: str) -> DataSpec:
+    if isinstance(value, str):
+        return DataSpec(path=value)
+    if not isinstance(value, dict) or "path" not in value:
+        raise StudyConfigError(f"{where}: expected a path or a mapping with 'path'")
+    try:
+        return DataSpec(**value)
+    except TypeError as error:
+        raise StudyConfigError(f"{where}: {error}") from None
+
+
+def _tasks(raw_tasks: list[dict]) -> list[Task]:
+    tasks = []
+    for index, raw in enumerate(raw_tasks):
+        where = f"tasks[{index}]"
+        missing = {"name", "language", "train", "dev", "test"} - set(raw)
+        if missing:
+            raise StudyConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+        cut = raw.get("cut") or {}
+        common = dict(language=raw["language"], train=_data_spec(raw["train"], f"{where}.train"),
+                      dev=_data_spec(raw["dev"], f"{where}.dev"),
+                      test=_data_spec(raw["test"], f"{where}.test"),
+                      focus_intents=tuple(cut.get("intents", ())), focus_keep=cut.get("keep"))
+        if cut and (not common["focus_intents"] or not common["focus_keep"]):
+            raise StudyConfigError(f"{where}.cut: needs 'intents' and 'keep'")
+        fractions = raw.get("fractions")
+        if fractions:
+            tasks += [Task(name=f"{raw['name']}-{round(100 * fraction):g}", fraction=fraction,
+                           **common) for fraction in fractions]
+        else:
+            tasks.append(Task(name=raw["name"], **common))
+    return tasks
+
+
+def _arms(raw_arms: dict, grid: dict | None, samplers: dict) -> list[Arm]:
+    arms = []
+    for name, raw in (raw_arms or {}).items():
+        try:
+            arms.append(Arm(name=name, **(raw or {})))
+        except TypeError as error:
+            raise StudyConfigError(f"arms.{name}: {error}") from None
+    if grid:
+        for reward, sampler, embeddings in itertools.product(
+                grid["rewards"], grid["samplers"], grid.get("embeddings", ["random"])):
+            arms.append(Arm(name=f"gan-{reward}-{sampler}-{embeddings}", augment="generator",
+                            gan={"reward": reward}, sampler=sampler, embeddings=embeddings))
+    for arm in arms:
+        if arm.augment not in AUGMENTATIONS:
+            raise StudyConfigError(f"arms.{arm.name}.augment: {arm.augment!r} is not one of "
+                                   f"{', '.join(AUGMENTATIONS)}")
+        if arm.embeddings not in EMBEDDINGS:
+            raise StudyConfigError(f"arms.{arm.name}.embeddings: {arm.embeddings!r} is not one "
+                                   f"of {', '.join(EMBEDDINGS)}")
+        if arm.augment == "generator" and arm.sampler not in samplers:
+            raise StudyConfigError(f"arms.{arm.name}.sampler: {arm.sampler!r} is not one of "
+                                   f"the study's samplers ({', '.join(samplers)})")
+    names = [arm.name for arm in arms]
+    if len(set(names)) != len(names):
+        raise StudyConfigError("arms: duplicate arm names")
+    return arms
+
+
+def load_study(path: Path | str, profile: str | None = None,
+               data_root: Path | str | None = None) -> Study:
+    """Read a study YAML, apply ``profile``, validate it into a ``Study``."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    profiles = raw.pop("profiles", {}) or {}
+    if profile is not None:
+        if profile not in profiles:
+            raise StudyConfigError(f"profile {profile!r} not in {path} "
+                                   f"(has: {', '.join(profiles) or 'none'})")
+        raw = merge(raw, profiles[profile])
+    only_arms = raw.pop("only_arms", None)
+    only_tasks = raw.pop("only_tasks", None)
+    for key in ("study", "experiment", "tasks", "arms", "seeds"):
+        if key not in raw:
+            raise StudyConfigError(f"{path}: missing top-level key {key!r}")
+    samplers = raw.get("samplers") or {}
+    tasks = _tasks(raw["tasks"])
+    arms = _arms(raw["arms"], raw.get("grid"), samplers)
+    if only_tasks is not None:
+        tasks = [task for task in tasks if task.name in only_tasks]
+    if only_arms is not None:
+        unknown = set(only_arms) - {arm.name for arm in arms}
+        if unknown:
+            raise StudyConfigError(f"only_arms: unknown arms {', '.join(sorted(unknown))}")
+        arms = [arm for arm in arms if arm.name in only_arms]
+    source = raw.get("source") or {}
+    augment = raw.get("augment") or {}
+    root = Path(data_root) if data_root is not None else path.parent / raw.get("data_root", ".")
+    return Study(
+        name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=tasks,
+        arms=arms, seeds=[int(seed) for seed in raw["seeds"]], samplers=samplers,
+        nlu=raw.get("nlu") or {}, gan=raw.get("gan") or {}, scale=float(augment.get("scale", 1.0)),
+        gate=augment.get("gate") or {},
+        source_train=_data_spec(source["train"], "source.train") if "train" in source else None,
+        source_dev=_data_spec(source["dev"], "source.dev") if "dev" in source else None,
+        regime=raw.get("regime", "mixed"),
+        raw=raw | {"profile": profile})
+
+
+# -- data ----------------------------------------------------------------------------------
+
+_READ_CACHE: dict[tuple, list[Utterance]] = {}
+
+
+def read(spec: DataSpec, root: Path) -> list[Utterance]:
+    """The utterances a spec names, labels mapped (cached: a study reads each file once)."""
+    from nlu.formats import read_utterances
+
+    key = (spec.path, spec.format, spec.language, spec.labels, str(root))
+    if key not in _READ_CACHE:
+        utterances = list(read_utterances(root / spec.path, spec.format, language=spec.language))
+        if spec.labels:
+            from nlu.schema import LabelMapping
+
+            utterances = LabelMapping.load(spec.labels).apply(utterances)
+        _READ_CACHE[key] = utterances
+    return _READ_CACHE[key]
+
+
+def subsample(utterances: Sequence[Utterance], count: int | None, seed: int) -> list[Utterance]:
+    """About ``count`` utterances, stratified by intent (all of them when ``count`` is None)."""
+    from nlu.dataset import sample
+
+    if count is None or count >= len(utterances):
+        return list(utterances)
+    return sample(utterances, fraction=count / len(utterances), seed=seed)
+
+
+@dataclass
+class TaskData:
+    source_train: list[Utterance]
+    source_dev: list[Utterance]
+    target_train: list[Utterance]
+    dev: list[Utterance]
+    test: list[Utterance]
+    focus_intents: tuple[str, ...]
+
+    @property
+    def real_train(self) -> list[Utterance]:
+        return self.source_train + self.target_train
+
+    @property
+    def augmentable(self) -> list[Utterance]:
+        """What the augmentation arms grow: the target train set, or its cut intents."""
+        if not self.focus_intents:
+            return self.target_train
+        return [u for u in self.target_train if u.intent in self.focus_intents]
+
+
+def task_data(study: Study, task: Task, seed: int) -> TaskData:
+    """The data of one task and seed. Sub-sampling depends on the seed: each seed is a
+    different draw of the few target examples, as a data team would get."""
+    from nlu.dataset import sample
+
+    root = study.data_root
+    source_train = (subsample(read(study.source_train, root), study.source_train.sample, seed)
+                    if study.source_train else [])
+    source_dev = (subsample(read(study.source_dev, root), study.source_dev.sample, seed)
+                  if study.source_dev else [])
+    target_train = subsample(read(task.train, root), task.train.sample, seed)
+    if task.fraction is not None:
+        target_train = sample(target_train, fraction=task.fraction, seed=seed)
+    if task.focus_intents:
+        kept = [u for u in target_train if u.intent not in task.focus_intents]
+        cut = sample([u for u in target_train if u.intent in task.focus_intents],
+                     per_intent=task.focus_keep, seed=seed)
+        target_train = kept + cut
+    return TaskData(source_train=source_train, source_dev=source_dev, target_train=target_train,
+                    dev=subsample(read(task.dev, root), task.dev.sample, seed),
+                    test=subsample(read(task.test, root), task.test.sample, seed),
+                    focus_intents=task.focus_intents)
+
+
+# -- one run -------------------------------------------------------------------------------
+
+def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
+    tags = {"kind": "arm", "study": study.name, "task": task.name, "language": task.language,
+            "arm": arm.name, "seed": str(seed), "augment": arm.augment,
+            "embeddings": arm.embeddings}
+    if arm.augment == "generator":
+        tags["sampler"] = arm.sampler
+        tags["reward"] = ("mle" if study_gan_config(study, arm).get("adversarial_steps") == 0
+                          else study_gan_config(study, arm).get("reward", "default"))
+    if task.fraction is not None:
+        tags["fraction"] = f"{task.fraction:g}"
+    return tags
+
+
+def study_gan_config(study: Study, arm: Arm) -> dict:
+    return merge(study.gan, arm.gan)
+
+
+def nlu_config(study: Study, seed: int):
+    from nlu.model import JointModelConfig
+
+    return JointModelConfig.from_dict(study.nlu | {"seed": seed})
+
+
+def train_nlu(study: Study, data: TaskData, target_train: list[Utterance], seed: int,
+              run_dir: Path):
+    """The study's transfer regime (``multilingual.regimes``) on source + ``target_train``,
+    early-stopped on the dev sets."""
+    from multilingual.regimes import train_regime
+
+    return train_regime(study.regime, data.source_train, target_train, nlu_config(study, seed),
+                        dev=data.dev + data.source_dev, run_dir=run_dir)
+
+
+def baseline_model(study: Study, task: Task, data: TaskData, seed: int, work_dir: Path):
+    """The NLU model trained on the real data only (the ``none`` arm; the source of
+    transferred embeddings). Trained once per task and seed, then loaded from the work dir."""
+    from nlu.training import TrainedNlu
+
+    saved = work_dir / task.name / f"seed-{seed}" / "baseline-model"
+    if (saved / "weights.pt").exists():
+        return TrainedNlu.load(saved)
+    scratch = saved.with_name("baseline-training")
+    shutil.rmtree(scratch, ignore_errors=True)
+    model = train_nlu(study, data, data.target_train, seed, scratch)
+    staged = saved.with_name("baseline-model.partial")
+    shutil.rmtree(staged, ignore_errors=True)
+    model.save(staged)
+    staged.replace(saved)  # a complete model directory or none, even if the job is killed
+    return model
+
+
+def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, run_dir: Path,
+               baseline) -> tuple[list[Utterance], dict[str, float]]:
+    """The arm's extra training utterances and the metrics describing them."""
+    import mlflow
+
+    augmentable = data.augmentable
+    count = round(study.scale * len(augmentable))
+    if arm.augment == "upsample":
+        from nlu.dataset import upsample
+
+        # upsample returns the originals first (already in the training set), then the copies
+        return upsample(augmentable, len(augmentable) + count, seed)[len(augmentable):], {}
+
+    from gan.gate import GateConfig, GateReport, QualityGate
+    from gan.quality import quality_metrics
+    from gan.sampling import SamplingConfig
+    from gan.training import GanConfig, train_gan
+
+    gan_settings = study_gan_config(study, arm) | {"seed": seed}
+    if arm.embeddings == "transferred":
+        gan_settings["embeddings"] = "nlu"  # the baseline model's piece embeddings, per word
+    augmenter = train_gan(data.target_train, GanConfig.from_dict(gan_settings),
+                          run_dir=run_dir / "gan", nlu_model=baseline)
+    gate_config = GateConfig(**study.gate)
+    quotas = None
+    if data.focus_intents:
+        share, rest = divmod(count, len(data.focus_intents))
+        quotas = {intent: share + (index < rest)
+                  for index, intent in enumerate(data.focus_intents)}
+    # The generator refills what its gate drops; NLU agreement needs the baseline model, which
+    # the generator does not hold, so it is a second, final filter here.
+    synthetic = list(augmenter.generate(
+        count, sampling=SamplingConfig(**study.samplers[arm.sampler]), seed=seed, quotas=quotas,
+        language=task.language, gate=dataclasses.replace(gate_config, nlu_agreement=False),
+        train=data.target_train))
+    gate_report: GateReport = augmenter.last_gate_report
+    if gate_config.nlu_agreement:
+        agreement_gate = QualityGate(GateConfig(deduplicate=False, drop_train_copies=False,
+                                                nlu_agreement=True), [], nlu_model=baseline)
+        synthetic, agreement_report = agreement_gate.filter(synthetic)
+        gate_report = dataclasses.replace(gate_report,
+                                          disagreement=agreement_report.disagreement,
+                                          kept=agreement_report.kept)
+    heldout = [u for u in data.dev if u.language == task.language]
+    metrics = {f"synthetic/{name}": value for name, value
+               in quality_metrics(synthetic, heldout, data.target_train,
+                                  nlu_model=baseline, seed=seed).items()}
+    metrics.update({f"gate/{name}": float(value) for name, value in gate_report.as_dict().items()})
+    metrics["gate/kept_rate"] = gate_report.kept_rate
+    mlflow.log_text("".join(json.dumps(u.to_dict(), ensure_ascii=False) + "\n"
+                            for u in synthetic[:SYNTHETIC_PREVIEW]), "synthetic_preview.jsonl")
+    return synthetic, metrics
+
+
+def evaluation_metrics(model, data: TaskData) -> tuple[dict[str, float], str]:
+    """Dev and test metrics (plus ``*-focus`` on the cut intents) and the test report."""
+    from nlu.metrics import evaluate
+
+    metrics: dict[str, float] = {}
+    markdown = ""
+    for split, gold in (("dev", data.dev), ("test", data.test)):
+        predicted = model.predict(gold)
+        report = evaluate(gold, predicted)
+        metrics.update(report.flat(split))
+        if split == "test":
+            markdown = report.to_markdown()
+        focus = [(g, p) for g, p in zip(gold, predicted) if g.intent in data.focus_intents]
+        if focus:
+            focus_gold, focus_predicted = zip(*focus)
+            metrics.update(evaluate(focus_gold, focus_predicted).flat(f"{split}-focus"))
+    return metrics, markdown
+
+
+def run_one(study: Study, task: Task, arm: Arm, seed: int, *, tracking_uri: str,
+            work_dir: Path) -> str:
+    """Train and evaluate one arm on one task with one seed, as one MLflow run."""
+    import mlflow
+
+    from nlu.tracking import log_config, start_run
+
+    run_dir = work_dir / task.name / f"seed-{seed}" / arm.name
+    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted attempt starts over
+    started = time.monotonic()
+    with start_run(study.experiment, tracking_uri, run_name=f"{task.name}/{arm.name}/{seed}",
+                   tags=run_tags(study, task, arm, seed)) as run:
+        log_config({"study": study.raw, "task": dataclasses.asdict(task),
+                    "arm": dataclasses.asdict(arm), "seed": seed}, "study.yaml")
+        data = task_data(study, task, seed)
+        needs_baseline = arm.augment == "none" or arm.augment == "generator"
+        baseline = (baseline_model(study, task, data, seed, work_dir) if needs_baseline
+                    else None)
+        synthetic: list[Utterance] = []
+        metrics: dict[str, float] = {}
+        if arm.augment != "none":
+            synthetic, metrics = synthesize(study, task, arm, data, seed, run_dir, baseline)
+        if arm.augment == "none":
+            model = baseline
+        else:
+            model = train_nlu(study, data, data.target_train + synthetic, seed, run_dir / "nlu")
+        evaluated, markdown = evaluation_metrics(model, data)
+        metrics.update(evaluated)
+        metrics.update({"data/source_train": len(data.source_train),
+                        "data/target_train": len(data.target_train),
+                        "data/synthetic": len(synthetic),
+                        "time/run_seconds": time.monotonic() - started})
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(markdown, "test_report.md")
+        mlflow.set_tag("status", "finished")
+        return run.info.run_id
+
+
+# -- the study -----------------------------------------------------------------------------
+
+def finished_runs(study: Study, tracking_uri: str) -> set[tuple[str, str, str]]:
+    """(task, arm, seed) of this study's runs that finished, from MLflow."""
+    from nlu.tracking import client
+
+    experiment = client(tracking_uri).get_experiment_by_name(study.experiment)
+    if experiment is None:
+        return set()
+    import mlflow
+
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list",
+                              filter_string=f"tags.kind = 'arm' and tags.study = '{study.name}'")
+    return {(run.data.tags["task"], run.data.tags["arm"], run.data.tags["seed"]) for run in runs
+            if run.info.status == "FINISHED" or run.data.tags.get("status") == "finished"}
+
+
+def plan(study: Study) -> Iterator[tuple[Task, Arm, int]]:
+    """Every run of the study: seeds outermost (one full seed first), arms innermost so the
+    baseline model is trained once per task and seed and shared by the arms."""
+    for seed in study.seeds:
+        for task in study.tasks:
+            for arm in study.arms:
+                yield task, arm, seed
+
+
+def run_study(study: Study, *, tracking_uri: str, work_dir: Path) -> dict[str, int]:
+    """Run what is not finished yet; return counts of ``ran`` and ``skipped`` runs."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    done = finished_runs(study, tracking_uri)
+    counts = {"ran": 0, "skipped": 0}
+    for task, arm, seed in plan(study):
+        if (task.name, arm.name, str(seed)) in done:
+            counts["skipped"] += 1
+            log.info("skip %s / %s / seed %d: finished", task.name, arm.name, seed)
+            continue
+        log.info("run %s / %s / seed %d", task.name, arm.name, seed)
+        run_one(study, task, arm, seed, tracking_uri=tracking_uri, work_dir=work_dir)
+        counts["ran"] += 1
+    return counts

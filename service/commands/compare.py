@@ -1,0 +1,32 @@
+"""``nlu-bootstrap compare --experiment NAME``: tables and plots of a study, from MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", required=True, help="MLflow experiment of the study")
+    parser.add_argument("--out", type=Path, help="report folder (default: reports/<experiment>)")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                        "else the embedded sqlite store in .nlu-bootstrap/)")
+    parser.add_argument("--no-log", action="store_true",
+                        help="only write the folder, do not log a compare run to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.compare import build_report
+    from nlu.tracking import resolve_tracking_uri
+
+    out = args.out or Path("reports") / args.experiment
+    try:
+        report = build_report(args.experiment, resolve_tracking_uri(args.tracking_uri), out,
+                              log_to_mlflow=not args.no_log)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.read_text(encoding="utf-8"), end="")
+    print(f"\nreport and plots written to {out}/", file=sys.stderr)
+    return 0

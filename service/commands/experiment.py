@@ -1,0 +1,36 @@
+"""``nlu-bootstrap experiment run STUDY.yaml``: run (or resume) a study's MLflow runs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run_parser = actions.add_parser("run", help="run every task x arm x seed not finished yet")
+    run_parser.add_argument("study", type=Path, help="study YAML, e.g. experiments/study_bootstrap.yaml")
+    run_parser.add_argument("--profile", help="a profile of the YAML, e.g. smoke")
+    run_parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                            "else the embedded sqlite store in .nlu-bootstrap/)")
+    run_parser.add_argument("--data-root", type=Path,
+                            help="folder the study's data paths are relative to "
+                            "(default: the YAML's data_root)")
+    run_parser.add_argument("--work-dir", type=Path,
+                            help="checkpoints and baseline models (default: "
+                            ".nlu-bootstrap/experiments/<experiment>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.runner import load_study, run_study
+    from nlu.tracking import resolve_tracking_uri
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    study = load_study(args.study, args.profile, data_root=args.data_root)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    work_dir = args.work_dir or Path(".nlu-bootstrap/experiments") / study.experiment
+    counts = run_study(study, tracking_uri=tracking_uri, work_dir=work_dir)
+    print(f"experiment {study.experiment}: {counts['ran']} runs done, "
+          f"{counts['skipped']} already finished (tracking: {tracking_uri})")
+    return 0

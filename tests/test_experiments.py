@@ -1,0 +1,160 @@
+"""A micro study (tiny models, two tasks, four arms, one seed) through runner and compare."""
+
+import random
+
+import pytest
+import yaml
+
+from experiments.compare import build_report, markdown_table, summarize
+from experiments.runner import StudyConfigError, load_study, run_study
+from nlu.formats import write_utterances
+from nlu.utterance import Utterance
+
+WORDS = {
+    "en": {"play": ["play", "put", "on"], "genre": ["jazz", "rock", "pop", "blues", "soul"],
+           "alarm": ["wake", "me", "at"], "time": ["six", "seven", "eight", "nine", "ten"],
+           "weather": ["weather", "in"], "city": ["rome", "paris", "oslo", "lima", "kyiv"]},
+    "xx": {"play": ["spiel", "mal"], "genre": ["jaz", "rok", "popo", "bluz", "sol"],
+           "alarm": ["weck", "mich", "um"], "time": ["sechs", "sieben", "acht", "neun", "zehn"],
+           "weather": ["wetter", "im"], "city": ["rom", "parys", "osl", "lim", "kiew"]},
+}
+INTENTS = {"play_music": ("play", "genre"), "set_alarm": ("alarm", "time"),
+           "get_weather": ("weather", "city")}
+
+
+def utterances(language, count, seed):
+    rng = random.Random(seed)
+    words = WORDS[language]
+    made = []
+    for index in range(count):
+        intent = list(INTENTS)[index % len(INTENTS)]
+        lead, slot = INTENTS[intent]
+        value = rng.choice(words[slot])
+        tokens = words[lead][:rng.randint(1, len(words[lead]))] + [value]
+        tags = ["O"] * (len(tokens) - 1) + [f"B-{slot}"]
+        made.append(Utterance(tuple(tokens), tuple(tags), intent, language))
+    return made
+
+
+MICRO_STUDY = {
+    "study": "micro",
+    "experiment": "micro-study",
+    "data_root": ".",
+    "seeds": [1, 2, 3],
+    "source": {"train": "en.train.jsonl", "dev": "en.dev.jsonl"},
+    "tasks": [
+        {"name": "xx", "language": "xx", "fractions": [0.5], "train": "xx.train.jsonl",
+         "dev": "xx.dev.jsonl", "test": "xx.test.jsonl"},
+        {"name": "xx-cut", "language": "xx", "cut": {"intents": ["set_alarm"], "keep": 3},
+         "train": "xx.train.jsonl", "dev": "xx.dev.jsonl", "test": "xx.test.jsonl"},
+    ],
+    "augment": {"scale": 1.0, "gate": {"drop_train_copies": False}},
+    "samplers": {"temp": {"method": "temperature", "temperature": 0.8},
+                 "topp": {"method": "top-p", "top_p": 0.9}},
+    "arms": {"none": {"augment": "none"}, "upsample": {"augment": "upsample"},
+             "mle": {"augment": "generator", "gan": {"adversarial_steps": 0}, "sampler": "temp"}},
+    "grid": {"rewards": ["token", "rollout", "sentence"], "samplers": ["temp", "topp"],
+             "embeddings": ["random", "transferred"]},
+    "nlu": {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "max_epochs": 2,
+            "patience": 1, "batch_size": 16, "vocab_size": 80, "num_threads": 1,
+            "enable_progress_bar": False},
+    "gan": {"embedding_dim": 8, "tag_dim": 4, "condition_dim": 4, "hidden_dim": 16,
+            "d_hidden_dim": 8, "mle_epochs": 1, "d_pretrain_steps": 2, "adversarial_steps": 2,
+            "rollout_n": 2, "batch_size": 16, "steps_per_checkpoint": 5, "eval_samples": 0,
+            "progress_bar": False},
+    "profiles": {"micro": {"seeds": [1],
+                           "only_arms": ["none", "upsample", "mle", "gan-token-topp-transferred"]}},
+}
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, made in {"en.train": utterances("en", 45, 1), "en.dev": utterances("en", 9, 2),
+                       "xx.train": utterances("xx", 36, 3), "xx.dev": utterances("xx", 9, 4),
+                       "xx.test": utterances("xx", 12, 5)}.items():
+        write_utterances(made, data / f"{name}.jsonl", "jsonl")
+    path = data / "study_micro.yaml"
+    path.write_text(yaml.safe_dump(MICRO_STUDY, sort_keys=False))
+    return path
+
+
+def test_profiles_grid_and_validation(study_file, tmp_path):
+    full = load_study(study_file)
+    assert [task.name for task in full.tasks] == ["xx-50", "xx-cut"]
+    assert len(full.arms) == 3 + 3 * 2 * 2 and full.seeds == [1, 2, 3]
+    micro = load_study(study_file, "micro")
+    assert [arm.name for arm in micro.arms] == ["none", "upsample", "mle",
+                                                 "gan-token-topp-transferred"]
+    assert micro.seeds == [1] and micro.nlu == full.nlu
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(MICRO_STUDY | {"arms": {"x": {"augment": "magic"}}}))
+    with pytest.raises(StudyConfigError, match="magic"):
+        load_study(broken)
+    with pytest.raises(StudyConfigError, match="profile"):
+        load_study(study_file, "nope")
+
+
+def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
+    import mlflow
+    import torch
+
+    torch.set_num_threads(1)
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    study = load_study(study_file, "micro")
+    counts = run_study(study, tracking_uri=tracking_uri, work_dir=tmp_path / "work")
+    assert counts == {"ran": 8, "skipped": 0}
+
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["micro-study"], output_format="list")
+    assert len(runs) == 8 and all(run.info.status == "FINISHED" for run in runs)
+    by_key = {(run.data.tags["task"], run.data.tags["arm"]): run for run in runs}
+    assert set(by_key) == {(task, arm) for task in ("xx-50", "xx-cut")
+                           for arm in ("none", "upsample", "mle", "gan-token-topp-transferred")}
+    for run in runs:
+        assert run.data.tags["study"] == "micro" and run.data.tags["seed"] == "1"
+        assert run.data.tags["language"] == "xx"
+        assert 0.0 <= run.data.metrics["test/xx/intent_acc"] <= 1.0
+        assert "dev/xx/slot_f1" in run.data.metrics
+    generated = by_key[("xx-50", "gan-token-topp-transferred")].data
+    assert generated.tags["reward"] == "token" and generated.tags["sampler"] == "topp"
+    assert generated.metrics["gate/seen"] >= generated.metrics["gate/kept"] > 0
+    assert generated.metrics["data/synthetic"] == generated.metrics["gate/kept"]
+    assert "synthetic/distinct_1" in generated.metrics
+    assert by_key[("xx-50", "mle")].data.tags["reward"] == "mle"
+    # the cut task: 3 set_alarm examples left, only those augmented, focus metrics logged
+    cut_upsample = by_key[("xx-cut", "upsample")].data.metrics
+    assert cut_upsample["data/synthetic"] == 3
+    assert "test-focus/all/intent_acc" in cut_upsample
+    assert by_key[("xx-50", "none")].data.metrics["data/target_train"] == 18
+
+    assert run_study(study, tracking_uri=tracking_uri, work_dir=tmp_path / "work") == {
+        "ran": 0, "skipped": 8}
+
+    out = tmp_path / "report"
+    report = build_report("micro-study", tracking_uri, out).read_text()
+    assert "## test: intent accuracy (%)" in report and "## test-focus: slot F1 (%)" in report
+    assert "| none | 1 | 1 |" in report  # seeds per cell
+    assert "**" in report and "gan-token-topp-transferred" in report
+    assert "### xx-50" in report  # synthetic-set table
+    for png in ("test_intent_acc.png", "quality_vs_diversity.png", "synthetic_metrics.png"):
+        assert (out / png).stat().st_size > 0
+    # compare reads MLflow alone and ignores its own compare runs: same tables again
+    assert build_report("micro-study", tracking_uri, tmp_path / "again").read_text() == report
+    compare_runs = mlflow.search_runs(experiment_names=["micro-study"], output_format="list",
+                                      filter_string="tags.kind = 'compare'")
+    assert len(compare_runs) == 2
+    artifacts = {item.path for item in
+                 mlflow.MlflowClient().list_artifacts(compare_runs[0].info.run_id, "report")}
+    assert "report/report.md" in artifacts
+
+
+def test_markdown_table_marks_best_per_column_and_std_err():
+    cells = {("a", "t1"): summarize([0.5, 0.7]), ("b", "t1"): summarize([0.4]),
+             ("b", "t2"): summarize([0.9])}
+    table = markdown_table(cells, ["a", "b"], ["t1", "t2"])
+    assert table.splitlines()[2] == "| a | **60.00 ± 10.00** | – |"
+    assert table.splitlines()[3] == "| b | 40.00 | **90.00** |"
+    lower = markdown_table(cells, ["a", "b"], ["t1"], higher_is_better=False)
+    assert "| b | **40.00** |" in lower
