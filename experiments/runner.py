@@ -10,7 +10,8 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
   specs and optionally ``fractions`` (one task per fraction of the target train set, named
   ``<name>-<percent>``) and ``cut`` (``{intents: [...], keep: N}``: those intents are cut
   down to N training examples, become the only ones augmented, and get their own
-  ``test-focus``/``dev-focus`` metrics).
+  ``test-focus``/``dev-focus`` metrics). Instead of ``dev``, ``dev_fraction`` holds out that
+  share of the target train file as dev (for xSID targets, whose only data is ``valid``).
 * A data spec is ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
   label mapping (``nlu.schema.LabelMapping.load``), ``sample`` keeps that many utterances.
 * ``augment``: ``scale`` (synthetic utterances = scale x the augmentable target train
@@ -79,8 +80,9 @@ class Task:
     name: str
     language: str
     train: DataSpec
-    dev: DataSpec
+    dev: DataSpec | None  # None: ``dev_fraction`` of the target train file is held out as dev
     test: DataSpec
+    dev_fraction: float | None = None
     fraction: float | None = None
     focus_intents: tuple[str, ...] = ()
     focus_keep: int | None = None
@@ -140,12 +142,15 @@ def _tasks(raw_tasks: list[dict]) -> list[Task]:
     tasks = []
     for index, raw in enumerate(raw_tasks):
         where = f"tasks[{index}]"
-        missing = {"name", "language", "train", "dev", "test"} - set(raw)
+        missing = {"name", "language", "train", "test"} - set(raw)
         if missing:
             raise StudyConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+        if ("dev" in raw) == ("dev_fraction" in raw):
+            raise StudyConfigError(f"{where}: give either 'dev' or 'dev_fraction'")
         cut = raw.get("cut") or {}
         common = dict(language=raw["language"], train=_data_spec(raw["train"], f"{where}.train"),
-                      dev=_data_spec(raw["dev"], f"{where}.dev"),
+                      dev=_data_spec(raw["dev"], f"{where}.dev") if "dev" in raw else None,
+                      dev_fraction=raw.get("dev_fraction"),
                       test=_data_spec(raw["test"], f"{where}.test"),
                       focus_intents=tuple(cut.get("intents", ())), focus_keep=cut.get("keep"))
         if cut and (not common["focus_intents"] or not common["focus_keep"]):
@@ -216,6 +221,9 @@ def load_study(path: Path | str, profile: str | None = None,
     source = raw.get("source") or {}
     augment = raw.get("augment") or {}
     root = Path(data_root) if data_root is not None else path.parent / raw.get("data_root", ".")
+    if not root.is_dir():
+        raise StudyConfigError(f"data root {root} is not a folder (set data_root in {path} "
+                               "or pass --data-root)")
     return Study(
         name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=tasks,
         arms=arms, seeds=[int(seed) for seed in raw["seeds"]], samplers=samplers,
@@ -280,7 +288,7 @@ class TaskData:
 def task_data(study: Study, task: Task, seed: int) -> TaskData:
     """The data of one task and seed. Sub-sampling depends on the seed: each seed is a
     different draw of the few target examples, as a data team would get."""
-    from nlu.dataset import sample
+    from nlu.dataset import sample, split
 
     root = study.data_root
     source_train = (subsample(read(study.source_train, root), study.source_train.sample, seed)
@@ -288,6 +296,11 @@ def task_data(study: Study, task: Task, seed: int) -> TaskData:
     source_dev = (subsample(read(study.source_dev, root), study.source_dev.sample, seed)
                   if study.source_dev else [])
     target_train = subsample(read(task.train, root), task.train.sample, seed)
+    if task.dev is None:
+        # the dev set is a seeded, intent-stratified part of the target's only data
+        target_train, dev = split(target_train, (1 - task.dev_fraction, task.dev_fraction), seed)
+    else:
+        dev = subsample(read(task.dev, root), task.dev.sample, seed)
     if task.fraction is not None:
         target_train = sample(target_train, fraction=task.fraction, seed=seed)
     if task.focus_intents:
@@ -296,7 +309,7 @@ def task_data(study: Study, task: Task, seed: int) -> TaskData:
                      per_intent=task.focus_keep, seed=seed)
         target_train = kept + cut
     return TaskData(source_train=source_train, source_dev=source_dev, target_train=target_train,
-                    dev=subsample(read(task.dev, root), task.dev.sample, seed),
+                    dev=dev,
                     test=subsample(read(task.test, root), task.test.sample, seed),
                     focus_intents=task.focus_intents)
 

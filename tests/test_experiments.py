@@ -46,7 +46,7 @@ MICRO_STUDY = {
         {"name": "xx", "language": "xx", "fractions": [0.5], "train": "xx.train.jsonl",
          "dev": "xx.dev.jsonl", "test": "xx.test.jsonl"},
         {"name": "xx-cut", "language": "xx", "cut": {"intents": ["set_alarm"], "keep": 3},
-         "train": "xx.train.jsonl", "dev": "xx.dev.jsonl", "test": "xx.test.jsonl"},
+         "train": "xx.train.jsonl", "dev_fraction": 0.25, "test": "xx.test.jsonl"},
     ],
     "augment": {"scale": 1.0, "gate": {"drop_train_copies": False}},
     "samplers": {"temp": {"method": "temperature", "temperature": 0.8},
@@ -94,6 +94,17 @@ def test_profiles_grid_and_validation(study_file, tmp_path):
         load_study(broken)
     with pytest.raises(StudyConfigError, match="profile"):
         load_study(study_file, "nope")
+    with pytest.raises(StudyConfigError, match="data root"):
+        load_study(study_file, data_root=tmp_path / "missing")
+
+
+def test_cli_reports_a_bad_study_as_an_error(tmp_path, capsys):
+    from service.cli import main
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({"study": "x"}))
+    assert main(["experiment", "run", str(broken)]) == 2
+    assert "missing top-level key" in capsys.readouterr().err
 
 
 def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
@@ -128,6 +139,9 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
     assert cut_upsample["data/synthetic"] == 3
     assert "test-focus/all/intent_acc" in cut_upsample
     assert by_key[("xx-50", "none")].data.metrics["data/target_train"] == 18
+    # 36 xx utterances, a quarter held out as dev, then set_alarm cut from 9 to 3 examples
+    assert by_key[("xx-cut", "none")].data.metrics["data/target_train"] == 27 - 6
+    assert by_key[("xx-cut", "none")].data.metrics["dev/xx/n"] == 9
 
     assert run_study(study, tracking_uri=tracking_uri, work_dir=tmp_path / "work") == {
         "ran": 0, "skipped": 8}
@@ -140,8 +154,12 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
     assert "### xx-50" in report  # synthetic-set table
     for png in ("test_intent_acc.png", "quality_vs_diversity.png", "synthetic_metrics.png"):
         assert (out / png).stat().st_size > 0
-    # compare reads MLflow alone and ignores its own compare runs: same tables again
-    assert build_report("micro-study", tracking_uri, tmp_path / "again").read_text() == report
+    # compare reads MLflow alone and ignores its own compare runs: same tables again (CLI)
+    from service.cli import main
+
+    assert main(["compare", "--experiment", "micro-study", "--tracking-uri", tracking_uri,
+                 "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "report.md").read_text() == report
     compare_runs = mlflow.search_runs(experiment_names=["micro-study"], output_format="list",
                                       filter_string="tags.kind = 'compare'")
     assert len(compare_runs) == 2

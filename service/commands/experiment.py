@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 
@@ -23,11 +24,15 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.runner import load_study, run_study
+    from experiments.runner import StudyConfigError, load_study, run_study
     from nlu.tracking import resolve_tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    study = load_study(args.study, args.profile, data_root=args.data_root)
+    try:
+        study = load_study(args.study, args.profile, data_root=args.data_root)
+    except (OSError, StudyConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     work_dir = args.work_dir or Path(".nlu-bootstrap/experiments") / study.experiment
     counts = run_study(study, tracking_uri=tracking_uri, work_dir=work_dir)
