@@ -100,7 +100,8 @@ def _character_offsets(text: str, tokens: list[str], offsets: list[tuple[int, in
 def _offsets_match(text: str, tokens: list[str], offsets: list[tuple[int, int]]) -> bool:
     # Tokens are lower-cased and NFKD-normalised (Thai "ำ" becomes "ํา"); compare likewise.
     return all(unicodedata.normalize("NFKD", text[start:end].lower())
-               == unicodedata.normalize("NFKD", token) for token, (start, end) in zip(tokens, offsets))
+               == unicodedata.normalize("NFKD", token.lower())
+               for token, (start, end) in zip(tokens, offsets))
 
 
 def _token_spans(slots: str, text: str, token_offsets: list[tuple[int, int]],

@@ -10,11 +10,13 @@ token boundary (so ``"John"`` + ``"'s"`` are two tokens). Tokens of an entity ch
 
 Encoding: files are read with ``errors="surrogatepass"`` as the Snips README says
 (``train_PlayMusic_full.json`` holds one emoji as a CESU-8 surrogate pair); surrogate pairs
-are then joined into the real character. The language is ``language`` if given, else ``en``.
+are joined into the real character before parsing. The language is ``language`` if given, else ``en``.
 ``source`` is ``file:line`` of the utterance's ``"data"`` key.
 
-Writer normalisation: one chunk per run of tokens with the same slot, tokens joined by single
-spaces; reading the written file gives the same utterances with ``text`` = joined tokens.
+Writer normalisation: utterances are grouped by intent (intents in order of first
+appearance, as the format requires), one chunk per run of tokens with the same slot, tokens
+joined by single spaces; reading the written file gives the same utterances with ``text`` =
+joined tokens (in intent-grouped order).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nlu.atomic import atomic_open
-from nlu.errors import FormatError
+from nlu.errors import EncodingError, FormatError
 from nlu.formats.base import ReadReport, ReportBuilder, read_text
 from nlu.utterance import OUTSIDE, Utterance, ValidationMode
 
@@ -37,14 +39,17 @@ DATA_KEY = re.compile(r'(?<!\\)"data"\s*:')
 
 def read(path: Path, *, language: str | None = None,
          mode: ValidationMode = "repair") -> ReadReport:
-    text = read_text(path, errors="surrogatepass")
+    try:
+        text = _join_surrogates(read_text(path, errors="surrogatepass"))
+    except EncodingError as error:
+        raise error.at(path=str(path)) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise FormatError(f"not JSON: {error.msg}", path=str(path), line=error.lineno) from None
     if not isinstance(document, dict):
         raise FormatError('expected {"<Intent>": [{"data": [...]}, ...]}', path=str(path), line=1)
-    data_lines = [text.count("\n", 0, match.start()) + 1 for match in DATA_KEY.finditer(text)]
+    data_lines = _line_numbers(text, [match.start() for match in DATA_KEY.finditer(text)])
     builder = ReportBuilder(path, mode)
     index = 0
     for intent, examples in document.items():
@@ -54,7 +59,7 @@ def read(path: Path, *, language: str | None = None,
             try:
                 chunks = example["data"]
                 tokens, tags = _tokens_and_tags(chunks)
-                utterance_text = _join_surrogates("".join(chunk["text"] for chunk in chunks))
+                utterance_text = "".join(chunk["text"] for chunk in chunks)
             except (KeyError, TypeError) as error:
                 raise FormatError(f"expected {{\"data\": [{{\"text\": ...}}, ...]}} ({error!r})",
                                   path=str(path), line=line) from None
@@ -67,7 +72,7 @@ def _tokens_and_tags(chunks: list[dict]) -> tuple[list[str], list[str]]:
     tokens: list[str] = []
     tags: list[str] = []
     for chunk in chunks:
-        words = [_join_surrogates(word) for word in chunk["text"].split()]
+        words = chunk["text"].split()
         entity = chunk.get("entity")
         tokens.extend(words)
         tags.extend(OUTSIDE if entity is None else f"{'B' if position == 0 else 'I'}-{entity}"
@@ -76,7 +81,21 @@ def _tokens_and_tags(chunks: list[dict]) -> tuple[list[str], list[str]]:
 
 
 def _join_surrogates(text: str) -> str:
-    return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    """Turn each UTF-16 surrogate pair (as decoded from CESU-8 bytes) into its character."""
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise EncodingError("holds a lone UTF-16 surrogate (half of a CESU-8 pair)") from None
+
+
+def _line_numbers(text: str, offsets: list[int]) -> list[int]:
+    """1-based line numbers of ascending character ``offsets`` in ``text``, in one pass."""
+    numbers, line, previous = [], 1, 0
+    for offset in offsets:
+        line += text.count("\n", previous, offset)
+        numbers.append(line)
+        previous = offset
+    return numbers
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:

@@ -1,0 +1,290 @@
+"""Readers and writers: every real file reads, round-trips, and matches its README counts;
+malformed input gives a typed error located at file:line."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from nlu.errors import (EmptyFileError, EncodingError, FormatError, IOBError,
+                        LengthMismatchError, NluDataError, SpanAlignmentError)
+from nlu.formats import (FORMATS, detect_format, output_format, read_report, read_utterances,
+                         write_utterances)
+from nlu.utterance import Utterance
+
+FIXTURES = Path(__file__).parent / "data" / "formats"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} not present")
+
+XSID = SHARED / "xsid" / "xSID-0.7"
+XSID_TRAIN = SHARED / "xsid" / "en-train-v0.1"
+SNIPS_BIO = SHARED / "snips" / "bio_goo2018"
+SNIPS_JSON = SHARED / "snips" / "original_json"
+FACEBOOK = SHARED / "facebook_multilingual_tod"
+
+
+@functools.cache
+def read_real(path: Path):
+    """Each real file is read once per test session (several tests look at the same file)."""
+    return read_report(path)
+
+
+def comparable(utterance: Utterance, *, keep_text: bool = True) -> Utterance:
+    """What a round trip must preserve: everything but where it was read from (and, for
+    formats whose writer re-joins the text, the original text)."""
+    return utterance.replace(source=None, text=utterance.text if keep_text else None)
+
+
+# Formats whose writer keeps Utterance.text; the others document that text is re-joined.
+KEEPS_TEXT = {"conll", "jsonl", "xsid-pair", "jointbert"}  # the pair layouts never had text
+
+
+def real_files() -> list[tuple[str, Path]]:
+    if not SHARED.is_dir():
+        return []
+    return ([("conll", path) for path in sorted(XSID.glob("*.conll"))]
+            + [("xsid-pair", XSID_TRAIN)]
+            + [("jointbert", SNIPS_BIO / split) for split in ("train", "valid", "test")]
+            + [("schuster", path) for path in sorted(FACEBOOK.glob("*/*.tsv"))]
+            + [("snips-json", path) for path in sorted(SNIPS_JSON.glob("*.json"))])
+
+
+@needs_shared
+@pytest.mark.parametrize("fmt, path", real_files(), ids=lambda value: getattr(value, "name", value))
+def test_real_file_round_trips_through_its_own_format(fmt, path, tmp_path):
+    assert detect_format(path) == fmt
+    original = read_real(path).utterances
+    out = tmp_path / path.name
+    write_utterances(original, out, fmt)
+    again = read_utterances(out, fmt, mode="strict")  # what we write is clean
+    keep_text = fmt in KEEPS_TEXT
+    assert [comparable(u, keep_text=keep_text) for u in again] == \
+        [comparable(u, keep_text=keep_text) for u in original]
+    assert all(u.source.startswith(str(path)) and u.source.rsplit(":", 1)[1].isdigit()
+               for u in original)
+
+
+@needs_shared
+@pytest.mark.parametrize("path", [XSID / "de.test.conll", FACEBOOK / "th" / "eval-th.tsv",
+                                  SNIPS_JSON / "validate_PlayMusic.json"], ids=lambda p: p.name)
+def test_jsonl_is_lossless_including_source_and_text(path, tmp_path):
+    original = read_real(path).utterances
+    write_utterances(original, tmp_path / "out.jsonl", "jsonl")
+    assert read_utterances(tmp_path / "out.jsonl", mode="strict") == original
+
+
+# Counts from the dataset READMEs (xsid/README.md, snips/README.md,
+# facebook_multilingual_tod/README.md).
+XSID_COUNTS = {"no.test": 5500, "no.valid": 3300, "ja.test": 250, "ja.valid": 150}
+README_COUNTS = (
+    [(XSID / f"{name}.conll", XSID_COUNTS.get(name, 500 if name.endswith("test") else 300))
+     for name in sorted({path.name.removesuffix(".conll") for path in XSID.glob("*.conll")})]
+    if SHARED.is_dir() else []) + [
+    (XSID_TRAIN, 43_605),
+    (SNIPS_BIO / "train", 13_084), (SNIPS_BIO / "valid", 700), (SNIPS_BIO / "test", 700),
+    (FACEBOOK / "en" / "eval-en.tsv", 4_181), (FACEBOOK / "en" / "test-en.tsv", 8_621),
+    (FACEBOOK / "es" / "train-es.tsv", 3_616), (FACEBOOK / "es" / "eval-es.tsv", 1_983),
+    (FACEBOOK / "es" / "test-es.tsv", 3_043), (FACEBOOK / "th" / "train-th.tsv", 2_156),
+    (FACEBOOK / "th" / "eval-th.tsv", 1_235), (FACEBOOK / "th" / "test-th.tsv", 1_692),
+]
+
+
+@needs_shared
+@pytest.mark.parametrize("path, expected", README_COUNTS,
+                         ids=lambda value: getattr(value, "name", str(value)))
+def test_counts_match_the_dataset_readmes(path, expected):
+    report = read_real(path)
+    if path.name == "no.valid.conll":
+        # One utterance there has a single empty token (line 7156): it is skipped, with a
+        # warning, because an utterance needs a token.
+        assert len(report.utterances) == expected - 1
+        assert report.warnings == [f"{path}:7156: utterance has no token left; skipped"]
+    else:
+        assert len(report.utterances) == expected
+
+
+@needs_shared
+def test_snips_json_counts_and_the_surrogate_emoji():
+    train = [u for path in sorted(SNIPS_JSON.glob("train_*.json")) for u in read_real(path).utterances]
+    valid = [u for path in sorted(SNIPS_JSON.glob("validate_*.json"))
+             for u in read_real(path).utterances]
+    assert (len(train), len(valid)) == (13_784, 700)
+    assert any(any("\U0001F355" <= char <= "\U0001FAFF" or "\U0001F300" <= char <= "\U0001F5FF"
+                   for token in u.tokens for char in token) for u in train)
+
+
+@needs_shared
+def test_xsid_train_malformed_tag_is_repaired_and_counted_or_rejected_in_strict_mode():
+    report = read_real(XSID_TRAIN)
+    malformed = [repair for repair in report.repairs if "'Orecurring_datetime' -> 'O'" in repair]
+    assert len(malformed) == 357  # xsid/README.md: 357 tokens
+    assert all(repair.startswith(f"{XSID_TRAIN / 'label.en'}:") for repair in malformed)
+    assert not any("Orecurring_datetime" in u.tags for u in report.utterances)
+    with pytest.raises(IOBError) as error:  # the first problem in the file is an IOB1 tag
+        read_report(XSID_TRAIN, mode="strict")
+    assert (error.value.path, error.value.line) == (str(XSID_TRAIN / "label.en"), 795)
+
+
+@needs_shared
+def test_schuster_spanish_reports_byte_offsets_and_misaligned_spans():
+    path = FACEBOOK / "es" / "test-es.tsv"
+    report = read_real(path)
+    assert len(report.utterances) == 3_043
+    assert f"{path}:1: token offsets are UTF-8 byte offsets; converted to character offsets" \
+        in report.repairs
+    # The README's span that "selects an empty string" is -2:30 (a negative offset).
+    assert any(w.startswith(f"{path}:387: slot '-2:30:datetime' reaches outside the text")
+               for w in report.warnings)
+    assert all(w.startswith(f"{path}:") for w in report.warnings)
+
+
+def fixture(name: str) -> Path:
+    return FIXTURES / name
+
+
+def test_conll_reads_both_comment_styles_and_language_from_file_name():
+    first, second = read_utterances(fixture("de.sample.conll"))
+    assert (first.id, first.text, first.language) == ("1", "Weck mich um fünf Uhr", "de")
+    assert first.spans == [(2, 5, "datetime")]
+    assert (second.id, second.intent, second.source) == \
+        ("2", "weather/find", f"{fixture('de.sample.conll')}:11")
+    assert read_utterances(fixture("de.sample.conll"), language="de-ba")[0].language == "de-ba"
+
+
+def test_conll_writer_records_language_so_any_file_name_reads_back(tmp_path):
+    original = read_utterances(fixture("de.sample.conll"))
+    write_utterances(original, tmp_path / "whatever.conll", "conll")
+    assert [u.replace(source=None) for u in read_utterances(tmp_path / "whatever.conll")] == \
+        [u.replace(source=None) for u in original]
+
+
+def test_xsid_pair_repairs_in_repair_mode_and_names_file_and_line_in_strict_mode():
+    report = read_report(fixture("pair_ok"))
+    label_file = fixture("pair_ok") / "label.en"
+    assert report.repairs == [
+        f"{label_file}:2: token 6: malformed 'Orecurring_datetime' -> 'O'",
+        f"{label_file}:2: token 7: 'I-recurring_datetime' opens a slot -> 'B-recurring_datetime'"]
+    assert read_utterances(fixture("pair_ok/text.en")) == report.utterances  # either file works
+    with pytest.raises(IOBError) as error:
+        read_report(fixture("pair_ok"), mode="strict")
+    assert str(error.value).startswith(f"{label_file}:2: tags: token 6: malformed")
+
+
+def test_snips_json_joins_surrogate_pairs_and_splits_tokens_at_chunk_boundaries(tmp_path):
+    first, second = read_utterances(fixture("train_PlayMusic_tiny.json"))
+    assert first.tokens == ("play", "Pizza", "\U0001F355", "Party", "by", "The", "Beatles")
+    assert first.spans == [(1, 4, "track"), (5, 7, "artist")]
+    assert first.text == "play Pizza \U0001F355 Party by The Beatles"
+    assert second.tokens[4:6] == ("jazz", "'s")  # a chunk boundary is a token boundary
+    assert (first.language, first.source) == ("en", f"{fixture('train_PlayMusic_tiny.json')}:4")
+    write_utterances([first, second], tmp_path / "out.json", "snips-json")
+    assert [u.replace(source=None, text=None) for u in read_utterances(tmp_path / "out.json")] \
+        == [u.replace(source=None, text=None) for u in (first, second)]
+
+
+def test_massive_annotation_locale_and_scenario(tmp_path):
+    wake, weather, joke = read_utterances(fixture("en-US.massive.jsonl"))
+    assert detect_format(fixture("en-US.massive.jsonl")) == "massive"
+    assert wake.tokens == ("wake", "me", "up", "at", "five", "am", "this", "week")
+    assert wake.spans == [(4, 6, "time"), (6, 8, "date")]
+    assert (wake.language, wake.domain, wake.id, wake.intent) == ("en", "alarm", "0", "alarm_set")
+    assert joke.spans == []
+    french, japanese = read_utterances(fixture("mixed.massive.jsonl"))
+    assert (french.language, japanese.language) == ("fr", "ja")
+    assert japanese.tokens == ("明日", "の", "朝五時", "に起こして")  # brackets are boundaries
+    everything = [wake, weather, joke, french, japanese]
+    write_utterances(everything, tmp_path / "out.jsonl", "massive")
+    assert [u.replace(source=None, text=None) for u in read_utterances(tmp_path / "out.jsonl")] \
+        == [u.replace(source=None, text=None) for u in everything]
+
+
+def test_every_format_round_trips_the_fixtures(tmp_path):
+    utterances = (read_utterances(fixture("de.sample.conll"))
+                  + read_utterances(fixture("pair_ok"), language="de"))
+    for name, fmt in FORMATS.items():
+        out = tmp_path / (name if fmt.writes_folder else f"de.out.{name}")
+        write_utterances(utterances, out, name)
+        again = read_utterances(out, name, language="de", mode="strict")
+        # Fields some formats cannot carry: text (re-joined), id and domain (pair layouts).
+        # snips-json groups utterances by intent, so compare in a canonical order.
+        order = sorted if name == "snips-json" else list
+        assert order((u.tokens, u.tags, u.intent, u.language) for u in again) == \
+            order((u.tokens, u.tags, u.intent, u.language) for u in utterances), name
+
+
+def test_schuster_misaligned_spans_are_expanded_and_reported_or_rejected_in_strict_mode():
+    path = fixture("es.misaligned.tsv")
+    report = read_report(path)
+    assert report.utterances[0].spans == [(3, 6, "datetime")]  # "a las 7" -> "a las 7am"
+    assert report.utterances[1].spans == [(5, 6, "datetime")]  # "7" -> "7am"
+    assert report.warnings[0] == (f"{path}:1: slot '15:22:datetime' ('a las 7') does not align "
+                                  f"with token boundaries; expanded to tokens 4-6 ('a las 7am')")
+    assert report.warnings[1].startswith(f"{path}:2: slot '21:22:datetime'")
+    with pytest.raises(SpanAlignmentError) as error:
+        read_report(path, mode="strict")
+    assert (error.value.path, error.value.line) == (str(path), 1)
+
+
+def test_schuster_empty_span_is_reported_not_dropped_silently():
+    path = fixture("es.empty_span.tsv")
+    report = read_report(path)
+    assert report.utterances[0].spans == []
+    assert report.warnings == [f"{path}:1: slot '3:4:datetime' selects an empty string; skipped"]
+    with pytest.raises(SpanAlignmentError):
+        read_report(path, mode="strict")
+
+
+def test_schuster_byte_offsets_are_converted():
+    path = fixture("es.byte_offsets.tsv")
+    report = read_report(path)
+    assert report.utterances[0].spans == [(4, 5, "datetime")]
+    assert report.repairs == [f"{path}:1: token offsets are UTF-8 byte offsets; converted to "
+                              f"character offsets"]
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize("name, error_type, line", [
+    ("en.empty.conll", EmptyFileError, None),
+    ("en.bad_utf8.conll", EncodingError, 1),
+    ("en.bad_columns.conll", FormatError, 4),
+    ("pair_mismatch", LengthMismatchError, 3),
+    ("jointbert_mismatch", LengthMismatchError, 1),
+    ("broken.massive.jsonl", FormatError, 2),
+])
+def test_malformed_input_gives_a_typed_located_error(name, error_type, line):
+    with pytest.raises(error_type) as error:
+        read_report(fixture(name))
+    assert error.value.line == line
+    assert str(fixture(name)) in str(error.value)
+
+
+def test_broken_iob_is_repaired_or_rejected_in_strict_mode():
+    path = fixture("en.broken_iob.conll")
+    report = read_report(path)
+    assert report.repairs == [f"{path}:7: token 4: 'I-datetime' opens a slot -> 'B-datetime'"]
+    with pytest.raises(IOBError) as error:
+        read_report(path, mode="strict")
+    assert str(error.value) == (f"{path}:7: tags: token 4: 'I-datetime' follows 'O' "
+                                f"(IOB2 needs B-datetime to open a slot)")
+
+
+def test_bad_utf8_error_names_the_byte(tmp_path):
+    path = tmp_path / "en.x.conll"
+    path.write_bytes(b"# intent = a\n1\tok\ta\tO\n\n# intent = a\n1\t\xff\ta\tO\n")
+    with pytest.raises(EncodingError, match=r"en.x.conll:5: not valid UTF-8: byte 0xff at column 3"):
+        read_report(path)
+
+
+def test_detection_and_unknown_inputs(tmp_path):
+    assert detect_format(fixture("pair_ok")) == "xsid-pair"
+    assert detect_format(fixture("jointbert_ok/seq.in")) == "jointbert"
+    assert detect_format(fixture("es.aligned.tsv")) == "schuster"
+    assert output_format(tmp_path / "x.jsonl") == "jsonl"
+    (tmp_path / "notes.txt").write_text("hello\n")
+    for path in (tmp_path / "notes.txt", tmp_path / "missing.conll"):
+        with pytest.raises(FormatError):
+            read_report(path)
+    with pytest.raises(NluDataError):
+        read_report(fixture("de.sample.conll"), "jsonl")
