@@ -1,0 +1,401 @@
+"""The "bootstrap a new language" job: one YAML config -> one trained, evaluated, tracked model.
+
+The config (LightningCLI style: one section per concern; see experiments/bootstrap_xsid.yaml):
+
+.. code-block:: yaml
+
+    model:                 # nlu.model.JointModelConfig fields (defaults for the rest)
+      encoder: bilstm
+      max_epochs: 10
+    finetune_model:        # optional: fields that differ in the fine-tuning stage
+      freeze_encoder: true
+    data:
+      root: ../../shared/data/xsid   # data paths are relative to this (itself relative to the YAML)
+      source:                        # labelled source-language data, a list of data specs
+        - {path: en-train-v0.1, format: xsid-pair, labels: xsid-train-0.1-to-0.7, sample: 5000}
+      target_language: de
+      target_train: [xSID-0.7/de.valid.conll]   # the labelled target data
+      target_fraction: null          # or keep a fraction of it (per intent) ...
+      target_per_intent: null        # ... or at most N utterances per intent
+      dev: [xSID-0.7/en.valid.conll] # early stopping and dev metrics
+      test: [xSID-0.7/de.test.conll] # final metrics, per language
+      seed: 0                        # sampling seed
+    regime: finetune                 # monolingual | mixed | finetune | zeroshot
+    tracking:
+      uri: null                      # null: --tracking-uri, $MLFLOW_TRACKING_URI or the sqlite default
+      experiment: bootstrap-xsid
+      registered_name: null          # register the model as name@alias when set
+      alias: null
+    run_dir: runs/bootstrap-xsid-de  # checkpoints, models and the MLflow run id (relative to CWD)
+
+A data spec is a path or ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
+label mapping (``nlu.schema.LabelMapping.load``) and ``sample`` keeps that many utterances
+(seeded), e.g. to cut a large source set down for time.
+
+``run`` trains the regime, evaluates on dev and test (per language, ``nlu.metrics``), trains
+the MaxEnt domain classifier on the same labelled data, and logs to one MLflow run: the
+resolved config as params and ``config.yaml``, the YAML as written as ``job.yaml``, per-epoch
+curves, final metrics (``test/<language>/intent_acc`` ...), the reports as markdown and JSON,
+and the model directory (joint model + ``domain.joblib``) as the ``model/`` artifact,
+optionally registered as ``name@alias``. The run id is stored in ``run_dir/mlflow_run.json``:
+``resume=True`` continues the same run from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from nlu.atomic import write_json
+from nlu.errors import NluDataError
+from nlu.utterance import Utterance
+from multilingual.regimes import REGIME_NAMES
+
+RUN_ID_FILENAME = "mlflow_run.json"
+DOMAIN_FILENAME = "domain.joblib"
+
+
+class JobConfigError(NluDataError):
+    """A bootstrap job config is malformed; ``field`` names the offending key."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str
+    format: str | None = None
+    language: str | None = None
+    labels: str | None = None
+    sample: int | None = None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: Path
+    source: tuple[DataSpec, ...]
+    target_language: str
+    target_train: tuple[DataSpec, ...]
+    dev: tuple[DataSpec, ...]
+    test: tuple[DataSpec, ...]
+    target_fraction: float | None = None
+    target_per_intent: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = "bootstrap"
+    uri: str | None = None
+    registered_name: str | None = None
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    model: dict[str, Any]  # JointModelConfig fields, checked when the job is parsed
+    data: DataConfig
+    regime: str
+    tracking: TrackingConfig
+    run_dir: Path
+    finetune_model: dict[str, Any] = field(default_factory=dict)
+    source_yaml: str = ""  # the YAML text as written, logged as an artifact
+
+    def with_regime(self, regime: str) -> "JobConfig":
+        _check_regime(regime, "regime (--regime)")
+        _check_regime_data(regime, self.data)
+        return dataclasses.replace(self, regime=regime)
+
+    def resolved(self) -> dict[str, Any]:
+        """The complete config, defaults filled in, as plain data (for params and YAML)."""
+        from nlu.model import JointModelConfig
+
+        model = JointModelConfig(**self.model)
+        resolved = {
+            "model": model.to_dict(),
+            "data": _plain(dataclasses.asdict(self.data)),
+            "regime": self.regime,
+            "tracking": dataclasses.asdict(self.tracking),
+            "run_dir": str(self.run_dir),
+        }
+        if self.regime == "finetune":
+            resolved["finetune_model"] = dataclasses.replace(model, **self.finetune_model).to_dict()
+        return resolved
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+# -- parsing and validation (once, at the edge) --------------------------------------------
+
+def load_config(path: Path | str) -> JobConfig:
+    """Read and validate a job YAML; ``JobConfigError`` names the file and the bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise JobConfigError(f"cannot read the config: {error.strerror}", path=str(path)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise JobConfigError(f"not valid YAML: {error}", path=str(path)) from None
+    try:
+        return parse_config(raw, base=path.parent, source_yaml=text)
+    except JobConfigError as error:
+        raise error.at(path=str(path)) from None
+
+
+def parse_config(raw: Any, *, base: Path | str = ".", source_yaml: str = "") -> JobConfig:
+    """Validate a config mapping (as loaded from YAML); ``base`` anchors ``data.root``."""
+    section = _mapping(raw, "config", {"model", "finetune_model", "data", "regime", "tracking",
+                                       "run_dir"})
+    model = _mapping(section.get("model") or {}, "model")
+    finetune_model = _mapping(section.get("finetune_model") or {}, "finetune_model")
+    _check_model_fields(model, "model")
+    _check_model_fields({**model, **finetune_model}, "finetune_model")
+    regime = section.get("regime")
+    _check_regime(regime, "regime")
+    if "run_dir" not in section:
+        raise JobConfigError("missing: the folder for checkpoints and the run id", field="run_dir")
+    tracking = _mapping(section.get("tracking") or {}, "tracking",
+                        {"experiment", "uri", "registered_name", "alias"})
+    if tracking.get("alias") and not tracking.get("registered_name"):
+        raise JobConfigError("an alias needs a registered_name", field="tracking.alias")
+    data = _data_config(section.get("data"), Path(base))
+    _check_regime_data(regime, data)
+    return JobConfig(model=model, data=data, regime=regime, tracking=TrackingConfig(**tracking),
+                     run_dir=Path(section["run_dir"]), finetune_model=finetune_model,
+                     source_yaml=source_yaml)
+
+
+def _mapping(value: Any, where: str, allowed: set[str] | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise JobConfigError(f"expected a mapping, got {type(value).__name__}", field=where)
+    unknown = sorted(set(value) - allowed) if allowed is not None else []
+    if unknown:
+        raise JobConfigError(f"unknown key(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(allowed))}", field=where)
+    return value
+
+
+def _check_regime(regime: Any, where: str) -> None:
+    if regime not in REGIME_NAMES:
+        raise JobConfigError(f"{regime!r} is not one of {', '.join(REGIME_NAMES)}", field=where)
+
+
+def _check_regime_data(regime: str, data: "DataConfig") -> None:
+    if regime != "monolingual" and not data.source:
+        raise JobConfigError(f"the {regime} regime needs source data", field="data.source")
+    if regime != "zeroshot" and not data.target_train:
+        raise JobConfigError(f"the {regime} regime needs target data", field="data.target_train")
+
+
+def _check_model_fields(values: dict, where: str) -> None:
+    from nlu.model import JointModelConfig
+
+    known = {item.name for item in dataclasses.fields(JointModelConfig)}
+    for key in values:
+        if key not in known:
+            raise JobConfigError(f"unknown model setting {key!r}", field=f"{where}.{key}")
+    try:
+        JointModelConfig(**values)
+    except (TypeError, ValueError) as error:
+        raise JobConfigError(str(error), field=where) from None
+
+
+def _data_config(raw: Any, base: Path) -> DataConfig:
+    data = _mapping(raw, "data", {"root", "source", "target_language", "target_train",
+                                  "target_fraction", "target_per_intent", "dev", "test", "seed"})
+    for required in ("target_language", "test"):
+        if not data.get(required):
+            raise JobConfigError("missing", field=f"data.{required}")
+    fraction, per_intent = data.get("target_fraction"), data.get("target_per_intent")
+    if fraction is not None and per_intent is not None:
+        raise JobConfigError("give target_fraction or target_per_intent, not both",
+                             field="data.target_fraction")
+    if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise JobConfigError(f"must be in (0, 1], got {fraction!r}", field="data.target_fraction")
+    if per_intent is not None and not (isinstance(per_intent, int) and per_intent > 0):
+        raise JobConfigError(f"must be a positive integer, got {per_intent!r}",
+                             field="data.target_per_intent")
+    root = (base / data.get("root", ".")).resolve()
+    return DataConfig(
+        root=root,
+        source=_data_specs(data.get("source"), "data.source", root),
+        target_language=str(data["target_language"]),
+        target_train=_data_specs(data.get("target_train"), "data.target_train", root),
+        dev=_data_specs(data.get("dev"), "data.dev", root),
+        test=_data_specs(data["test"], "data.test", root),
+        target_fraction=fraction, target_per_intent=per_intent,
+        seed=int(data.get("seed", 0)))
+
+
+def _data_specs(raw: Any, where: str, root: Path) -> tuple[DataSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raw = [raw]
+    specs = []
+    for index, item in enumerate(raw):
+        here = f"{where}[{index}]"
+        if isinstance(item, str):
+            item = {"path": item}
+        item = _mapping(item, here, {field.name for field in dataclasses.fields(DataSpec)})
+        if "path" not in item:
+            raise JobConfigError("missing", field=f"{here}.path")
+        if not (root / item["path"]).exists():
+            raise JobConfigError(f"{root / item['path']} does not exist", field=f"{here}.path")
+        specs.append(DataSpec(**item))
+    return tuple(specs)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+def read_specs(specs: Sequence[DataSpec], root: Path, seed: int) -> list[Utterance]:
+    """Read, label-map and sample every spec; concatenate."""
+    from nlu.formats import read_utterances
+
+    utterances: list[Utterance] = []
+    for spec in specs:
+        part = read_utterances(root / spec.path, spec.format, language=spec.language)
+        if spec.labels:
+            from nlu.schema import LabelMapping
+
+            part = LabelMapping.load(spec.labels).apply(part)
+        if spec.sample is not None and spec.sample < len(part):
+            kept = sorted(random.Random(seed).sample(range(len(part)), spec.sample))
+            part = [part[position] for position in kept]
+        utterances.extend(part)
+    return utterances
+
+
+@dataclass
+class JobData:
+    source: list[Utterance]
+    target: list[Utterance]
+    dev: list[Utterance]
+    test: list[Utterance]
+
+    def counts(self) -> dict[str, float]:
+        return {f"data/{name}": float(len(getattr(self, name)))
+                for name in ("source", "target", "dev", "test")}
+
+
+def target_share(target: list[Utterance], config: DataConfig) -> list[Utterance]:
+    """How much target data the job may use: all of it, or a seeded sample stratified by
+    intent (a fraction of each intent, or at most N per intent)."""
+    if config.target_fraction is None and config.target_per_intent is None:
+        return target
+    from nlu.dataset import sample
+
+    return sample(target, fraction=config.target_fraction,
+                  per_intent=config.target_per_intent, seed=config.seed)
+
+
+def load_data(config: DataConfig) -> JobData:
+    target = read_specs(config.target_train, config.root, config.seed)
+    wrong = {u.language for u in target} - {config.target_language}
+    if wrong:
+        raise JobConfigError(f"target_train holds languages {sorted(wrong)}, not only "
+                             f"{config.target_language!r}", field="data.target_train")
+    return JobData(
+        source=read_specs(config.source, config.root, config.seed),
+        target=target_share(target, config),
+        dev=read_specs(config.dev, config.root, config.seed),
+        test=read_specs(config.test, config.root, config.seed))
+
+
+def regime_training_data(regime: str, data: JobData) -> list[Utterance]:
+    """The labelled utterances a regime learns from (also the domain classifier's data)."""
+    return {"monolingual": data.target, "mixed": data.source + data.target,
+            "finetune": data.source + data.target, "zeroshot": data.source}[regime]
+
+
+# -- the job -------------------------------------------------------------------------------
+
+def run(config: JobConfig, *, tracking_uri: str | None = None, resume: bool = False) -> dict:
+    """Train, evaluate and track the job; return run id, model reference and final metrics.
+
+    ``tracking_uri`` overrides the config's; ``resume`` continues the MLflow run and the
+    checkpoints recorded in ``config.run_dir`` (a fresh run if there is nothing to resume).
+    """
+    import mlflow
+
+    from multilingual.regimes import train_regime
+    from nlu import tracking
+    from nlu.domain import SNIPS_DOMAINS, DomainClassifier
+    from nlu.metrics import evaluate
+    from nlu.model import JointModelConfig
+
+    uri = tracking.resolve_tracking_uri(tracking_uri or config.tracking.uri)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous_run = _stored_run_id(run_dir, uri) if resume else None
+    data = load_data(config.data)
+    if config.regime == "zeroshot":
+        data.target = []  # zero-shot uses no target data (logged as data/target = 0)
+    if not data.test:
+        raise JobConfigError("the test files hold no utterances", field="data.test")
+    resolved = config.resolved()
+
+    with tracking.start_run(config.tracking.experiment, uri, run_id=previous_run,
+                            run_name=f"{config.data.target_language}-{config.regime}",
+                            tags={"regime": config.regime,
+                                  "target_language": config.data.target_language}) as active:
+        run_id = active.info.run_id
+        write_json(run_dir / RUN_ID_FILENAME, {"run_id": run_id, "tracking_uri": uri})
+        if previous_run is None:
+            tracking.log_config(resolved)
+            if config.source_yaml:
+                mlflow.log_text(config.source_yaml, "job.yaml")
+            mlflow.log_metrics(data.counts())
+
+        model_config = JointModelConfig(**config.model)
+        options: dict[str, Any] = {}
+        if config.regime == "finetune":
+            options["finetune_config"] = dataclasses.replace(model_config, **config.finetune_model)
+        model = train_regime(config.regime, data.source, data.target, model_config,
+                             dev=data.dev or None, run_dir=run_dir / config.regime,
+                             tracking_uri=uri, resume=resume, **options)
+
+        model_dir = model.save(run_dir / "model")
+        domain_classifier = DomainClassifier(domain_map=SNIPS_DOMAINS)
+        domain_classifier.fit(regime_training_data(config.regime, data))
+        domain_classifier.save(model_dir / DOMAIN_FILENAME)
+
+        metrics: dict[str, float] = {}
+        for split, gold in (("dev", data.dev), ("test", data.test)):
+            if not gold:
+                continue
+            report = evaluate(gold, model.predict(gold), seed=config.data.seed)
+            metrics.update(report.flat(split))
+            metrics.update({f"{split}/{group}/domain_acc": accuracy for group, accuracy
+                            in domain_classifier.accuracy(gold).items()})
+            mlflow.log_text(report.to_markdown(), f"reports/{split}.md")
+            mlflow.log_dict(report.to_dict(), f"reports/{split}.json")
+        mlflow.log_metrics(metrics)
+        model_ref = tracking.log_model_dir(model_dir, registered_name=config.tracking.registered_name,
+                                           alias=config.tracking.alias)
+    return {"run_id": run_id, "tracking_uri": uri, "model_ref": model_ref,
+            "model_dir": str(model_dir), "metrics": metrics}
+
+
+def _stored_run_id(run_dir: Path, tracking_uri: str) -> str | None:
+    """The MLflow run a previous attempt of this job started, if it is in this store."""
+    stored = run_dir / RUN_ID_FILENAME
+    if not stored.exists():
+        return None
+    record = json.loads(stored.read_text(encoding="utf-8"))
+    if record.get("tracking_uri") != tracking_uri:
+        raise JobConfigError(f"the run to resume is in {record.get('tracking_uri')}, not in "
+                             f"{tracking_uri}; pass that --tracking-uri", path=str(stored))
+    return record["run_id"]

@@ -1,0 +1,37 @@
+"""``nlu-bootstrap train``: run a "bootstrap a new language" job from its YAML config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from multilingual.regimes import REGIME_NAMES
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True,
+                        help="job YAML, e.g. experiments/bootstrap_xsid.yaml")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's "
+                        "tracking.uri, $MLFLOW_TRACKING_URI, else the embedded sqlite store)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the job's last run (same MLflow run, last checkpoint)")
+    parser.add_argument("--regime", choices=REGIME_NAMES, help="override the config's regime")
+
+
+def run(args: argparse.Namespace) -> int:
+    from multilingual.bootstrap import load_config, run as run_job
+
+    config = load_config(args.config)
+    if args.regime:
+        config = config.with_regime(args.regime)
+    result = run_job(config, tracking_uri=args.tracking_uri, resume=args.resume)
+    metrics = result["metrics"]
+    groups = sorted({key.split("/")[1] for key in metrics if key.startswith("test/")})
+    print(f"\nregime {config.regime}, target {config.data.target_language}: test scores in %")
+    print(f"{'group':<10} {'intent acc':>10} {'slot F1':>8} {'exact':>7} {'SemER':>7}")
+    for group in groups:
+        values = [100 * metrics[f"test/{group}/{name}"]
+                  for name in ("intent_acc", "slot_f1", "exact_match", "semer")]
+        print(f"{group:<10} {values[0]:>10.2f} {values[1]:>8.2f} {values[2]:>7.2f} {values[3]:>7.2f}")
+    print(f"MLflow run {result['run_id']} in {result['tracking_uri']}; model: {result['model_ref']}")
+    return 0
