@@ -84,8 +84,8 @@ def test_convert_writes_a_format_that_reads_back(capsys, tmp_path):
 
 
 def test_sample_is_seeded_and_stratified(capsys, tmp_path):
-    args = ["sample", FIXTURES / "de.sample.conll", FIXTURES / "pair_ok", "--per-intent", "1",
-            "--seed", "3"]
+    args = ["sample", FIXTURES / "de.sample.conll", FIXTURES / "pair_ok", FIXTURES / "pair_ok",
+            "--dedupe", "--per-intent", "1", "--seed", "3"]
     run(capsys, *args, "--out", tmp_path / "a.jsonl")
     run(capsys, *args, "--out", tmp_path / "b.jsonl")
     sample = read_utterances(tmp_path / "a.jsonl")

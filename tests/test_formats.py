@@ -288,3 +288,14 @@ def test_detection_and_unknown_inputs(tmp_path):
             read_report(path)
     with pytest.raises(NluDataError):
         read_report(fixture("de.sample.conll"), "jsonl")
+
+
+def test_gzip_files_are_read_and_written_by_their_inner_suffix(tmp_path):
+    original = read_utterances(fixture("de.sample.conll"))
+    out = tmp_path / "de.sample.conll.gz"
+    write_utterances(original, out, output_format(out))
+    assert detect_format(out) == "conll" and out.read_bytes()[:2] == b"\x1f\x8b"
+    assert [u.replace(source=None) for u in read_utterances(out)] == \
+        [u.replace(source=None) for u in original]
+    write_utterances(original, tmp_path / "again.conll.gz", "conll")
+    assert (tmp_path / "again.conll.gz").read_bytes() == out.read_bytes()  # reproducible

@@ -17,18 +17,22 @@ exact layout and any normalisation the writer applies):
 ``jsonl``      ours, lossless: one ``Utterance.to_dict()`` per line
 =============  =========================================================================
 
-Every utterance's ``source`` is ``"<file>:<line>"``; every error is a ``NluDataError``
+Single files may be gzip-compressed (``de.test.conll.gz``): they are read and written as
+such. Every utterance's ``source`` is ``"<file>:<line>"``; every error is a ``NluDataError``
 subclass located at ``file:line``. ``mode="repair"`` (the default) fixes IOB1 and malformed
 tags and lists each fix in ``ReadReport.repairs``; ``mode="strict"`` raises instead.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from nlu.atomic import atomic_open
 from nlu.errors import FormatError
 from nlu.formats import conll, jointbert, jsonl, massive, schuster, snips_json, xsid_pair
 from nlu.formats.base import ReadReport, read_text
@@ -72,9 +76,10 @@ def detect_format(path: Path | str) -> str:
         return "jointbert"
     if path.name.startswith(("text.", "label.")):
         return "xsid-pair"
-    if path.suffix in SUFFIXES:
-        return SUFFIXES[path.suffix]
-    if path.suffix == ".jsonl":
+    suffix = _suffix(path)
+    if suffix in SUFFIXES:
+        return SUFFIXES[suffix]
+    if suffix == ".jsonl":
         first = next(line for line in read_text(path).split("\n") if line.strip())
         try:
             record = json.loads(first)
@@ -85,9 +90,15 @@ def detect_format(path: Path | str) -> str:
                       path=str(path))
 
 
+def _suffix(path: Path | str) -> str:
+    """The suffix that names the format: ``x.conll.gz`` -> ``.conll``."""
+    path = Path(path)
+    return Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+
+
 def output_format(path: Path | str) -> str:
     """The format an output path's name asks for (``.jsonl`` -> ``jsonl``...); else ``FormatError``."""
-    suffix = Path(path).suffix
+    suffix = _suffix(path)
     if suffix == ".jsonl":
         return "jsonl"
     if suffix in SUFFIXES:
@@ -118,8 +129,22 @@ def read_utterances(path: Path | str, fmt: str | None = None, *, language: str |
 
 
 def write_utterances(utterances: Sequence[Utterance], path: Path | str, fmt: str) -> None:
-    """Write ``utterances`` to ``path`` in format ``fmt``, atomically (file by file)."""
-    _format(fmt).write(list(utterances), Path(path))
+    """Write ``utterances`` to ``path`` in format ``fmt``, atomically (file by file).
+
+    A ``.gz`` path (single-file formats only) is gzip-compressed, reproducibly (no mtime).
+    """
+    path, writer = Path(path), _format(fmt)
+    if path.suffix != ".gz":
+        writer.write(list(utterances), path)
+        return
+    if writer.writes_folder:
+        raise ValueError(f"{fmt} writes a folder; it cannot be one .gz file")
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = Path(scratch) / path.stem
+        writer.write(list(utterances), plain)
+        with atomic_open(path, "wb") as stream, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0) as compressed:
+            compressed.write(plain.read_bytes())
 
 
 __all__ = ["FORMATS", "Format", "ReadReport", "detect_format", "output_format", "read_report",

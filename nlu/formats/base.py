@@ -7,11 +7,12 @@ kept (warnings). Every message starts with ``file:line`` so a user can jump to t
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from nlu.errors import EmptyFileError, EncodingError, NluDataError
+from nlu.errors import EmptyFileError, EncodingError, FormatError, NluDataError
 from nlu.utterance import Utterance, ValidationMode
 
 
@@ -81,9 +82,15 @@ class ReportBuilder:
 def read_text(path: Path, *, errors: str = "strict") -> str:
     """Decode ``path`` as UTF-8 (a BOM is dropped); bad bytes raise ``EncodingError`` at file:line.
 
-    An empty or whitespace-only file raises ``EmptyFileError``.
+    A ``.gz`` file is decompressed first. An empty or whitespace-only file raises
+    ``EmptyFileError``.
     """
     data = Path(path).read_bytes()
+    if Path(path).suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            raise FormatError(f"not a valid gzip file ({error})", path=str(path)) from None
     if not data.strip():
         raise EmptyFileError("file is empty", path=str(path))
     try:
@@ -109,7 +116,7 @@ def numbered_lines(text: str) -> list[tuple[int, str]]:
 
 def language_from_filename(path: Path) -> str:
     """``de.test.conll`` -> ``de``; ``de-ba.valid.conll`` -> ``de-ba``; ``text.en`` -> ``en``."""
-    name = Path(path).name
+    name = Path(path).name.removesuffix(".gz")
     if name.startswith(("text.", "label.")):
         return name.split(".", 1)[1]
     return name.split(".", 1)[0]

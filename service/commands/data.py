@@ -34,7 +34,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--out", required=True, help="output file (or folder for xsid-pair, "
                                                      "jointbert)")
     output.add_argument("--to", choices=sorted(FORMATS),
-                        help="output format (default: from the --out name)")
+                        help="output format (default: from the --out name; .gz compresses)")
+    output.add_argument("--dedupe", action="store_true",
+                        help="drop repeated annotations (after --map-labels, before sampling)")
 
     stats = actions.add_parser("stats", parents=[common, mapping],
                                help="counts of utterances, tokens, languages, intents, slots")
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(dataset.stats(utterances).render(top=args.top))
         return 0
+    if args.dedupe:
+        utterances = dataset.deduplicate(utterances)
     if args.action == "sample":
         utterances = dataset.sample(utterances, per_intent=args.per_intent,
                                     fraction=args.fraction, seed=args.seed)
