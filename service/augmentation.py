@@ -35,7 +35,7 @@ _METHODS = {augmentation_pb2.SAMPLING_METHOD_GREEDY: "greedy",
             augmentation_pb2.SAMPLING_METHOD_TEMPERATURE: "temperature",
             augmentation_pb2.SAMPLING_METHOD_TOP_K: "top-k",
             augmentation_pb2.SAMPLING_METHOD_TOP_P: "top-p"}
-GENERATOR_TAG = "nlu_bootstrap.generator"  # run tag GAN training sets on generator runs
+GENERATOR_RUN_TAG = ("kind", "gan")  # gan.training.train_gan tags its MLflow runs so
 
 
 class RequestError(Exception):
@@ -98,9 +98,11 @@ class GeneratorStore:
             if not versions:
                 continue
             latest = max(versions, key=lambda version: int(version.version))
-            if GENERATOR_TAG not in mlflow_client.get_run(latest.run_id).data.tags:
+            tag, value = GENERATOR_RUN_TAG
+            if mlflow_client.get_run(latest.run_id).data.tags.get(tag) != value:
                 continue  # an NLU model, not a generator
-            entries.append(GeneratorEntry(model.name, dict(model.aliases or {}),
+            aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+            entries.append(GeneratorEntry(model.name, aliases,
                                           str(latest.version), latest.run_id))
         return sorted(entries, key=lambda entry: entry.name)
 
@@ -151,6 +153,13 @@ class StreamCounters:
     utterances_sent: int = 0
 
 
+@dataclass
+class _StreamRecord:
+    sent: int = 0
+    complete: bool = False  # every requested utterance was produced
+    finished: bool = False  # counted and its slot released
+
+
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
                  max_streams: int = 32, batch_size: int = 128):
@@ -183,36 +192,38 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         if not self._streams.acquire(blocking=False):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"{self.max_streams} Augment streams already running; retry later")
-        try:
-            seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
-            context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
-            yield from self._stream(context, augmenter.generate(
-                request.count, sampling=sampling, seed=seed, quotas=quotas, language=language,
-                gate=gate, batch_size=min(request.count, self.batch_size)))
-        finally:
-            self._streams.release()
-
-    def _stream(self, context, utterances):
+        stream = _StreamRecord()
+        # The server stops pulling from this generator when the call ends early (cancel,
+        # deadline, shutdown) and may never resume it, so bookkeeping happens in a callback
+        # that runs however the call ends.
+        if not context.add_callback(lambda: self._finish(stream)):
+            self._finish(stream)
         with self._counters_lock:
             self.counters.started += 1
-        sent = 0
-        try:
-            for utterance in utterances:
-                remaining = context.time_remaining()
-                if not context.is_active() or (remaining is not None and remaining <= 0):
-                    break
-                yield augmentation_pb2.AugmentResponse(utterance=utterance_to_message(utterance))
-                sent += 1
-            else:
-                with self._counters_lock:
-                    self.counters.completed += 1
+        seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+        context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
+        utterances = augmenter.generate(
+            request.count, sampling=sampling, seed=seed, quotas=quotas, language=language,
+            gate=gate, batch_size=min(request.count, self.batch_size))
+        for utterance in utterances:
+            remaining = context.time_remaining()
+            if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
-            with self._counters_lock:
+            yield augmentation_pb2.AugmentResponse(utterance=utterance_to_message(utterance))
+            stream.sent += 1
+        stream.complete = True
+
+    def _finish(self, stream: "_StreamRecord") -> None:
+        with self._counters_lock:
+            if stream.finished:
+                return
+            stream.finished = True
+            self.counters.utterances_sent += stream.sent
+            if stream.complete:
+                self.counters.completed += 1
+            else:
                 self.counters.stopped_early += 1
-        finally:
-            utterances.close()  # stop the engine's generator now, not at garbage collection
-            with self._counters_lock:
-                self.counters.utterances_sent += sent
+        self._streams.release()
 
     def ListGenerators(self, request, context):
         try:
@@ -269,15 +280,19 @@ def sampling_config(options: augmentation_pb2.SamplingOptions):
 
 
 def gate_config(options: augmentation_pb2.GateOptions):
+    """The engine's ``GateConfig``: dedupe unless turned off, optional D-score threshold.
+
+    The training-copy check stays off: a registered generator does not carry its training
+    data, and a check against nothing would only pretend to filter.
+    """
     from gan.gate import GateConfig
 
-    values = {name: getattr(options, name)
-              for name in ("drop_train_copies", "deduplicate", "min_discriminator_score")
+    values = {name: getattr(options, name) for name in ("deduplicate", "min_discriminator_score")
               if options.HasField(name)}
     try:
-        return GateConfig(**values)
+        return GateConfig(drop_train_copies=False, **values)
     except ValueError as error:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate: {error}") from None
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate.{error}") from None
 
 
 def check_quotas(request, info) -> dict[str, int] | None:
@@ -291,10 +306,10 @@ def check_quotas(request, info) -> dict[str, int] | None:
         if quota < 0:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"intent_quotas[{intent}]: must be >= 0, got {quota}")
-    if sum(quotas.values()) > request.count:
+    if sum(quotas.values()) != request.count:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"intent_quotas: they add up to {sum(quotas.values())}, "
-                           f"more than count {request.count}")
+                           f"not to count {request.count}")
     return quotas
 
 

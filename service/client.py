@@ -23,6 +23,9 @@ SAMPLING_METHODS = {"greedy": augmentation_pb2.SAMPLING_METHOD_GREEDY,
                     "temperature": augmentation_pb2.SAMPLING_METHOD_TEMPERATURE,
                     "top-k": augmentation_pb2.SAMPLING_METHOD_TOP_K,
                     "top-p": augmentation_pb2.SAMPLING_METHOD_TOP_P}
+DATA_SPLITS = {"source": training_pb2.DATA_SPLIT_SOURCE,
+               "target_train": training_pb2.DATA_SPLIT_TARGET_TRAIN,
+               "dev": training_pb2.DATA_SPLIT_DEV, "test": training_pb2.DATA_SPLIT_TEST}
 SEED_METADATA_KEY = "nlu-bootstrap-seed"
 UPLOAD_CHUNK = 500  # utterances per upload message: far below the default 4 MiB message limit
 
@@ -67,11 +70,10 @@ def sampling_options(method: str = "temperature", *, temperature: float | None =
 
 def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,
                     quotas: dict[str, int] | None = None, language: str = "",
-                    drop_train_copies: bool | None = None, deduplicate: bool | None = None,
-                    min_discriminator_score: float | None = None):
-    gate = {name: value for name, value in
-            (("drop_train_copies", drop_train_copies), ("deduplicate", deduplicate),
-             ("min_discriminator_score", min_discriminator_score)) if value is not None}
+                    deduplicate: bool | None = None, min_discriminator_score: float | None = None):
+    gate = {name: value for name, value in (("deduplicate", deduplicate),
+                                            ("min_discriminator_score", min_discriminator_score))
+            if value is not None}
     return augmentation_pb2.AugmentRequest(
         generator=generator, count=count, sampling=sampling or sampling_options(),
         intent_quotas=quotas or {}, language=language,
@@ -99,23 +101,35 @@ def describe_generator(channel: grpc.Channel, generator: str, *, timeout: float 
 
 
 def submit_job(channel: grpc.Channel, *, regime: str = "", config_yaml: str = "",
-               dataset: str = "", utterances: Iterable[Utterance] = (),
+               dataset: str = "", uploads: dict[str, Iterable[Utterance]] | None = None,
                timeout: float | None = 300) -> training_pb2.Job:
-    """Submit a training job on a registered ``dataset`` or on uploaded ``utterances``."""
+    """Submit a bootstrap training job on a registered ``dataset`` or on ``uploads``, a
+    mapping from split (``source``, ``target_train``, ``dev``, ``test``) to utterances."""
+    uploads = uploads or {}
+    unknown = sorted(set(uploads) - set(DATA_SPLITS))
+    if unknown:
+        raise ValueError(f"uploads: unknown split(s) {unknown}; known: {sorted(DATA_SPLITS)}")
+
     def requests():
         yield training_pb2.SubmitJobRequest(spec=training_pb2.JobSpec(
             dataset=dataset, regime=regime, config_yaml=config_yaml))
-        chunk: list[utterance_pb2.AnnotatedUtterance] = []
-        for utterance in utterances:
-            chunk.append(utterance_to_message(utterance))
-            if len(chunk) == UPLOAD_CHUNK:
-                yield training_pb2.SubmitJobRequest(data=training_pb2.UtteranceChunk(utterances=chunk))
-                chunk = []
-        if chunk:
-            yield training_pb2.SubmitJobRequest(data=training_pb2.UtteranceChunk(utterances=chunk))
+        for split, utterances in uploads.items():
+            chunk: list[utterance_pb2.AnnotatedUtterance] = []
+            for utterance in utterances:
+                chunk.append(utterance_to_message(utterance))
+                if len(chunk) == UPLOAD_CHUNK:
+                    yield _upload(split, chunk)
+                    chunk = []
+            if chunk:
+                yield _upload(split, chunk)
 
     stub = training_pb2_grpc.TrainingServiceStub(channel)
     return stub.SubmitJob(requests(), timeout=timeout).job
+
+
+def _upload(split: str, chunk: list) -> training_pb2.SubmitJobRequest:
+    return training_pb2.SubmitJobRequest(
+        data=training_pb2.UtteranceChunk(split=DATA_SPLITS[split], utterances=chunk))
 
 
 def get_job(channel: grpc.Channel, job_id: str, *, timeout: float | None = 30) -> training_pb2.Job:

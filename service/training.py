@@ -6,14 +6,19 @@
 * Job state and progress events live in a small sqlite file (``jobs.db``) beside the
   server's state, written by the server and the workers alike, so a restarted server still
   knows every finished job. Jobs that were running when a server died are marked failed.
-* Training data is a dataset registered on the server (name -> file, set by the operator)
-  or utterances uploaded in the request stream; clients never name a file.
+* Training data is a dataset registered on the server (a name the operator maps to a YAML
+  file holding a bootstrap job's ``data:`` section) or utterances uploaded in the request
+  stream, each chunk naming its split. Clients never name a file, a folder or a store: the
+  server fills in the data files, the run folder and the tracking URI.
+* Progress: the worker records when the MLflow run starts and, every few seconds, the run's
+  latest metrics (training curves, then the final dev/test metrics) as job events.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import sqlite3
 import threading
 import time
@@ -26,8 +31,17 @@ import grpc
 import yaml
 
 from nlu.errors import NluDataError
-from service.client import message_to_utterance
+from service.augmentation import RequestError
+from service.client import DATA_SPLITS, message_to_utterance
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
+
+# What a client may set in ``JobSpec.config_yaml``: everything else names files or stores.
+CLIENT_SETTINGS = {"model": None, "finetune_model": None, "regime": None,
+                   "tracking": {"experiment", "registered_name", "alias"},
+                   "data": {"target_language", "target_fraction", "target_per_intent", "seed"}}
+SPLIT_KEYS = {value: key for key, value in DATA_SPLITS.items()}  # wire enum -> data section key
+DEFAULT_EXPERIMENT = "service-jobs"
+PROGRESS_POLL_SECONDS = 2.0
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 FINISHED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -86,9 +100,9 @@ class JobStore:
         connection.row_factory = sqlite3.Row
         return connection
 
-    def create(self, spec: dict[str, str]) -> JobRecord:
+    def create(self, job_id: str, spec: dict[str, str]) -> JobRecord:
         now = time.time()
-        job = JobRecord(uuid.uuid4().hex, QUEUED, spec, now, now)
+        job = JobRecord(job_id, QUEUED, spec, now, now)
         with self._connect() as connection:
             connection.execute(
                 "INSERT INTO jobs (job_id, state, spec, create_time, update_time) VALUES (?,?,?,?,?)",
@@ -158,26 +172,46 @@ class JobStore:
                          json.loads(row["metrics"])) for row in rows]
 
 
-def run_job(job_id: str, store_path: str, config: dict[str, Any], tracking_uri: str) -> None:
+def run_job(job_id: str, store_path: str, config, tracking_uri: str) -> None:
     """Worker-process entry point: run the bootstrap job and record how it ended."""
+    from multilingual import bootstrap
+
     store = JobStore(store_path)
     store.update(job_id, RUNNING, "training started")
+    reporter = threading.Thread(target=_report_progress,
+                                args=(store, job_id, Path(config.run_dir), tracking_uri),
+                                name="progress", daemon=True)
+    reporter.start()
     try:
-        from multilingual import bootstrap
-
         result = bootstrap.run(config, tracking_uri=tracking_uri)
     except BaseException as error:  # the job's failure, recorded for the client to read
         store.update(job_id, FAILED, "training failed", error=f"{type(error).__name__}: {error}")
         raise
-    store.update(job_id, SUCCEEDED, "training finished", **_job_outcome(result))
+    model_ref = str(result["model_ref"])
+    store.update(job_id, SUCCEEDED, "training finished", mlflow_run_id=result["run_id"],
+                 registered_model="" if model_ref == result["run_id"] else model_ref,
+                 metrics={name: float(value) for name, value in result["metrics"].items()})
 
 
-def _job_outcome(result: dict[str, Any]) -> dict[str, Any]:
-    """The parts of ``bootstrap.run``'s result a client sees: run, registered model, metrics."""
-    metrics = {name: float(value) for name, value in (result.get("metrics") or {}).items()
-               if isinstance(value, (int, float))}
-    return {"metrics": metrics, "mlflow_run_id": str(result.get("run_id") or ""),
-            "registered_model": str(result.get("registered_model") or "")}
+def _report_progress(store: JobStore, job_id: str, run_dir: Path, tracking_uri: str) -> None:
+    """Record the job's MLflow run once it exists, then its latest metrics when they change."""
+    from multilingual.bootstrap import RUN_ID_FILENAME
+    from nlu.tracking import client
+
+    run_id: str | None = None
+    last_metrics = ""
+    while not store.get(job_id).finished:
+        time.sleep(PROGRESS_POLL_SECONDS)
+        if run_id is None:
+            record = run_dir / RUN_ID_FILENAME
+            if not record.exists():
+                continue
+            run_id = json.loads(record.read_text(encoding="utf-8"))["run_id"]
+            store.update(job_id, RUNNING, f"MLflow run {run_id} started", mlflow_run_id=run_id)
+        metrics = client(tracking_uri).get_run(run_id).data.metrics
+        if metrics and json.dumps(metrics, sort_keys=True) != last_metrics:
+            last_metrics = json.dumps(metrics, sort_keys=True)
+            store.update(job_id, RUNNING, "progress", metrics=metrics)
 
 
 class JobRunner:
@@ -195,13 +229,16 @@ class JobRunner:
             store.update(job.job_id, FAILED, "server restarted while the job was running",
                          error="interrupted by a server restart")
 
+    def job_dir(self, job_id: str) -> Path:
+        return self.work_dir / job_id
+
     def running(self) -> int:
         with self._lock:
             self._workers = {job_id: worker for job_id, worker in self._workers.items()
                              if worker.is_alive()}
             return len(self._workers)
 
-    def start(self, job_id: str, config: dict[str, Any]) -> None:
+    def start(self, job_id: str, config) -> None:
         worker = self._context.Process(
             target=run_job, args=(job_id, str(self.store.path), config, self.tracking_uri),
             name=f"nlu-bootstrap-job-{job_id}", daemon=True)
@@ -216,22 +253,28 @@ class JobRunner:
         self.store.update(job_id, FAILED, "worker process exited",
                           error=f"worker exited with code {worker.exitcode}")
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, message: str = "cancelled by the client") -> None:
+        """Mark the job cancelled, kill its worker and close its MLflow run as KILLED."""
         with self._lock:
             worker = self._workers.get(job_id)
-        self.store.update(job_id, CANCELLED, "cancelled by the client")
+        self.store.update(job_id, CANCELLED, message)
         if worker is not None and worker.is_alive():
             worker.terminate()
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
+                worker.join()
+        run_id = self.store.get(job_id).mlflow_run_id
+        if run_id:
+            from nlu.tracking import client
+
+            client(self.tracking_uri).set_terminated(run_id, status="KILLED")
 
     def shutdown(self) -> None:
         with self._lock:
-            job_ids = list(self._workers)
+            job_ids = [job_id for job_id, worker in self._workers.items() if worker.is_alive()]
         for job_id in job_ids:
-            self.store.update(job_id, FAILED, "server shut down", error="interrupted by server shutdown")
-            self.cancel(job_id)
+            self.cancel(job_id, "cancelled: the server shut down")
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
@@ -249,52 +292,83 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "spec: the first SubmitJobRequest must carry the job spec")
         spec = first.spec
-        config = _parse_config(spec, context)
-        if spec.dataset:
-            if spec.dataset not in self.datasets:
-                context.abort(grpc.StatusCode.NOT_FOUND,
-                              f"spec.dataset: no registered dataset {spec.dataset!r} "
-                              f"(registered: {', '.join(sorted(self.datasets)) or 'none'})")
-        if self.runner.running() >= self.runner.max_running:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"{self.runner.max_running} job(s) already running; retry later")
-        uploaded = self._receive_upload(request_iterator, context, expect_data=not spec.dataset)
-        job = self.store.create({"dataset": spec.dataset, "regime": spec.regime,
-                                 "config_yaml": spec.config_yaml})
-        if uploaded:
-            from nlu.formats import write_utterances
+        try:
+            settings = client_settings(spec.config_yaml)
+            if spec.dataset and spec.dataset not in self.datasets:
+                raise RequestError(grpc.StatusCode.NOT_FOUND,
+                               f"spec.dataset: no registered dataset {spec.dataset!r} (registered: "
+                               f"{', '.join(sorted(self.datasets)) or 'none'})")
+            if self.runner.running() >= self.runner.max_running:
+                raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"{self.runner.max_running} job(s) already running; retry later")
+            splits = self._receive_upload(request_iterator, expect_data=not spec.dataset)
+        except RequestError as refused:
+            context.abort(refused.code, str(refused))
 
-            data_path = self.runner.work_dir / job.job_id / "train.jsonl"
-            data_path.parent.mkdir(parents=True, exist_ok=True)
-            write_utterances(uploaded, data_path, "jsonl")
-        else:
-            data_path = self.datasets[spec.dataset]
-        config = _job_config(config, spec.regime, data_path, job.job_id)
-        self.runner.start(job.job_id, config)
-        return training_pb2.SubmitJobResponse(job=_job_message(self.store.get(job.job_id)))
+        job_id = uuid.uuid4().hex
+        job_dir = self.runner.job_dir(job_id)
+        try:
+            config = self._job_config(spec, settings, splits, job_dir)
+        except NluDataError as error:  # multilingual.bootstrap's JobConfigError names the field
+            shutil.rmtree(job_dir, ignore_errors=True)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"spec.config_yaml: {error}")
+        self.store.create(job_id, {"dataset": spec.dataset, "regime": config.regime,
+                                   "config_yaml": spec.config_yaml})
+        self.runner.start(job_id, config)
+        return training_pb2.SubmitJobResponse(job=_job_message(self.store.get(job_id)))
 
-    def _receive_upload(self, request_iterator, context, *, expect_data: bool) -> list:
-        utterances = []
+    def _receive_upload(self, request_iterator, *, expect_data: bool) -> dict[str, list]:
+        """Uploaded utterances by split key (``source``, ``target_train``, ``dev``, ``test``)."""
+        splits: dict[str, list] = {}
+        total = 0
         for position, request in enumerate(request_iterator, start=2):
             if request.WhichOneof("part") != "data":
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"spec: message {position} repeats the spec; only the first may")
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"spec: message {position} repeats the spec; only the first may")
             if not expect_data:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "data: utterances uploaded although spec.dataset names a dataset")
-            for index, message in enumerate(request.data.utterances):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "data: utterances uploaded although spec.dataset names a dataset")
+            if request.data.split not in SPLIT_KEYS:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"data.split: message {position} names no split")
+            key = SPLIT_KEYS[request.data.split]
+            for message in request.data.utterances:
+                total += 1
+                if total > self.max_upload_utterances:
+                    raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                   f"data: more than {self.max_upload_utterances} utterances")
                 try:
-                    utterances.append(message_to_utterance(message))
+                    utterance = message_to_utterance(message)
                 except NluDataError as error:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"data.utterances[{len(utterances)}]: {error}")
-                if len(utterances) > self.max_upload_utterances:
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                  f"data: more than {self.max_upload_utterances} utterances")
-        if expect_data and not utterances:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "spec.dataset: name a registered dataset or upload utterances")
-        return utterances
+                    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"data.utterances[{len(splits.get(key, []))}] ({key}): "
+                                   f"{error}") from None
+                splits.setdefault(key, []).append(utterance)
+        if expect_data and not splits:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "spec.dataset: name a registered dataset or upload utterances")
+        return splits
+
+    def _job_config(self, spec, settings: dict[str, Any], splits: dict[str, list], job_dir: Path):
+        """The bootstrap ``JobConfig``: client settings + server-chosen files, folder, store."""
+        from multilingual.bootstrap import parse_config
+
+        raw = dict(settings)
+        client_data = raw.pop("data", {})
+        if spec.dataset:
+            data = registered_data(self.datasets[spec.dataset])
+        else:
+            data = write_uploaded(splits, job_dir / "data")
+            languages = {utterance.language for utterance in splits.get("target_train", [])
+                         or splits.get("test", [])}
+            if len(languages) == 1:
+                data["target_language"] = languages.pop()
+        raw["data"] = {**data, **client_data}
+        if spec.regime:
+            raw["regime"] = spec.regime
+        raw["tracking"] = {"experiment": DEFAULT_EXPERIMENT, **raw.get("tracking", {})}
+        raw["run_dir"] = str(job_dir / "run")
+        return parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
 
     def GetJob(self, request, context):
         return training_pb2.GetJobResponse(job=_job_message(self._job(request.job_id, context)))
@@ -303,10 +377,11 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         job = self._job(request.job_id, context)
         sequence = 0
         while context.is_active():
+            finished = self.store.get(job.job_id).finished  # read before the events: none lost
             for event in self.store.events_after(job.job_id, sequence):
                 sequence = event.sequence
                 yield training_pb2.WatchJobResponse(event=_event_message(event))
-            if self.store.get(job.job_id).finished and not self.store.events_after(job.job_id, sequence):
+            if finished:
                 return
             time.sleep(self.watch_poll_seconds)
 
@@ -327,24 +402,52 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         return job
 
 
-def _parse_config(spec, context) -> dict[str, Any]:
+def client_settings(config_yaml: str) -> dict[str, Any]:
+    """Parse ``JobSpec.config_yaml`` and refuse every key outside ``CLIENT_SETTINGS``."""
     try:
-        config = yaml.safe_load(spec.config_yaml) if spec.config_yaml.strip() else {}
+        settings = yaml.safe_load(config_yaml) if config_yaml.strip() else {}
     except yaml.YAMLError as error:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"spec.config_yaml: not valid YAML: {error}")
-    if not isinstance(config, dict):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spec.config_yaml: must be a mapping")
-    return config
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"spec.config_yaml: not valid YAML: {error}") from None
+    if not isinstance(settings, dict):
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "spec.config_yaml: must be a mapping")
+    for key, value in settings.items():
+        if key not in CLIENT_SETTINGS:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"spec.config_yaml.{key}: not a client setting (the server sets "
+                           f"files, folders and stores); allowed: {', '.join(CLIENT_SETTINGS)}")
+        allowed = CLIENT_SETTINGS[key]
+        if allowed is not None:
+            if not isinstance(value, dict):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"spec.config_yaml.{key}: must be a mapping")
+            for inner in value:
+                if inner not in allowed:
+                    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"spec.config_yaml.{key}.{inner}: not a client setting; "
+                                   f"allowed: {', '.join(sorted(allowed))}")
+    return settings
 
 
-def _job_config(config: dict[str, Any], regime: str, data_path: Path, job_id: str) -> dict[str, Any]:
-    """The client's config with what the server decides: the data file and the output place."""
-    config = dict(config)
-    if regime:
-        config["regime"] = regime
-    config["train"] = str(data_path)
-    config.setdefault("run_name", f"job-{job_id}")
-    return config
+def registered_data(path: Path) -> dict[str, Any]:
+    """A registered dataset: the ``data:`` section of an operator's YAML, with ``root``
+    anchored at the YAML's folder (as ``multilingual.bootstrap.load_config`` does)."""
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = dict(document.get("data", document))
+    data["root"] = str((Path(path).parent / data.get("root", ".")).resolve())
+    return data
+
+
+def write_uploaded(splits: dict[str, list], folder: Path) -> dict[str, Any]:
+    """Write each uploaded split as jsonl; return the ``data:`` section that reads them."""
+    from nlu.formats import write_utterances
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {"root": str(folder)}
+    for key, utterances in splits.items():
+        write_utterances(utterances, folder / f"{key}.jsonl", "jsonl")
+        data[key] = [{"path": f"{key}.jsonl", "format": "jsonl"}]
+    return data
 
 
 def _timestamp(seconds: float):

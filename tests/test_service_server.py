@@ -114,7 +114,7 @@ def test_bad_sampling_and_gate_options_name_the_field(server):
         code, details = status_of(lambda: client.augment(channel, "gen@prod", 5,
                                                          min_discriminator_score=1.5))
         assert code == grpc.StatusCode.INVALID_ARGUMENT
-        assert details.startswith("gate: min_discriminator_score")
+        assert details.startswith("gate.min_discriminator_score")
 
 
 def test_unknown_generators_are_not_found(server):

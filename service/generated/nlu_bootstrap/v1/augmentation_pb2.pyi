@@ -34,14 +34,12 @@ class SamplingOptions(_message.Message):
     def __init__(self, method: _Optional[_Union[SamplingMethod, str]] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ...) -> None: ...
 
 class GateOptions(_message.Message):
-    __slots__ = ("drop_train_copies", "deduplicate", "min_discriminator_score")
-    DROP_TRAIN_COPIES_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("deduplicate", "min_discriminator_score")
     DEDUPLICATE_FIELD_NUMBER: _ClassVar[int]
     MIN_DISCRIMINATOR_SCORE_FIELD_NUMBER: _ClassVar[int]
-    drop_train_copies: bool
     deduplicate: bool
     min_discriminator_score: float
-    def __init__(self, drop_train_copies: _Optional[bool] = ..., deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ...) -> None: ...
+    def __init__(self, deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
     __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate")

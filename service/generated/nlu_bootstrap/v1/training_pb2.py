@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from service.generated.nlu_bootstrap.v1 import utterance_pb2 as nlu__bootstrap_dot_v1_dot_utterance__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fnlu_bootstrap/v1/training.proto\x12\x10nlu_bootstrap.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a nlu_bootstrap/v1/utterance.proto\"?\n\x07JobSpec\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06regime\x18\x02 \x01(\t\x12\x13\n\x0b\x63onfig_yaml\x18\x03 \x01(\t\"J\n\x0eUtteranceChunk\x12\x38\n\nutterances\x18\x01 \x03(\x0b\x32$.nlu_bootstrap.v1.AnnotatedUtterance\"w\n\x10SubmitJobRequest\x12)\n\x04spec\x18\x01 \x01(\x0b\x32\x19.nlu_bootstrap.v1.JobSpecH\x00\x12\x30\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32 .nlu_bootstrap.v1.UtteranceChunkH\x00\x42\x06\n\x04part\"\xf0\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.nlu_bootstrap.v1.JobState\x12\'\n\x04spec\x18\x03 \x01(\x0b\x32\x19.nlu_bootstrap.v1.JobSpec\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmlflow_run_id\x18\x06 \x01(\t\x12\x18\n\x10registered_model\x18\x07 \x01(\t\x12\x33\n\x07metrics\x18\x08 \x03(\x0b\x32\".nlu_bootstrap.v1.Job.MetricsEntry\x12\r\n\x05\x65rror\x18\t \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"7\n\x11SubmitJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.nlu_bootstrap.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.nlu_bootstrap.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xec\x01\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.nlu_bootstrap.v1.JobState\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.nlu_bootstrap.v1.JobEvent.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x10WatchJobResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.nlu_bootstrap.v1.JobEvent\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.nlu_bootstrap.v1.Job*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xe1\x02\n\x0fTrainingService\x12V\n\tSubmitJob\x12\".nlu_bootstrap.v1.SubmitJobRequest\x1a#.nlu_bootstrap.v1.SubmitJobResponse(\x01\x12K\n\x06GetJob\x12\x1f.nlu_bootstrap.v1.GetJobRequest\x1a .nlu_bootstrap.v1.GetJobResponse\x12S\n\x08WatchJob\x12!.nlu_bootstrap.v1.WatchJobRequest\x1a\".nlu_bootstrap.v1.WatchJobResponse0\x01\x12T\n\tCancelJob\x12\".nlu_bootstrap.v1.CancelJobRequest\x1a#.nlu_bootstrap.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fnlu_bootstrap/v1/training.proto\x12\x10nlu_bootstrap.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a nlu_bootstrap/v1/utterance.proto\"?\n\x07JobSpec\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06regime\x18\x02 \x01(\t\x12\x13\n\x0b\x63onfig_yaml\x18\x03 \x01(\t\"v\n\x0eUtteranceChunk\x12*\n\x05split\x18\x01 \x01(\x0e\x32\x1b.nlu_bootstrap.v1.DataSplit\x12\x38\n\nutterances\x18\x02 \x03(\x0b\x32$.nlu_bootstrap.v1.AnnotatedUtterance\"w\n\x10SubmitJobRequest\x12)\n\x04spec\x18\x01 \x01(\x0b\x32\x19.nlu_bootstrap.v1.JobSpecH\x00\x12\x30\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32 .nlu_bootstrap.v1.UtteranceChunkH\x00\x42\x06\n\x04part\"\xf0\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.nlu_bootstrap.v1.JobState\x12\'\n\x04spec\x18\x03 \x01(\x0b\x32\x19.nlu_bootstrap.v1.JobSpec\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmlflow_run_id\x18\x06 \x01(\t\x12\x18\n\x10registered_model\x18\x07 \x01(\t\x12\x33\n\x07metrics\x18\x08 \x03(\x0b\x32\".nlu_bootstrap.v1.Job.MetricsEntry\x12\r\n\x05\x65rror\x18\t \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"7\n\x11SubmitJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.nlu_bootstrap.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"4\n\x0eGetJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.nlu_bootstrap.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xec\x01\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.nlu_bootstrap.v1.JobState\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.nlu_bootstrap.v1.JobEvent.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x10WatchJobResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.nlu_bootstrap.v1.JobEvent\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"7\n\x11\x43\x61ncelJobResponse\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.nlu_bootstrap.v1.Job*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*\x84\x01\n\tDataSplit\x12\x1a\n\x16\x44\x41TA_SPLIT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x41TA_SPLIT_SOURCE\x10\x01\x12\x1b\n\x17\x44\x41TA_SPLIT_TARGET_TRAIN\x10\x02\x12\x12\n\x0e\x44\x41TA_SPLIT_DEV\x10\x03\x12\x13\n\x0f\x44\x41TA_SPLIT_TEST\x10\x04\x32\xe1\x02\n\x0fTrainingService\x12V\n\tSubmitJob\x12\".nlu_bootstrap.v1.SubmitJobRequest\x1a#.nlu_bootstrap.v1.SubmitJobResponse(\x01\x12K\n\x06GetJob\x12\x1f.nlu_bootstrap.v1.GetJobRequest\x1a .nlu_bootstrap.v1.GetJobResponse\x12S\n\x08WatchJob\x12!.nlu_bootstrap.v1.WatchJobRequest\x1a\".nlu_bootstrap.v1.WatchJobResponse0\x01\x12T\n\tCancelJob\x12\".nlu_bootstrap.v1.CancelJobRequest\x1a#.nlu_bootstrap.v1.CancelJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,36 +37,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOB_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_JOBEVENT_METRICSENTRY']._loaded_options = None
   _globals['_JOBEVENT_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=1328
-  _globals['_JOBSTATE']._serialized_end=1482
+  _globals['_JOBSTATE']._serialized_start=1372
+  _globals['_JOBSTATE']._serialized_end=1526
+  _globals['_DATASPLIT']._serialized_start=1529
+  _globals['_DATASPLIT']._serialized_end=1661
   _globals['_JOBSPEC']._serialized_start=120
   _globals['_JOBSPEC']._serialized_end=183
   _globals['_UTTERANCECHUNK']._serialized_start=185
-  _globals['_UTTERANCECHUNK']._serialized_end=259
-  _globals['_SUBMITJOBREQUEST']._serialized_start=261
-  _globals['_SUBMITJOBREQUEST']._serialized_end=380
-  _globals['_JOB']._serialized_start=383
-  _globals['_JOB']._serialized_end=751
-  _globals['_JOB_METRICSENTRY']._serialized_start=705
-  _globals['_JOB_METRICSENTRY']._serialized_end=751
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=753
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=808
-  _globals['_GETJOBREQUEST']._serialized_start=810
-  _globals['_GETJOBREQUEST']._serialized_end=841
-  _globals['_GETJOBRESPONSE']._serialized_start=843
-  _globals['_GETJOBRESPONSE']._serialized_end=895
-  _globals['_WATCHJOBREQUEST']._serialized_start=897
-  _globals['_WATCHJOBREQUEST']._serialized_end=930
-  _globals['_JOBEVENT']._serialized_start=933
-  _globals['_JOBEVENT']._serialized_end=1169
-  _globals['_JOBEVENT_METRICSENTRY']._serialized_start=705
-  _globals['_JOBEVENT_METRICSENTRY']._serialized_end=751
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1171
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1232
-  _globals['_CANCELJOBREQUEST']._serialized_start=1234
-  _globals['_CANCELJOBREQUEST']._serialized_end=1268
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1270
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1325
-  _globals['_TRAININGSERVICE']._serialized_start=1485
-  _globals['_TRAININGSERVICE']._serialized_end=1838
+  _globals['_UTTERANCECHUNK']._serialized_end=303
+  _globals['_SUBMITJOBREQUEST']._serialized_start=305
+  _globals['_SUBMITJOBREQUEST']._serialized_end=424
+  _globals['_JOB']._serialized_start=427
+  _globals['_JOB']._serialized_end=795
+  _globals['_JOB_METRICSENTRY']._serialized_start=749
+  _globals['_JOB_METRICSENTRY']._serialized_end=795
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=797
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=852
+  _globals['_GETJOBREQUEST']._serialized_start=854
+  _globals['_GETJOBREQUEST']._serialized_end=885
+  _globals['_GETJOBRESPONSE']._serialized_start=887
+  _globals['_GETJOBRESPONSE']._serialized_end=939
+  _globals['_WATCHJOBREQUEST']._serialized_start=941
+  _globals['_WATCHJOBREQUEST']._serialized_end=974
+  _globals['_JOBEVENT']._serialized_start=977
+  _globals['_JOBEVENT']._serialized_end=1213
+  _globals['_JOBEVENT_METRICSENTRY']._serialized_start=749
+  _globals['_JOBEVENT_METRICSENTRY']._serialized_end=795
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1215
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1276
+  _globals['_CANCELJOBREQUEST']._serialized_start=1278
+  _globals['_CANCELJOBREQUEST']._serialized_end=1312
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1314
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1369
+  _globals['_TRAININGSERVICE']._serialized_start=1664
+  _globals['_TRAININGSERVICE']._serialized_end=2017
 # @@protoc_insertion_point(module_scope)

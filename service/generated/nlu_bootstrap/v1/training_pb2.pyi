@@ -19,12 +19,25 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SUCCEEDED: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELLED: _ClassVar[JobState]
+
+class DataSplit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DATA_SPLIT_UNSPECIFIED: _ClassVar[DataSplit]
+    DATA_SPLIT_SOURCE: _ClassVar[DataSplit]
+    DATA_SPLIT_TARGET_TRAIN: _ClassVar[DataSplit]
+    DATA_SPLIT_DEV: _ClassVar[DataSplit]
+    DATA_SPLIT_TEST: _ClassVar[DataSplit]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
+DATA_SPLIT_UNSPECIFIED: DataSplit
+DATA_SPLIT_SOURCE: DataSplit
+DATA_SPLIT_TARGET_TRAIN: DataSplit
+DATA_SPLIT_DEV: DataSplit
+DATA_SPLIT_TEST: DataSplit
 
 class JobSpec(_message.Message):
     __slots__ = ("dataset", "regime", "config_yaml")
@@ -37,10 +50,12 @@ class JobSpec(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., regime: _Optional[str] = ..., config_yaml: _Optional[str] = ...) -> None: ...
 
 class UtteranceChunk(_message.Message):
-    __slots__ = ("utterances",)
+    __slots__ = ("split", "utterances")
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
     UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    split: DataSplit
     utterances: _containers.RepeatedCompositeFieldContainer[_utterance_pb2.AnnotatedUtterance]
-    def __init__(self, utterances: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
+    def __init__(self, split: _Optional[_Union[DataSplit, str]] = ..., utterances: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "data")
