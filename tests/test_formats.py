@@ -299,3 +299,22 @@ def test_gzip_files_are_read_and_written_by_their_inner_suffix(tmp_path):
         [u.replace(source=None) for u in original]
     write_utterances(original, tmp_path / "again.conll.gz", "conll")
     assert (tmp_path / "again.conll.gz").read_bytes() == out.read_bytes()  # reproducible
+
+
+BUNDLE = Path(__file__).resolve().parents[1] / "experiments" / "data"
+
+
+def test_bundled_sample_reads_with_the_counts_its_readme_states():
+    sample = read_utterances(BUNDLE / "xsid" / "en-train-sample.jsonl", mode="strict")
+    assert len(sample) == 3_000 and len({u.intent for u in sample}) == 16
+    assert all(u.source.startswith("xsid/en-train-v0.1/label.en:") for u in sample)
+    for language in ("ar", "da", "de", "en", "it", "ja", "nl", "zh"):
+        expected = (150, 250) if language == "ja" else (300, 500)
+        for split, count in zip(("valid", "test"), expected):
+            path = BUNDLE / "xsid" / "xSID-0.7" / f"{language}.{split}.conll.gz"
+            utterances = read_utterances(path)
+            assert len(utterances) == count and utterances[0].language == language
+    spanish = {split: len(read_utterances(BUNDLE / "facebook_multilingual_tod" / "es" /
+                                          f"{split}-es.tsv.gz"))
+               for split in ("train", "eval", "test")}
+    assert spanish == {"train": 3_616, "eval": 1_983, "test": 3_043}

@@ -1,0 +1,1 @@
+"""Bundled label-schema mappings (YAML), loaded by name with ``nlu.schema.LabelMapping.load``."""
