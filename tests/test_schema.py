@@ -48,7 +48,8 @@ def test_strict_mapping_names_the_unmapped_label_and_where_it_came_from():
     mapping = LabelMapping.from_dict({"strict": True, "intents": {"a": "b"}, "slots": {}})
     with pytest.raises(LabelMappingError) as error:
         mapping.apply([utterance("x y", ["O", "B-color"], "a", source="data.tsv:12")])
-    assert str(error.value) == "data.tsv:12: slot: slot 'color' is not in mapping 'mapping' (strict)"
+    assert str(error.value) == \
+        "data.tsv:12: slot: slot 'color' is not in mapping 'mapping' (strict)"
 
 
 @pytest.mark.parametrize("document", [
@@ -69,7 +70,8 @@ def test_unknown_mapping_name_lists_the_bundled_ones():
 def test_xsid_train_mapped_to_0_7_uses_only_0_7_labels():
     dev = read_utterances(XSID / "xSID-0.7" / "en.valid.conll") + \
         read_utterances(XSID / "xSID-0.7" / "en.test.conll")
-    train = LabelMapping.load("xsid-train-0.1-to-0.7").apply(read_utterances(XSID / "en-train-v0.1"))
+    mapping = LabelMapping.load("xsid-train-0.1-to-0.7")
+    train = mapping.apply(read_utterances(XSID / "en-train-v0.1"))
     assert len(train) == 43_605
     assert {u.intent for u in train} == {u.intent for u in dev}
     dev_slots = set().union(*(u.slot_types for u in dev))

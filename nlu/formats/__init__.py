@@ -97,7 +97,7 @@ def _suffix(path: Path | str) -> str:
 
 
 def output_format(path: Path | str) -> str:
-    """The format an output path's name asks for (``.jsonl`` -> ``jsonl``...); else ``FormatError``."""
+    """The format an output path's name asks for (``x.jsonl`` -> ``jsonl``), or ``FormatError``."""
     suffix = _suffix(path)
     if suffix == ".jsonl":
         return "jsonl"

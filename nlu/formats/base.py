@@ -121,10 +121,3 @@ def language_from_filename(path: Path) -> str:
         return name.split(".", 1)[1]
     return name.split(".", 1)[0]
 
-
-def single_language(utterances: Sequence[Utterance], layout: str) -> str:
-    languages = sorted({utterance.language for utterance in utterances})
-    if len(languages) != 1:
-        raise NluDataError(f"the {layout} layout holds one language; got {languages}: "
-                           f"filter by language or write one file per language")
-    return languages[0]

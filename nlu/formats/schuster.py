@@ -2,7 +2,7 @@
 
 Five TAB-separated columns, no header::
 
-    alarm/modify_alarm  18:21:datetime,24:27:datetime  Cambiar alarma de 7am a 7pm  es_XX  {"tokenizations":[...]}
+    alarm/modify_alarm  18:21:datetime,24:27:datetime  Cambiar alarma de 7am a 7pm  es_XX  {...}
 
 1. intent; 2. slots as ``start:end:label`` CHARACTER offsets into column 3 (end exclusive),
 comma-separated, empty when none; 3. the untokenised text; 4. locale (``es_XX`` -> ``es``);

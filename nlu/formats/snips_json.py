@@ -10,7 +10,8 @@ token boundary (so ``"John"`` + ``"'s"`` are two tokens). Tokens of an entity ch
 
 Encoding: files are read with ``errors="surrogatepass"`` as the Snips README says
 (``train_PlayMusic_full.json`` holds one emoji as a CESU-8 surrogate pair); surrogate pairs
-are joined into the real character before parsing. The language is ``language`` if given, else ``en``.
+are joined into the real character before parsing. The language is ``language`` if given,
+else ``en``.
 ``source`` is ``file:line`` of the utterance's ``"data"`` key.
 
 Writer normalisation: utterances are grouped by intent (intents in order of first

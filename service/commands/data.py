@@ -29,7 +29,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="fail on the first annotation problem instead of repairing it")
     mapping = argparse.ArgumentParser(add_help=False)
     mapping.add_argument("--map-labels", metavar="NAME_OR_YAML",
-                         help=f"apply a label mapping first; bundled: {', '.join(bundled_mappings())}")
+                         help="apply a label mapping first; bundled: "
+                              + ", ".join(bundled_mappings()))
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--out", required=True, help="output file (or folder for xsid-pair, "
                                                      "jointbert)")
