@@ -257,7 +257,7 @@ class JobRunner:
         """Mark the job cancelled, kill its worker and close its MLflow run as KILLED."""
         with self._lock:
             worker = self._workers.get(job_id)
-        self.store.update(job_id, CANCELLED, message)
+        cancelled = self.store.update(job_id, CANCELLED, message)  # False: it had just ended
         if worker is not None and worker.is_alive():
             worker.terminate()
             worker.join(timeout=10)
@@ -265,7 +265,7 @@ class JobRunner:
                 worker.kill()
                 worker.join()
         run_id = self.store.get(job_id).mlflow_run_id
-        if run_id:
+        if cancelled and run_id:
             from nlu.tracking import client
 
             client(self.tracking_uri).set_terminated(run_id, status="KILLED")

@@ -1,0 +1,154 @@
+"""TrainingService end to end: real "bootstrap a new language" jobs (tiny model, a dozen
+real xSID utterances) in spawned worker processes, tracked in MLflow, visible after a
+server restart; cancel, limits and every refused request."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from nlu.formats import read_utterances
+from service import client
+from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc, utterance_pb2
+from service.server import ServerConfig, start_server
+
+XSID = Path("/work/shared/data/xsid/xSID-0.7")
+TINY_MODEL = {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "vocab_size": 300,
+              "batch_size": 8, "max_epochs": 2, "lr": 0.01, "enable_progress_bar": False,
+              "num_threads": 1}
+SETTINGS = yaml.safe_dump({"model": TINY_MODEL,
+                           "tracking": {"registered_name": "nlu-de", "alias": "candidate"}})
+JobState = training_pb2.JobState
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("training")
+    dataset = root / "xsid-de.yaml"  # an operator-registered dataset: a job's data section
+    dataset.write_text(yaml.safe_dump({"data": {
+        "root": str(XSID), "target_language": "de",
+        "target_train": [{"path": "de.valid.conll", "sample": 12}],
+        "test": [{"path": "de.test.conll", "sample": 8}]}}), encoding="utf-8")
+    return {"tracking_uri": f"sqlite:///{root}/mlflow.db", "state_dir": root / "state",
+            "datasets": {"xsid-de": dataset}}
+
+
+def start(state):
+    running = start_server(ServerConfig(address="127.0.0.1:0", **state), load_in_background=False)
+    running.load_generators()
+    return running
+
+
+@pytest.fixture(scope="module")
+def server(state):
+    running = start(state)
+    yield running
+    running.stop(grace=0)
+
+
+@pytest.fixture
+def channel(server):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        yield channel
+
+
+def uploads() -> dict:
+    german = read_utterances(XSID / "de.valid.conll", "conll")
+    return {"target_train": german[:12], "dev": german[12:18],
+            "test": read_utterances(XSID / "de.test.conll", "conll")[:8]}
+
+
+def refused(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value
+
+
+def test_uploaded_job_finishes_registers_and_survives_a_restart(state):
+    from nlu.tracking import client as mlflow_client
+    from nlu.tracking import model_run_id
+
+    first = start(state)
+    try:
+        with client.connect(f"127.0.0.1:{first.port}") as channel:
+            job = client.submit_job(channel, regime="monolingual", config_yaml=SETTINGS,
+                                    uploads=uploads())
+            assert job.state == JobState.JOB_STATE_QUEUED
+            events = list(client.watch_job(channel, job.job_id, timeout=120))
+            finished = client.get_job(channel, job.job_id)
+    finally:
+        first.stop(grace=0)
+    assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+    assert events[-1].state == JobState.JOB_STATE_SUCCEEDED, finished.error
+    assert [event.state for event in events[:2]] == [JobState.JOB_STATE_QUEUED,
+                                                      JobState.JOB_STATE_RUNNING]
+    assert finished.registered_model == "nlu-de@candidate"
+    assert model_run_id("nlu-de@candidate", state["tracking_uri"]) == finished.mlflow_run_id
+    assert "test/de/intent_acc" in finished.metrics
+    run = mlflow_client(state["tracking_uri"]).get_run(finished.mlflow_run_id)
+    assert run.data.params["regime"] == "monolingual" and run.info.status == "FINISHED"
+
+    restarted = start(state)  # a new server over the same state folder and MLflow store
+    try:
+        with client.connect(f"127.0.0.1:{restarted.port}") as channel:
+            again = client.get_job(channel, job.job_id)
+            assert again.state == JobState.JOB_STATE_SUCCEEDED
+            assert dict(again.metrics) == dict(finished.metrics)
+            replayed = list(client.watch_job(channel, job.job_id, timeout=10))
+            assert [event.message for event in replayed] == [event.message for event in events]
+    finally:
+        restarted.stop(grace=0)
+
+
+def test_cancel_kills_the_worker_and_one_job_runs_at_a_time(channel, server):
+    job = client.submit_job(channel, regime="monolingual", dataset="xsid-de",
+                            config_yaml=yaml.safe_dump({"model": {**TINY_MODEL, "max_epochs": 50}}))
+    busy = refused(lambda: client.submit_job(channel, dataset="xsid-de", regime="monolingual"))
+    assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    cancelled = client.cancel_job(channel, job.job_id)
+    assert cancelled.state == JobState.JOB_STATE_CANCELLED
+    assert server.runner.running() == 0
+    assert client.get_job(channel, job.job_id).state == JobState.JOB_STATE_CANCELLED
+    again = refused(lambda: client.cancel_job(channel, job.job_id))
+    assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"run_dir": "/tmp/x"}, "spec.config_yaml.run_dir"),
+    ({"data": {"root": "/etc"}}, "spec.config_yaml.data.root"),
+    ({"tracking": {"uri": "sqlite:////tmp/other.db"}}, "spec.config_yaml.tracking.uri"),
+    ({"model": {"encoder": "rnn"}}, "spec.config_yaml: model"),
+])
+def test_settings_that_name_files_or_are_invalid_are_refused(channel, settings, field):
+    error = refused(lambda: client.submit_job(channel, regime="monolingual", dataset="xsid-de",
+                                              config_yaml=yaml.safe_dump(settings)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(field), error.details()
+
+
+def test_refused_submissions(channel):
+    error = refused(lambda: client.submit_job(channel, dataset="nope", regime="monolingual"))
+    assert error.code() == grpc.StatusCode.NOT_FOUND and error.details().startswith("spec.dataset")
+    error = refused(lambda: client.submit_job(channel, dataset="xsid-de", regime="sideways"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "regime" in error.details()
+    error = refused(lambda: client.submit_job(channel, regime="monolingual"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "upload" in error.details()
+
+    broken = utterance_pb2.AnnotatedUtterance(tokens=["wecke", "mich"], tags=["I-x", "O"],
+                                              intent="alarm", language="de")
+    requests = [training_pb2.SubmitJobRequest(spec=training_pb2.JobSpec(regime="monolingual")),
+                training_pb2.SubmitJobRequest(data=training_pb2.UtteranceChunk(
+                    split=training_pb2.DATA_SPLIT_TEST, utterances=[broken]))]
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    error = refused(lambda: stub.SubmitJob(iter(requests), timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("data.utterances[0] (test): tags")
+
+
+def test_unknown_jobs(channel):
+    for call in (client.get_job, client.cancel_job, lambda c, j: list(client.watch_job(c, j))):
+        assert refused(lambda: call(channel, "no-such-job")).code() == grpc.StatusCode.NOT_FOUND
