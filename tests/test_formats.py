@@ -7,6 +7,8 @@ import functools
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nlu.errors import (EmptyFileError, EncodingError, FormatError, IOBError,
                         LengthMismatchError, NluDataError, SpanAlignmentError)
@@ -319,3 +321,42 @@ def test_bundled_sample_reads_with_the_counts_its_readme_states():
                                           f"{split}-es.tsv.gz"))
                for split in ("train", "eval", "test")}
     assert spanish == {"train": 3_616, "eval": 1_983, "test": 3_043}
+
+
+TOKEN = st.text(st.sampled_from("abcXYZé#'\"\\:,.?!-/{}[]ß明日\U0001F355"), min_size=1, max_size=6)
+LABEL = st.sampled_from(["datetime", "weather/attribute", "object_name", "B", "x-y"])
+
+
+@st.composite
+def utterances(draw) -> Utterance:
+    tokens = draw(st.lists(TOKEN, min_size=1, max_size=8))
+    tags, previous = [], None
+    for _ in tokens:
+        choice = draw(st.sampled_from(["O", "B", "I"] if previous else ["O", "B"]))
+        if choice == "B":
+            previous = draw(LABEL)
+            tags.append(f"B-{previous}")
+        elif choice == "I":
+            tags.append(f"I-{previous}")
+        else:
+            previous = None
+            tags.append("O")
+    intent = draw(st.sampled_from(["alarm/set_alarm", "PlayMusic", "weather_query"]))
+    return Utterance(tokens, tags, intent, "de")
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # tmp_path is reused
+@given(st.lists(utterances(), min_size=1, max_size=5))
+def test_every_format_round_trips_arbitrary_utterances(tmp_path, generated):
+    for name, fmt in FORMATS.items():
+        out = tmp_path / (name if fmt.writes_folder else f"de.any.{name}")
+        if name == "massive" and any("[" in t or "]" in t for u in generated for t in u.tokens):
+            with pytest.raises(FormatError, match="cannot express"):
+                write_utterances(generated, out, name)
+            continue
+        write_utterances(generated, out, name)
+        again = read_utterances(out, name, language="de", mode="strict")
+        order = sorted if name == "snips-json" else list
+        assert order((u.tokens, u.tags, u.intent) for u in again) == \
+            order((u.tokens, u.tags, u.intent) for u in generated), name

@@ -13,6 +13,7 @@ unbracketed run; retokenise before training.) The language is the locale's langu
 (``en-US`` -> ``en``) unless ``language`` is given; ``domain`` is the ``scenario``; ``id`` is
 kept; the other fields (``partition``, ``worker_id``, ``judgments``...) are dropped.
 
+The annotation has no escape for brackets, so the writer rejects tokens holding ``[`` or ``]``.
 Writer normalisation: ``utt`` is the tokens joined by single spaces, ``locale`` is the
 language, ``scenario`` the utterance's domain (or the intent's prefix before ``_``).
 """
@@ -82,6 +83,10 @@ def _add_outside(text: str, tokens: list[str], tags: list[str], path: str, line:
 def write(utterances: Sequence[Utterance], path: Path) -> None:
     with atomic_open(path) as stream:
         for index, utterance in enumerate(utterances):
+            if any("[" in token or "]" in token for token in utterance.tokens):
+                raise FormatError(f"utterance {utterance.source or index + 1} has a token with "
+                                  f"'[' or ']', which MASSIVE's annot_utt cannot express",
+                                  path=str(path))
             pieces = [token if tag == OUTSIDE else None
                       for token, tag in zip(utterance.tokens, utterance.tags)]
             for span in utterance.spans:
