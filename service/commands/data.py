@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from nlu import dataset
-from nlu.formats import FORMATS, ReadReport, output_format, read_report, write_utterances
+from nlu.formats import (FORMATS, ReadReport, detect_format, output_format, read_report,
+                         write_utterances)
 from nlu.schema import LabelMapping, bundled_mappings
 from nlu.utterance import Utterance
 
@@ -59,12 +60,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    reports = [(path, read_report(path, args.format, language=args.language,
-                                  mode="strict" if args.strict else "repair"))
+    reports = [(path, args.format or detect_format(path),
+                read_report(path, args.format, language=args.language,
+                            mode="strict" if args.strict else "repair"))
                for path in args.files]
     if args.action == "validate":
         return _validate(reports, args.show)
-    utterances = dataset.merge(*(report.utterances for _, report in reports))
+    utterances = dataset.merge(*(report.utterances for _, _, report in reports))
     if args.map_labels:
         utterances = LabelMapping.load(args.map_labels).apply(utterances)
     if args.action == "stats":
@@ -81,23 +83,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_files(reports: list[tuple[str, ReadReport]]) -> None:
-    width = max(len("file"), *(len(path) for path, _ in reports))
-    print(f"{'file':<{width}}  {'utterances':>10}  {'repairs':>7}  {'warnings':>8}")
-    for path, report in reports:
-        print(f"{path:<{width}}  {len(report.utterances):>10,}  {len(report.repairs):>7,}  "
-              f"{len(report.warnings):>8,}")
+def _print_files(reports: list[tuple[str, str, ReadReport]]) -> None:
+    width = max(len("file"), *(len(path) for path, _, _ in reports))
+    print(f"{'file':<{width}}  {'format':<10}  {'utterances':>10}  {'repairs':>7}  {'warnings':>8}")
+    for path, fmt, report in reports:
+        print(f"{path:<{width}}  {fmt:<10}  {len(report.utterances):>10,}  "
+              f"{len(report.repairs):>7,}  {len(report.warnings):>8,}")
 
 
-def _validate(reports: list[tuple[str, ReadReport]], show: int) -> int:
+def _validate(reports: list[tuple[str, str, ReadReport]], show: int) -> int:
     _print_files(reports)
-    for _, report in reports:
+    for _, _, report in reports:
         for kind, messages in (("repair", report.repairs), ("warning", report.warnings)):
             for message in messages[:show]:
                 print(f"{kind}: {message}")
             if len(messages) > show:
                 print(f"... {len(messages) - show} more {kind}s")
-    clean = all(not report.repairs and not report.warnings for _, report in reports)
+    clean = all(not report.repairs and not report.warnings for _, _, report in reports)
     print("OK: every file is clean" if clean else
           "NOT CLEAN: repairs or warnings above (--strict turns them into errors)")
     return 0 if clean else 1
