@@ -176,3 +176,23 @@ def test_graceful_stop_lets_an_inflight_stream_finish(store, tmp_path):
         assert len(received) == 300
         error = rpc_error(lambda: client.augment(channel, GENERATOR, 1, timeout=2))
         assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("fmt", ["conll", "jsonl"])
+def test_augment_cli_streams_from_the_server(server, tmp_path, fmt):
+    from service.cli import main
+
+    out = tmp_path / f"generated.{fmt}"
+    assert main(["augment", "--server", f"127.0.0.1:{server.port}", "--generator", GENERATOR,
+                 "--count", "25", "--seed", "4", "--gate", "--out", str(out),
+                 "--format", fmt]) == 0
+    written = read_utterances(out, fmt)
+    assert len(written) == 25 and {u.language for u in written} == {"de"}
+
+
+def test_augment_cli_reports_server_errors(server, tmp_path, capsys):
+    from service.cli import main
+
+    assert main(["augment", "--server", f"127.0.0.1:{server.port}", "--generator",
+                 "nobody@prod", "--out", str(tmp_path / "x.conll")]) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err

@@ -176,3 +176,33 @@ def test_oversized_messages_are_refused(tmp_path, config_for):
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         running.stop(grace=0)
+
+
+def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path):
+    import os
+    import signal
+    import sys
+
+    command = [sys.executable, "-m", "service.cli", "serve", "--tracking-uri", tracking_uri,
+               "--port", "0", "--state-dir", str(tmp_path / "state")]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    try:
+        port = None
+        for line in process.stderr:  # the log says which free port it picked
+            if "listening on port" in line:
+                port = int(line.split("listening on port")[1].split()[0])
+                break
+        assert port, "the server never said where it listens"
+        with client.connect(f"127.0.0.1:{port}") as channel:
+            health_stub = health_pb2_grpc.HealthStub(channel)
+            responses = health_stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60)
+            for response in responses:
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "SIGTERM: stopping" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
