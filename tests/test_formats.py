@@ -291,6 +291,8 @@ def test_detection_and_unknown_inputs(tmp_path):
             read_report(path)
     with pytest.raises(NluDataError):
         read_report(fixture("de.sample.conll"), "jsonl")
+    with pytest.raises(FormatError, match="cannot read"):
+        read_report(fixture("pair_ok"), "conll")  # a folder where a file is expected
 
 
 def test_gzip_files_are_read_and_written_by_their_inner_suffix(tmp_path):

@@ -85,7 +85,10 @@ def read_text(path: Path, *, errors: str = "strict") -> str:
     A ``.gz`` file is decompressed first. An empty or whitespace-only file raises
     ``EmptyFileError``.
     """
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:  # a folder, a missing file, no permission...
+        raise FormatError(f"cannot read: {error.strerror}", path=str(path)) from None
     if Path(path).suffix == ".gz":
         try:
             data = gzip.decompress(data)

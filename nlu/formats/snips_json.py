@@ -54,6 +54,8 @@ def read(path: Path, *, language: str | None = None,
     builder = ReportBuilder(path, mode)
     index = 0
     for intent, examples in document.items():
+        if not isinstance(examples, list):
+            raise FormatError(f"intent {intent!r} must hold a list of examples", path=str(path))
         for example in examples:
             line = data_lines[index] if index < len(data_lines) else 1
             index += 1
