@@ -48,10 +48,9 @@ class ReportBuilder:
         """Validate and keep one utterance; return it (``None`` if repair mode skipped it)."""
         if self.mode == "repair" and not all(tokens) and len(tokens) == len(tags):
             # Real data has empty tokens (xSID zh.test.conll:2914, all tagged O); drop them.
-            for position in reversed(range(len(tokens))):
-                if not tokens[position]:
-                    self.repaired(line, f"token {position + 1} is empty; dropped "
-                                        f"(tag {tags[position]!r})")
+            for position, (token, tag) in enumerate(zip(tokens, tags)):
+                if not token:
+                    self.repaired(line, f"token {position + 1} is empty; dropped (tag {tag!r})")
             kept = [position for position, token in enumerate(tokens) if token]
             tokens, tags = [tokens[p] for p in kept], [tags[p] for p in kept]
             if not tokens:  # xSID no.valid.conll:7156 holds an utterance with only ""
