@@ -362,3 +362,17 @@ def test_every_format_round_trips_arbitrary_utterances(tmp_path, generated):
         order = sorted if name == "snips-json" else list
         assert order((u.tokens, u.tags, u.intent) for u in again) == \
             order((u.tokens, u.tags, u.intent) for u in generated), name
+
+
+@needs_shared
+def test_xsid_quirks_are_repaired_and_reported():
+    zh = read_real(XSID / "zh.test.conll")
+    assert len(zh.repairs) == 6 and all("is empty; dropped (tag 'O')" in r for r in zh.repairs)
+    assert all(all(u.tokens) for u in zh.utterances)
+    de_muc = read_real(XSID / "de-muc.valid.conll")
+    assert de_muc.repairs[0] == (f"{XSID / 'de-muc.valid.conll'}:1001: token line says intent "
+                                 f"'reminder/set_reminder', the utterance says "
+                                 f"'reminder/cancel_reminder' -> 'reminder/cancel_reminder'")
+    with pytest.raises(FormatError) as error:
+        read_report(XSID / "de-muc.valid.conll", mode="strict")
+    assert error.value.line == 1001
