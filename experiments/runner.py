@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 AUGMENTATIONS = ("none", "upsample", "generator")
 EMBEDDINGS = ("random", "transferred")
+EVALUATION_SEED = 0  # sub-samples of dev/test sets are the same for every run
 SYNTHETIC_PREVIEW = 50  # synthetic utterances logged as an artifact per run
 
 
@@ -286,21 +287,23 @@ class TaskData:
 
 
 def task_data(study: Study, task: Task, seed: int) -> TaskData:
-    """The data of one task and seed. Sub-sampling depends on the seed: each seed is a
-    different draw of the few target examples, as a data team would get."""
+    """The data of one task and seed. Training data depends on the seed (each seed is a
+    different draw of the few target examples, as a data team would get); sub-sampled dev and
+    test sets do not, so every run of a task is scored on the same utterances."""
     from nlu.dataset import sample, split
 
     root = study.data_root
     source_train = (subsample(read(study.source_train, root), study.source_train.sample, seed)
                     if study.source_train else [])
-    source_dev = (subsample(read(study.source_dev, root), study.source_dev.sample, seed)
+    source_dev = (subsample(read(study.source_dev, root), study.source_dev.sample,
+                            EVALUATION_SEED)
                   if study.source_dev else [])
     target_train = subsample(read(task.train, root), task.train.sample, seed)
     if task.dev is None:
         # the dev set is a seeded, intent-stratified part of the target's only data
         target_train, dev = split(target_train, (1 - task.dev_fraction, task.dev_fraction), seed)
     else:
-        dev = subsample(read(task.dev, root), task.dev.sample, seed)
+        dev = subsample(read(task.dev, root), task.dev.sample, EVALUATION_SEED)
     if task.fraction is not None:
         target_train = sample(target_train, fraction=task.fraction, seed=seed)
     if task.focus_intents:
@@ -310,7 +313,7 @@ def task_data(study: Study, task: Task, seed: int) -> TaskData:
         target_train = kept + cut
     return TaskData(source_train=source_train, source_dev=source_dev, target_train=target_train,
                     dev=dev,
-                    test=subsample(read(task.test, root), task.test.sample, seed),
+                    test=subsample(read(task.test, root), task.test.sample, EVALUATION_SEED),
                     focus_intents=task.focus_intents)
 
 
@@ -321,9 +324,11 @@ def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
             "arm": arm.name, "seed": str(seed), "augment": arm.augment,
             "embeddings": arm.embeddings}
     if arm.augment == "generator":
+        from gan.training import GanConfig
+
+        gan_config = GanConfig.from_dict(study_gan_config(study, arm))
         tags["sampler"] = arm.sampler
-        tags["reward"] = ("mle" if study_gan_config(study, arm).get("adversarial_steps") == 0
-                          else study_gan_config(study, arm).get("reward", "default"))
+        tags["reward"] = "mle" if gan_config.adversarial_steps == 0 else gan_config.reward
     if task.fraction is not None:
         tags["fraction"] = f"{task.fraction:g}"
     return tags

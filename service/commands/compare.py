@@ -9,7 +9,8 @@ from pathlib import Path
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="MLflow experiment of the study")
-    parser.add_argument("--out", type=Path, help="report folder (default: reports/<experiment>)")
+    parser.add_argument("--out", type=Path,
+                        help="report folder (default: .nlu-bootstrap/reports/<experiment>)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
                         "else the embedded sqlite store in .nlu-bootstrap/)")
     parser.add_argument("--no-log", action="store_true",
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.compare import build_report
     from nlu.tracking import resolve_tracking_uri
 
-    out = args.out or Path("reports") / args.experiment
+    out = args.out or Path(".nlu-bootstrap/reports") / args.experiment
     try:
         report = build_report(args.experiment, resolve_tracking_uri(args.tracking_uri), out,
                               log_to_mlflow=not args.no_log)
