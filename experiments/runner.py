@@ -194,8 +194,10 @@ def _arms(raw_arms: dict, grid: dict | None, samplers: dict) -> list[Arm]:
 
 
 def load_study(path: Path | str, profile: str | None = None,
-               data_root: Path | str | None = None) -> Study:
-    """Read a study YAML, apply ``profile``, validate it into a ``Study``."""
+               data_root: Path | str | None = None,
+               seeds: Sequence[int] | None = None) -> Study:
+    """Read a study YAML, apply ``profile``, validate it into a ``Study``; ``data_root`` and
+    ``seeds`` override the YAML's."""
     path = Path(path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     profiles = raw.pop("profiles", {}) or {}
@@ -227,7 +229,7 @@ def load_study(path: Path | str, profile: str | None = None,
                                "or pass --data-root)")
     return Study(
         name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=tasks,
-        arms=arms, seeds=[int(seed) for seed in raw["seeds"]], samplers=samplers,
+        arms=arms, seeds=[int(seed) for seed in (seeds or raw["seeds"])], samplers=samplers,
         nlu=raw.get("nlu") or {}, gan=raw.get("gan") or {}, scale=float(augment.get("scale", 1.0)),
         gate=augment.get("gate") or {},
         source_train=_data_spec(source["train"], "source.train") if "train" in source else None,

@@ -88,6 +88,7 @@ def test_profiles_grid_and_validation(study_file, tmp_path):
     assert [arm.name for arm in micro.arms] == ["none", "upsample", "mle",
                                                  "gan-token-topp-transferred"]
     assert micro.seeds == [1] and micro.nlu == full.nlu
+    assert load_study(study_file, "micro", seeds=[4, 5]).seeds == [4, 5]
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump(MICRO_STUDY | {"arms": {"x": {"augment": "magic"}}}))
     with pytest.raises(StudyConfigError, match="magic"):

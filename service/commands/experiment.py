@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run_parser = actions.add_parser("run", help="run every task x arm x seed not finished yet")
@@ -18,6 +25,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument("--data-root", type=Path,
                             help="folder the study's data paths are relative to "
                             "(default: the YAML's data_root)")
+    run_parser.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
+                            help="run these seeds instead of the YAML's (finished ones are skipped)")
     run_parser.add_argument("--work-dir", type=Path,
                             help="checkpoints and baseline models (default: "
                             ".nlu-bootstrap/experiments/<experiment>)")
@@ -29,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        study = load_study(args.study, args.profile, data_root=args.data_root)
+        study = load_study(args.study, args.profile, data_root=args.data_root, seeds=args.seeds)
     except (OSError, StudyConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
