@@ -64,29 +64,36 @@ class GeneratorEntry:
 class GeneratorStore:
     """The registered generators of one MLflow store, and a cache of loaded ones."""
 
-    ALIAS_TTL_SECONDS = 10.0
+    REFERENCE_TTL_SECONDS = 10.0
 
     def __init__(self, tracking_uri: str, *, cache_size: int = 4):
         self.tracking_uri = tracking_uri
         self.cache_size = cache_size
         self.ready = threading.Event()
-        self._entries: list[GeneratorEntry] = []
         self._loaded: OrderedDict[str, object] = OrderedDict()  # run id -> Augmenter
-        self._aliases: dict[str, tuple[float, str]] = {}  # name@alias -> (expiry, run id)
+        self._runs: dict[str, tuple[float, str]] = {}  # reference -> (expiry, run id)
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()  # one model load at a time: they are CPU-bound
 
     def load(self) -> None:
-        """Read the registry and preload the generators aliases point at (up to the cache)."""
-        self._entries = self._read_registry()
-        for entry in self._entries:
+        """Read the registry and preload the generators aliases point at (up to the cache).
+
+        A generator that fails to load is logged and skipped: one broken registration must
+        not keep the whole service NOT_SERVING. Requests for it fail when they ask for it.
+        """
+        for entry in self.generators():
             for alias in entry.alias_versions:
-                if len(self._loaded) < self.cache_size:
+                if len(self._loaded) >= self.cache_size:
+                    break
+                try:
                     self.get(f"{entry.name}@{alias}")
+                except Exception:
+                    log.exception("could not preload generator %s@%s", entry.name, alias)
         self.ready.set()
 
     def generators(self) -> list[GeneratorEntry]:
-        return list(self._entries)
+        """The registered generators now (read on each call: registrations come and go)."""
+        return self._read_registry()
 
     def _read_registry(self) -> list[GeneratorEntry]:
         from nlu.tracking import client
@@ -107,23 +114,27 @@ class GeneratorStore:
         return sorted(entries, key=lambda entry: entry.name)
 
     def run_id(self, reference: str) -> str:
-        """The run a checked reference points at (raises ModelNotFoundError)."""
+        """The run a checked reference points at (raises ModelNotFoundError); cached briefly."""
         from nlu.tracking import model_run_id
 
-        if _RUN_ID.match(reference):
-            return reference
         now = time.monotonic()
         with self._lock:
-            cached = self._aliases.get(reference)
+            cached = self._runs.get(reference)
         if cached is not None and cached[0] > now:
             return cached[1]
         run_id = model_run_id(reference, self.tracking_uri)
         with self._lock:
-            self._aliases[reference] = (now + self.ALIAS_TTL_SECONDS, run_id)
+            self._runs[reference] = (now + self.REFERENCE_TTL_SECONDS, run_id)
         return run_id
 
     def get(self, reference: str):
-        """``(run id, Augmenter)`` for a checked reference, loading it on first use."""
+        """``(run id, Augmenter)`` for a checked reference, loading it on first use.
+
+        Raises ``ModelNotFoundError`` for an unknown reference and ``RequestError`` for a
+        model that is not a generator or does not load.
+        """
+        from nlu.tracking import ModelNotFoundError
+
         run_id = self.run_id(reference)
         with self._lock:
             if run_id in self._loaded:
@@ -134,8 +145,20 @@ class GeneratorStore:
                 if run_id in self._loaded:
                     return run_id, self._loaded[run_id]
             from gan.augment import Augmenter
+            from nlu.tracking import client
 
-            augmenter = Augmenter.load(run_id, self.tracking_uri)
+            tag, value = GENERATOR_RUN_TAG
+            if client(self.tracking_uri).get_run(run_id).data.tags.get(tag) != value:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"generator: {reference!r} is a model but not a GAN generator")
+            try:
+                augmenter = Augmenter.load(run_id, self.tracking_uri)
+            except ModelNotFoundError:
+                raise
+            except Exception as error:  # a registered generator that cannot be loaded
+                log.exception("loading generator %s (run %s) failed", reference, run_id)
+                raise RequestError(grpc.StatusCode.INTERNAL,
+                                   f"generator: {reference!r} could not be loaded: {error}") from None
             with self._lock:
                 self._loaded[run_id] = augmenter
                 while len(self._loaded) > self.cache_size:

@@ -100,6 +100,12 @@ def test_uploaded_job_finishes_registers_and_survives_a_restart(state):
             assert dict(again.metrics) == dict(finished.metrics)
             replayed = list(client.watch_job(channel, job.job_id, timeout=10))
             assert [event.message for event in replayed] == [event.message for event in events]
+            # The registered NLU model is no generator: refused by name, not by a crash.
+            with pytest.raises(grpc.RpcError) as raised:
+                list(client.augment(channel, "nlu-de@candidate", 5, timeout=30))
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a GAN generator" in raised.value.details()
+            assert client.list_generators(channel) == []
     finally:
         restarted.stop(grace=0)
 

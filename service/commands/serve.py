@@ -33,6 +33,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-streams", type=int, default=32,
                         help="concurrent Augment streams before RESOURCE_EXHAUSTED")
     parser.add_argument("--max-jobs", type=int, default=1, help="concurrent training jobs")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: parallel calls use the cores)")
     parser.add_argument("--grace", type=float, default=10.0,
                         help="seconds in-flight calls get to finish on SIGTERM")
 
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
                        tls_cert=args.tls_cert, tls_key=args.tls_key, datasets=dict(args.dataset),
                        max_augment_count=args.max_count, max_augment_streams=args.max_streams,
                        max_concurrent_rpcs=max(64, 2 * args.max_streams),
-                       threads=args.max_streams + 8, max_running_jobs=args.max_jobs),
+                       threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
+                       torch_threads=args.torch_threads),
           grace=args.grace)
     return 0
