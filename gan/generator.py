@@ -146,26 +146,42 @@ class Generator(nn.Module):
         ``positions`` (R,) is the index of the next step of each row (rows may differ, which
         is what lets every prefix of a batch be continued at once). ``uniforms`` (R, steps, 2)
         fixes the random numbers of the tag and token draws; else ``generator`` is used.
-        Stops early once every row has ended.
+        Stops early once every row has ended; ended rows are filled with PAD.
         """
-        tokens_out, tags_out = [], []
+        rows = previous_tokens.size(0)
+        tokens_out = torch.full((rows, steps), PAD_ID, dtype=torch.long, device=positions.device)
+        tags_out = torch.full((rows, steps), self.pad_tag, dtype=torch.long,
+                              device=positions.device)
+        # Only rows that have not ended are computed: an ended row can only continue with
+        # PAD, and in a batch of rollouts most rows end long before the longest one.
+        active = (~self.end_tags[previous_tags]).nonzero().squeeze(1)
+        if state is not None:
+            state = (state[0][:, active], state[1][:, active])
+        previous_tokens, previous_tags = previous_tokens[active], previous_tags[active]
+        positions, intents, languages = positions[active], intents[active], languages[active]
+        used = 1
         for step in range(steps):
+            if active.numel() == 0:
+                break
             inputs = self._inputs(previous_tokens.unsqueeze(1), previous_tags.unsqueeze(1),
                                   intents, languages)
             output, state = self.lstm(inputs, state)
             hidden = output[:, 0]
-            tag_uniforms = None if uniforms is None else uniforms[:, step, 0]
-            token_uniforms = None if uniforms is None else uniforms[:, step, 1]
+            tag_uniforms = None if uniforms is None else uniforms[active, step, 0]
+            token_uniforms = None if uniforms is None else uniforms[active, step, 1]
             tags = pick(self.tag_logits(hidden, previous_tags, intents, positions), config,
                         tag_uniforms, generator)
             tokens = pick(self.token_logits(hidden, tags, languages), config, token_uniforms,
                           generator)
-            tokens_out.append(tokens)
-            tags_out.append(tags)
-            previous_tokens, previous_tags, positions = tokens, tags, positions + 1
-            if bool(self.end_tags[tags].all()):
-                break
-        return torch.stack(tokens_out, dim=1), torch.stack(tags_out, dim=1)
+            tokens_out[active, step] = tokens
+            tags_out[active, step] = tags
+            used = step + 1
+            going_on = ~self.end_tags[tags]
+            active, state = active[going_on], (state[0][:, going_on], state[1][:, going_on])
+            previous_tokens, previous_tags = tokens[going_on], tags[going_on]
+            positions = positions[going_on] + 1
+            intents, languages = intents[going_on], languages[going_on]
+        return tokens_out[:, :used], tags_out[:, :used]
 
     def sample(self, intents: torch.Tensor, languages: torch.Tensor, config: SamplingConfig, *,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

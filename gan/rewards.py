@@ -98,7 +98,7 @@ def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, 
         uniforms=uniforms.reshape(rows, max_length, 2))
 
     # Whole sequences: the prefix (steps 0..s) followed by its continuation.
-    length = max_length + 1
+    length = steps + continuation_tokens.size(1)
     positions = torch.arange(length, device=tokens.device).unsqueeze(0)
     row_prefix_end = per_row(prefix_ends).unsqueeze(1)
     offset = positions - row_prefix_end - 1
@@ -116,8 +116,12 @@ def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, 
 
     whole_tokens = assemble(tokens, continuation_tokens, PAD_ID)
     whole_tags = assemble(tags, continuation_tags, discriminator.pad_tag)
-    scores = torch.sigmoid(discriminator.sequence_logits(whole_tokens, whole_tags, row_intents,
-                                                         row_languages))
+    # Prefixes that already hold the whole sequence get no rollout reward: score only the rest.
+    live = (row_prefix_end.squeeze(1)
+            < per_row(last_step(tags, discriminator.pad_tag).unsqueeze(0).expand(prefixes, -1)))
+    scores = torch.zeros(rows, dtype=torch.get_default_dtype(), device=tokens.device)
+    scores[live] = torch.sigmoid(discriminator.sequence_logits(
+        whole_tokens[live], whole_tags[live], row_intents[live], row_languages[live]))
     rollout_means = scores.view(rollouts, prefixes, batch).mean(dim=0).T
     return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
 

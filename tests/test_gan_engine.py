@@ -169,3 +169,17 @@ def test_discriminator_prefix_scores_do_not_see_the_future(vocab, utterances):
     after = discriminator.prefix_logits(changed_tokens, *inputs[1:])
     torch.testing.assert_close(before[:, :2], after[:, :2])
     assert not torch.allclose(before[:, 2], after[:, 2])
+
+
+def test_nucleus_shortcut_equals_full_sort_sampling():
+    from gan import sampling
+
+    torch.manual_seed(0)
+    peaked = torch.randn(300, 500) * 6  # most rows' nucleus within the best 64, some not
+    peaked[:100] /= 30  # flat rows: the full-sort path
+    uniforms = torch.rand(300)
+    config = SamplingConfig(method="top-p", top_p=0.9)
+    fast = pick(peaked, config, uniforms)
+    ordered, order = torch.softmax(peaked, -1).sort(dim=-1, descending=True)
+    slow = sampling._pick_in_order(ordered, order, 0.9, uniforms)
+    assert torch.equal(fast, slow)
