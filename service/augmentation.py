@@ -5,9 +5,9 @@ the run id that logged the generator, never a path or URI. Loaded generators are
 (LRU by run id); alias look-ups are cached for a few seconds so that moving an alias takes
 effect quickly without a registry query per call.
 
-``Augment`` pulls utterances from the engine's lazy iterator one batch at a time and checks,
-before each utterance it sends, that the client is still there and the deadline has not
-passed, so a cancelled or expired call stops generating.
+``Augment`` pulls utterances from the engine's lazy iterator one batch at a time, sends them
+in chunks of ``chunk_size``, and checks before each utterance that the client is still there
+and the deadline has not passed, so a cancelled or expired call stops generating.
 """
 
 from __future__ import annotations
@@ -185,11 +185,12 @@ class _StreamRecord:
 
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
-                 max_streams: int = 32, batch_size: int = 128):
+                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 50):
         self.generators = generators
         self.max_count = max_count
         self.max_streams = max_streams
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # utterances the engine samples at once
+        self.chunk_size = chunk_size  # utterances per response message
         self.counters = StreamCounters()
         self._streams = threading.BoundedSemaphore(max_streams)
         self._counters_lock = threading.Lock()
@@ -228,12 +229,19 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         utterances = augmenter.generate(
             request.count, sampling=sampling, seed=seed, quotas=quotas, language=language,
             gate=gate, batch_size=min(request.count, self.batch_size))
+        chunk = []
         for utterance in utterances:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
-            yield augmentation_pb2.AugmentResponse(utterance=utterance_to_message(utterance))
-            stream.sent += 1
+            chunk.append(utterance_to_message(utterance))
+            if len(chunk) == self.chunk_size:
+                yield augmentation_pb2.AugmentResponse(utterances=chunk)
+                stream.sent += len(chunk)
+                chunk = []
+        if chunk:
+            yield augmentation_pb2.AugmentResponse(utterances=chunk)
+            stream.sent += len(chunk)
         stream.complete = True
 
     def _finish(self, stream: "_StreamRecord") -> None:

@@ -85,7 +85,8 @@ def augment(channel: grpc.Channel, generator: str, count: int, *, timeout: float
     """Stream ``count`` generated utterances (options as in ``augment_request``)."""
     stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
     for response in stub.Augment(augment_request(generator, count, **options), timeout=timeout):
-        yield message_to_utterance(response.utterance, source=f"gan:{generator}")
+        for message in response.utterances:
+            yield message_to_utterance(message, source=f"gan:{generator}")
 
 
 def list_generators(channel: grpc.Channel, *, timeout: float | None = 30):

@@ -101,7 +101,7 @@ def test_quotas_run_id_sampling_and_seed_metadata(channel, store):
     stream = augmentation_pb2_grpc.AugmentationServiceStub(channel).Augment(
         client.augment_request(store[1], 5, quotas=quotas, sampling=sampling, seed=3),
         timeout=30)
-    received = [response.utterance.intent for response in stream]
+    received = [utterance.intent for response in stream for utterance in response.utterances]
     assert Counter(received) == Counter(quotas)
     assert dict(stream.initial_metadata())[SEED_METADATA_KEY] == "3"
 

@@ -67,10 +67,10 @@ class AugmentRequest(_message.Message):
     def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ...) -> None: ...
 
 class AugmentResponse(_message.Message):
-    __slots__ = ("utterance",)
-    UTTERANCE_FIELD_NUMBER: _ClassVar[int]
-    utterance: _utterance_pb2.AnnotatedUtterance
-    def __init__(self, utterance: _Optional[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]] = ...) -> None: ...
+    __slots__ = ("utterances",)
+    UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    utterances: _containers.RepeatedCompositeFieldContainer[_utterance_pb2.AnnotatedUtterance]
+    def __init__(self, utterances: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
 
 class ListGeneratorsRequest(_message.Message):
     __slots__ = ()
