@@ -41,7 +41,7 @@ BASELINES = ("ema", "batch", "none")
 @dataclass
 class GanConfig:
     # model sizes
-    embedding_dim: int = 64  # replaced by the pretrained vectors' size when embeddings are given
+    embedding_dim: int = 64  # set to the pretrained vectors' size when embeddings are given
     tag_dim: int = 16
     condition_dim: int = 16
     hidden_dim: int = 128
@@ -140,7 +140,7 @@ def build_models(config: GanConfig, vocab: Vocabulary, embeddings: "np.ndarray |
     from gan.discriminator import Discriminator
     from gan.generator import Generator
 
-    embedding_dim = embeddings.shape[1] if embeddings is not None else config.embedding_dim
+    embedding_dim = config.embedding_dim
     generator = Generator(vocab, embedding_dim=embedding_dim, tag_dim=config.tag_dim,
                           condition_dim=config.condition_dim, hidden_dim=config.hidden_dim,
                           dropout=config.dropout, max_length=config.max_length,
@@ -182,7 +182,11 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     vocab = Vocabulary.build(train)
-    generator, discriminator = build_models(config, vocab, load_embeddings(config, vocab, nlu_model))
+    embeddings = load_embeddings(config, vocab, nlu_model)
+    if embeddings is not None and embeddings.shape[1] != config.embedding_dim:
+        # The pretrained vectors fix the size; the saved config must say so to load again.
+        config = dataclasses.replace(config, embedding_dim=int(embeddings.shape[1]))
+    generator, discriminator = build_models(config, vocab, embeddings)
     batches_per_epoch = math.ceil(len(train) / config.batch_size)
     module = GanModule(generator, discriminator, config, mle_steps=config.mle_epochs * batches_per_epoch)
 
@@ -244,11 +248,16 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
         model_dir = augmenter.save(run_dir / "generator")
         if run is not None:
             _log_outcome(augmenter, samples, run_dir, model_dir, config)
-    finally:
+    except BaseException:
         if run is not None:
             import mlflow
 
-            mlflow.end_run()
+            mlflow.end_run(status="FAILED")  # a resumed job reopens the same run
+        raise
+    if run is not None:
+        import mlflow
+
+        mlflow.end_run()
     return augmenter
 
 

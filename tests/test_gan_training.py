@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,25 @@ def test_vec_file_initialises_the_embeddings(utterances, tmp_path):
     vocab = augmenter.vocab
     assert torch.all(table[vocab.token_index["heute"]] == 0.5)
     assert torch.all(table[vocab.token_index["Wecker"]] == -0.25)  # lower-cased lookup
+
+
+class WordVectorStandIn:
+    """Has the one method the GAN uses of ``nlu.training.TrainedNlu``: ``word_vectors``."""
+
+    def word_vectors(self, words):
+        return {word: np.full(12, float(len(word)), dtype=np.float32) for word in words}
+
+
+def test_embeddings_transfer_from_an_nlu_model(utterances, tmp_path):
+    augmenter = train_gan(utterances[:50], tiny_config(embeddings="nlu", freeze_embeddings=True,
+                                                       mle_epochs=1, d_pretrain_steps=0,
+                                                       adversarial_steps=0, eval_samples=0),
+                          run_dir=tmp_path, nlu_model=WordVectorStandIn())
+    table = augmenter.generator.token_embedding.weight
+    assert table.shape[1] == 12  # the NLU model's size replaces embedding_dim
+    assert torch.all(table[augmenter.vocab.token_index["Wecker"]] == 6.0)
+    reloaded = Augmenter.from_dir(tmp_path / "generator")
+    assert torch.equal(reloaded.generator.token_embedding.weight, table)
 
 
 def test_config_errors_name_the_field():
