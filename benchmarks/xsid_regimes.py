@@ -1,0 +1,155 @@
+"""Benchmark: the four transfer regimes on xSID, English -> de, da, nl, it, zh, ja, ar.
+
+Setting (van der Goot et al. 2021, xSID): labelled English training data; each target
+language's ``valid`` set (300 utterances; 150 for ja) is its only labelled data; scores are on
+its ``test`` set (500; 250 for ja). English training data is release 0.1 mapped to the 0.7
+labels (``xsid-train-0.1-to-0.7``) and **subsampled to --source-size utterances** (seeded)
+so the whole benchmark fits in minutes on 2 CPU cores; the full set has 43,605.
+
+To share work across languages:
+* one SentencePiece vocabulary for the whole benchmark, trained on the English sample and
+  the text of every target's ``valid`` set (unlabelled target text therefore shapes the
+  vocabulary of every model, the zero-shot one included);
+* one English-only source model, early-stopped on English ``valid``: it is the zero-shot
+  model for every language and the starting point of every finetune run.
+Monolingual and finetune stages train on target data only and have no target dev set, so
+they run a fixed number of epochs (--target-epochs); mixed early-stops on English ``valid``.
+
+Every regime x language is an MLflow run (experiment --experiment) with the config as
+params, curves, ``test/<lang>/...`` metrics and the report. Prints the table and wall time.
+
+    .venv/bin/python benchmarks/xsid_regimes.py --source-size 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import time
+from pathlib import Path
+
+XSID = Path(__file__).resolve().parents[2] / "shared" / "data" / "xsid"
+LANGUAGES = ("de", "da", "nl", "it", "zh", "ja", "ar")
+REGIMES = ("monolingual", "mixed", "finetune", "zeroshot")
+COLUMNS = (("intent_acc", "intent acc"), ("slot_f1", "slot F1"), ("exact_match", "exact"),
+           ("semer", "SemER"))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source-size", type=int, default=3000,
+                        help="English training utterances sampled from 43,605 (0 = all)")
+    parser.add_argument("--languages", nargs="+", default=list(LANGUAGES))
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    parser.add_argument("--source-epochs", type=int, default=8)
+    parser.add_argument("--target-epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tracking-uri", help="default: the embedded sqlite store")
+    parser.add_argument("--experiment", default="xsid-regimes")
+    parser.add_argument("--work-dir", type=Path, default=Path("runs/xsid-regimes"))
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.time()
+
+    import mlflow
+
+    from multilingual.regimes import train_regime
+    from nlu import tracking
+    from nlu.formats import read_utterances
+    from nlu.metrics import evaluate
+    from nlu.model import JointModelConfig
+    from nlu.schema import LabelMapping
+
+    english = LabelMapping.load("xsid-train-0.1-to-0.7").apply(
+        read_utterances(XSID / "en-train-v0.1", "xsid-pair"))
+    if args.source_size:
+        kept = sorted(random.Random(args.seed).sample(range(len(english)), args.source_size))
+        english = [english[position] for position in kept]
+    english_dev = read_utterances(XSID / "xSID-0.7" / "en.valid.conll")
+    target_train = {language: read_utterances(XSID / "xSID-0.7" / f"{language}.valid.conll")
+                    for language in args.languages}
+    target_test = {language: read_utterances(XSID / "xSID-0.7" / f"{language}.test.conll")
+                   for language in args.languages}
+    vocabulary_text = english + [u for language in args.languages for u in target_train[language]]
+
+    # A small BiLSTM-CRF: what 2 shared CPU cores can train 22 times in a few minutes each.
+    source_config = JointModelConfig(
+        encoder="bilstm", slot_head="crf", vocab_size=6000, embedding_dim=64, hidden_dim=128,
+        num_layers=1, dropout=0.2, lr=3e-3, batch_size=32, max_epochs=args.source_epochs,
+        patience=2, seed=args.seed, enable_progress_bar=False)
+    target_config = dataclasses.replace(source_config, max_epochs=args.target_epochs)
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    settings = {"benchmark": "xsid_regimes", "source_size": len(english),
+                "source_epochs": args.source_epochs, "target_epochs": args.target_epochs,
+                "seed": args.seed, "vocabulary_text": "english sample + all targets' valid text"}
+
+    def score(model, language: str) -> dict[str, float]:
+        """Evaluate on the language's test set, log to the active run, return the headline."""
+        test = target_test[language]
+        report = evaluate(test, model.predict(test), seed=args.seed)
+        metrics = report.flat("test")
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(report.to_markdown(), f"reports/test-{language}.md")
+        return {key: metrics[f"test/{language}/{key}"] for key, _ in COLUMNS}
+
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    source_model = None
+    if {"finetune", "zeroshot"} & set(args.regimes):
+        clock = time.time()
+        with tracking.start_run(args.experiment, uri, run_name="en-source",
+                                tags={"regime": "source"}):
+            tracking.log_config({"model": source_config.to_dict(), "benchmark": settings})
+            source_model = train_regime(
+                "zeroshot", english, [], source_config, dev=english_dev,
+                run_dir=args.work_dir / "en-source", tracking_uri=uri,
+                vocabulary_text=vocabulary_text)
+            tracking.log_model_dir(source_model.save(args.work_dir / "en-source" / "model"))
+            source_run = mlflow.active_run().info.run_id
+        timings["source model"] = time.time() - clock
+
+    for language in args.languages:
+        for regime in args.regimes:
+            clock = time.time()
+            name = f"{language}-{regime}"
+            with tracking.start_run(args.experiment, uri, run_name=name,
+                                    tags={"regime": regime, "target_language": language}):
+                tracking.log_config({"model": (source_config if regime in ("mixed", "zeroshot")
+                                               else target_config).to_dict(),
+                                     "benchmark": settings, "regime": regime,
+                                     "target_language": language})
+                if regime == "zeroshot":
+                    mlflow.set_tag("source_model_run", source_run)
+                    model = source_model
+                else:
+                    config = source_config if regime == "mixed" else target_config
+                    options = {"pretrained": source_model} if regime == "finetune" else {}
+                    model = train_regime(
+                        regime, english, target_train[language], config, dev=english_dev,
+                        run_dir=args.work_dir / name, tracking_uri=uri,
+                        vocabulary_text=vocabulary_text, **options)
+                    tracking.log_model_dir(model.save(args.work_dir / name / "model"))
+                results[language, regime] = score(model, language)
+            timings[name] = time.time() - clock
+            print(f"{name}: " + ", ".join(f"{label} {100 * results[language, regime][key]:.1f}"
+                                          for key, label in COLUMNS)
+                  + f" ({timings[name]:.0f} s)", flush=True)
+
+    print(f"\nxSID 0.7 test, English train sample of {len(english)} (seed {args.seed}); "
+          f"scores in %; wall time {time.time() - started:.0f} s; MLflow {uri}, "
+          f"experiment {args.experiment}\n")
+    for key, label in COLUMNS:
+        print(f"{label}\n| regime | " + " | ".join(args.languages) + " |")
+        print("|---|" + "---:|" * len(args.languages))
+        for regime in args.regimes:
+            print(f"| {regime} | " + " | ".join(f"{100 * results[language, regime][key]:.1f}"
+                                              for language in args.languages) + " |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
