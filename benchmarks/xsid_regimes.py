@@ -112,8 +112,10 @@ def main() -> None:
             source_run = mlflow.active_run().info.run_id
         timings["source model"] = time.time() - clock
 
-    for language in args.languages:
-        for regime in args.regimes:
+    # Cheapest regimes first, mixed (source + target every epoch, per language) last: a run
+    # cut short still has whole rows.
+    for regime in sorted(args.regimes, key=("zeroshot", "monolingual", "finetune", "mixed").index):
+        for language in args.languages:
             clock = time.time()
             name = f"{language}-{regime}"
             with tracking.start_run(args.experiment, uri, run_name=name,

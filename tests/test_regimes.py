@@ -105,8 +105,11 @@ def test_finetune_keeps_its_pretrained_model_and_freezes_the_encoder(tmp_path):
     from nlu.training import TrainedNlu
 
     pretrained = TrainedNlu.load(tmp_path / "pretrained")
-    for name, weight in pretrained.module.encoder_modules()[0].state_dict().items():
-        assert weight.equal(model.module.encoder_modules()[0].state_dict()[name]), name
+    for before, after in zip(pretrained.module.encoder_modules(), model.module.encoder_modules()):
+        for name, weight in before.state_dict().items():
+            assert weight.equal(after.state_dict()[name]), name
+    assert not pretrained.module.intent_classifier.weight.equal(
+        model.module.intent_classifier.weight[: len(pretrained.intents)])  # the heads trained
     # German labels the English sample lacks are still in the fine-tuned model
     assert {u.intent for u in target} <= set(model.intents)
 
