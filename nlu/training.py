@@ -31,6 +31,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.utilities import rank_zero_info
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 from torch.utils.data import DataLoader, Sampler
@@ -228,6 +229,9 @@ class DevEvaluation(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = dev_metrics(self.dev, self.model.predict(self.dev))
         pl_module.log_dict(metrics, prog_bar=True)
+        # One line per epoch survives where a progress bar does not (logs, CI).
+        rank_zero_info(f"epoch {trainer.current_epoch}: " + ", ".join(
+            f"{name} {value:.4f}" for name, value in metrics.items()))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -1,0 +1,93 @@
+"""SNIPS joint intent + slot benchmark: train from scratch, early-stop on valid, score test.
+
+Data: the Goo et al. (2018) split in ``bio_goo2018/`` (13,084 train / 700 valid / 700 test).
+Every ``JointModelConfig`` field is a flag (defaults: ``BENCHMARK_DEFAULTS``).
+Prints the test intent accuracy / slot F1 (seqeval strict IOB2) / exact match, each with its
+standard error, the wall time, and a final one-line JSON summary.
+
+    .venv/bin/python benchmarks/snips_joint.py --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+import typing
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nlu.formats import read_utterances  # noqa: E402
+from nlu.metrics import evaluate  # noqa: E402
+from nlu.model import JointModelConfig  # noqa: E402
+from nlu.training import fit  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/snips/bio_goo2018"
+# Sized for the CPU budget (15 minutes on 2 shared cores), not a tuned optimum; every other
+# field keeps the library default.
+BENCHMARK_DEFAULTS = dict(embedding_dim=128, hidden_dim=256, num_layers=2, dropout=0.3,
+                          piece_dropout=0.05, lr=3e-3, batch_size=64, max_epochs=12, patience=3)
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="checkpoints go here (default: a temporary folder)")
+    hints = typing.get_type_hints(JointModelConfig)
+    for field in dataclasses.fields(JointModelConfig):
+        default = BENCHMARK_DEFAULTS.get(field.name, field.default)
+        kind = hints[field.name]
+        if kind is bool:
+            parser.add_argument(f"--{field.name.replace('_', '-')}",
+                                action=argparse.BooleanOptionalAction, default=default)
+        else:
+            convert = {int: int, float: float}.get(kind, str)
+            parser.add_argument(f"--{field.name.replace('_', '-')}", type=convert,
+                                default=default)
+    return parser.parse_args()
+
+
+def main() -> int:
+    arguments = parse_arguments()
+    config = JointModelConfig(**{field.name: getattr(arguments, field.name)
+                                 for field in dataclasses.fields(JointModelConfig)})
+    train, valid, test = (read_utterances(arguments.data / split, "jointbert", language="en")
+                          for split in ("train", "valid", "test"))
+    print(f"SNIPS: {len(train)} train / {len(valid)} valid / {len(test)} test; config: "
+          f"{json.dumps(config.to_dict())}", flush=True)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        model = fit(train, valid, config, run_dir=arguments.run_dir or Path(scratch))
+        train_seconds = time.perf_counter() - started
+        predicted = model.predict(test)
+    wall_seconds = time.perf_counter() - started
+
+    report = evaluate(test, predicted)
+    valid_report = evaluate(valid, model.predict(valid))
+    print(report.to_markdown())
+    scores = report.overall
+    summary = {
+        "benchmark": "snips_joint", "seed": config.seed,
+        "test_intent_accuracy": round(100 * scores.intent_accuracy, 2),
+        "test_intent_accuracy_se": round(100 * scores.intent_accuracy_se, 2),
+        "test_slot_f1": round(100 * scores.slot_f1, 2),
+        "test_slot_f1_se": round(100 * scores.slot_f1_se, 2),
+        "test_exact_match": round(100 * scores.exact_match, 2),
+        "test_exact_match_se": round(100 * scores.exact_match_se, 2),
+        "valid_intent_accuracy": round(100 * valid_report.overall.intent_accuracy, 2),
+        "valid_slot_f1": round(100 * valid_report.overall.slot_f1, 2),
+        "valid_exact_match": round(100 * valid_report.overall.exact_match, 2),
+        "train_seconds": round(train_seconds, 1), "wall_seconds": round(wall_seconds, 1),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
