@@ -122,7 +122,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls this before every epoch
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -217,6 +217,26 @@ def dev_metrics(gold: Sequence[Utterance], predicted: Sequence[Utterance]) -> di
                                  for g, p in zip(gold, predicted)]))
     return {"dev_intent_accuracy": intent_accuracy, "dev_slot_f1": slot_f1,
             "dev_exact_match": exact_match, "dev_score": (intent_accuracy + slot_f1) / 2}
+
+
+class ReshuffleEveryEpoch(Callback):
+    """Tell the batch sampler the epoch. Lightning calls ``set_epoch`` only on a batch
+    sampler's inner ``.sampler``, so without this every epoch would repeat one order.
+
+    A resumed run builds its first batch iterator before any epoch hook runs, so the epoch
+    to continue with is restored from the checkpoint (saved at the end of an epoch)."""
+
+    def __init__(self, sampler: LengthBucketBatchSampler):
+        self.sampler = sampler
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.sampler.set_epoch(trainer.current_epoch)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.sampler.set_epoch(state_dict["epoch"] + 1)
 
 
 class DevEvaluation(Callback):
@@ -326,12 +346,13 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
     model = TrainedNlu(config, tokenizer, intents, tags, module)
 
     encoded = encode(train, tokenizer, intents, tags)
-    loader = DataLoader(encoded, collate_fn=collate, batch_sampler=LengthBucketBatchSampler(
-        [len(item.piece_ids) for item in encoded], config.batch_size, config.seed))
+    sampler = LengthBucketBatchSampler([len(item.piece_ids) for item in encoded],
+                                       config.batch_size, config.seed)
+    loader = DataLoader(encoded, collate_fn=collate, batch_sampler=sampler)
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                                   monitor="dev_score" if dev else None, mode="max",
                                   save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks: list[Callback] = [checkpoints]
+    callbacks: list[Callback] = [ReshuffleEveryEpoch(sampler), checkpoints]
     if dev:
         callbacks += [DevEvaluation(dev, model),
                       EarlyStopping(monitor="dev_score", mode="max", patience=config.patience)]

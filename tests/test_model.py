@@ -8,7 +8,7 @@ import torch
 
 from nlu.model import JointModelConfig, pretrained_piece_matrix
 from nlu.tokenizer import WORD_BOUNDARY
-from nlu.training import TrainedNlu, fit
+from nlu.training import LengthBucketBatchSampler, TrainedNlu, fit
 from nlu.utterance import Utterance, check_iob2
 from test_tokenizer import snips_utterances  # pytest puts tests/ on sys.path
 
@@ -111,3 +111,16 @@ def test_fine_tuning_keeps_the_tokenizer_and_the_parent_label_ids(trained, data,
     assert child.intents[: len(trained.intents)] == trained.intents
     assert child.tags[: len(trained.tags)] == trained.tags
     assert "NewIntent" in child.intents and "I-new_slot" in child.tags
+
+
+def test_length_buckets_cover_every_utterance_once_and_reshuffle_per_epoch():
+    lengths = [index % 17 + 1 for index in range(500)]
+    sampler = LengthBucketBatchSampler(lengths, batch_size=8, seed=3)
+    first = list(sampler)
+    assert len(first) == len(sampler) == 63
+    assert sorted(index for batch in first for index in batch) == list(range(500))
+    # Sorting windows by length keeps each batch's lengths close together.
+    assert max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first) <= 2
+    assert list(sampler) == first  # same epoch, same order (resumable)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
