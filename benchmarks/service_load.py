@@ -58,9 +58,11 @@ def train_generator(store: Path, utterances: int, mle_epochs: int,
     return tracking_uri, "load-gan@bench"
 
 
-def start_server(tracking_uri: str, state_dir: Path, max_streams: int) -> tuple[subprocess.Popen, int]:
+def start_server(tracking_uri: str, state_dir: Path, max_streams: int,
+                 processes: int) -> tuple[subprocess.Popen, int]:
     command = [sys.executable, "-m", "service.cli", "serve", "--tracking-uri", tracking_uri,
-               "--port", "0", "--state-dir", str(state_dir), "--max-streams", str(max_streams)]
+               "--port", "0", "--state-dir", str(state_dir), "--max-streams", str(max_streams),
+               "--processes", str(processes)]
     process = subprocess.Popen(command, cwd=REPOSITORY, stderr=subprocess.PIPE, text=True)
     for line in process.stderr:
         if "listening on port" in line:
@@ -71,13 +73,23 @@ def start_server(tracking_uri: str, state_dir: Path, max_streams: int) -> tuple[
     threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with client.connect(f"127.0.0.1:{port}") as channel:
-        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(),
-                                                          timeout=300)
-        for response in watch:
-            if response.status == health_pb2.HealthCheckResponse.SERVING:
-                break
-    return process, port
+    # Each connection lands on one of the server processes: wait until many fresh
+    # connections all report SERVING, i.e. every process has loaded its generators.
+    deadline = time.monotonic() + 300
+    while True:
+        statuses = []
+        for _ in range(8 * processes):
+            with client.connect(f"127.0.0.1:{port}") as channel:
+                try:
+                    statuses.append(health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=5).status)
+                except grpc.RpcError:
+                    statuses.append(None)
+        if all(status == health_pb2.HealthCheckResponse.SERVING for status in statuses):
+            return process, port
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the server did not become SERVING")
+        time.sleep(1)
 
 
 def run_level(target: str, generator: str, clients: int, *, count: int, calls: int,
@@ -137,6 +149,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured calls first")
     parser.add_argument("--train-utterances", type=int, default=2000)
     parser.add_argument("--mle-epochs", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=2, help="server processes (serve "
+                        "--processes); default: one per core of the 2-core target machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -153,7 +167,8 @@ def main() -> int:
         else:
             tracking_uri, generator = args.tracking_uri, args.generator
         load_before = os.getloadavg()[0]  # other work on the machine skews the figures
-        process, port = start_server(tracking_uri, scratch / "state", max(args.levels))
+        process, port = start_server(tracking_uri, scratch / "state", max(args.levels),
+                                     args.processes)
         target = f"127.0.0.1:{port}"
         try:
             run_level(target, generator, 1, count=args.count, calls=args.warmup,
@@ -169,7 +184,8 @@ def main() -> int:
             process.wait(timeout=60)
 
     print(f"\nAugment({args.count} utterances) on {target}, generator {generator}, "
-          f"(mean {mean_tokens:.1f} tokens per utterance), {os.cpu_count()} CPUs, "
+          f"(mean {mean_tokens:.1f} tokens per utterance), {args.processes} server "
+          f"process(es), {os.cpu_count()} CPUs, "
           f"load average before: {load_before:.1f}; at most {args.calls} calls / "
           f"{args.seconds:.0f} s per level")
     print(f"{'clients':>7} {'calls':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "

@@ -47,7 +47,10 @@ def connect(target: str, *, token: str | None = None, tls_ca: Path | str | None 
             max_message_bytes: int = 4 * 1024 * 1024) -> grpc.Channel:
     """A channel to ``target`` (``host:port``); TLS when ``tls_ca`` (a PEM file) is given."""
     options = [("grpc.max_receive_message_length", max_message_bytes),
-               ("grpc.max_send_message_length", max_message_bytes)]
+               ("grpc.max_send_message_length", max_message_bytes),
+               # One connection per channel (not a process-wide shared one), so that a
+               # multi-process server (serve --processes) sees its clients spread out.
+               ("grpc.use_local_subchannel_pool", 1)]
     if tls_ca is None:
         channel = grpc.insecure_channel(target, options=options)
     else:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -57,6 +58,8 @@ class ServerConfig:
     generator_cache_size: int = 4
     threads: int = 40  # > max_augment_streams so that cheap calls still get a thread
     torch_threads: int = 1  # per process; concurrency comes from parallel calls (see serve)
+    reuse_port: bool = False  # several processes serve one port (see serve_processes)
+    recover_jobs: bool = True  # mark jobs a dead server left running as failed
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -100,7 +103,7 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
     (then call ``load_generators()``; until then health says NOT_SERVING)."""
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
-               ("grpc.so_reuseport", 0)]
+               ("grpc.so_reuseport", int(config.reuse_port))]
     interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads,
                                                     thread_name_prefix="grpc"),
@@ -114,7 +117,8 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
     runner = JobRunner(JobStore(config.state_dir / "jobs.db"), config.tracking_uri,
-                       config.state_dir / "jobs", max_running=config.max_running_jobs)
+                       config.state_dir / "jobs", max_running=config.max_running_jobs,
+                       recover=config.recover_jobs)
     training_pb2_grpc.add_TrainingServiceServicer_to_server(
         TrainingServicer(runner, config.datasets), server)
 
@@ -169,6 +173,58 @@ def serve(config: ServerConfig, *, grace: float = 10.0) -> None:
         signal.signal(signum, request_stop)
     stopping.wait()
     running.stop(grace)
+
+
+def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0) -> int:
+    """Serve one port from ``processes`` server processes (SO_REUSEPORT; Linux).
+
+    A Python gRPC server runs its handlers under one GIL: generation is small torch ops
+    driven from Python, so extra threads add no throughput and extra processes do. The
+    kernel spreads connections over the processes; they share the MLflow store and the
+    job store. SIGTERM/SIGINT are passed on, and each process drains as ``serve`` does.
+    Returns 0 when every process stopped cleanly.
+    """
+    import multiprocessing
+    import socket
+
+    from service.training import JobStore, recover_interrupted_jobs
+
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_jobs(JobStore(config.state_dir / "jobs.db"))  # before any child serves
+    host, _, port = config.address.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                       socket.SOCK_STREAM) as reservation:
+        # Hold the port (bound, never listening) so that port 0 can be shared too.
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reservation.bind((host.strip("[]"), int(port)))
+        port = reservation.getsockname()[1]
+        shared = replace(config, address=f"{host}:{port}", reuse_port=True, recover_jobs=False)
+        context = multiprocessing.get_context("spawn")
+        children = [context.Process(target=_serve_child, args=(shared, grace),
+                                    name=f"nlu-bootstrap-server-{index}")
+                    for index in range(processes)]
+        stopping = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: stopping.set())
+        for child in children:
+            child.start()
+        log.info("%d server processes listening on port %d", processes, port)
+        while not stopping.wait(1.0):
+            if not all(child.is_alive() for child in children):
+                log.error("a server process died; stopping the others")
+                break
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join()
+    return 0 if all(child.exitcode == 0 for child in children) else 1
+
+
+def _serve_child(config: ServerConfig, grace: float) -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    serve(config, grace=grace)
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):

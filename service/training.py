@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
+import signal
 import sqlite3
 import threading
 import time
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, state TEXT NOT NULL, spec TEXT NOT NULL,
     create_time REAL NOT NULL, update_time REAL NOT NULL,
     mlflow_run_id TEXT NOT NULL DEFAULT '', registered_model TEXT NOT NULL DEFAULT '',
-    metrics TEXT NOT NULL DEFAULT '{}', error TEXT NOT NULL DEFAULT '');
+    metrics TEXT NOT NULL DEFAULT '{}', error TEXT NOT NULL DEFAULT '',
+    worker_pid INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL, sequence INTEGER NOT NULL, time REAL NOT NULL, state TEXT NOT NULL,
     message TEXT NOT NULL, metrics TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (job_id, sequence));
@@ -70,6 +73,7 @@ class JobRecord:
     registered_model: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    worker_pid: int = 0
 
     @property
     def finished(self) -> bool:
@@ -117,7 +121,7 @@ class JobStore:
             return None
         return JobRecord(row["job_id"], row["state"], json.loads(row["spec"]), row["create_time"],
                          row["update_time"], row["mlflow_run_id"], row["registered_model"],
-                         json.loads(row["metrics"]), row["error"])
+                         json.loads(row["metrics"]), row["error"], row["worker_pid"])
 
     def jobs_in(self, states: set[str]) -> list[JobRecord]:
         with self._connect() as connection:
@@ -125,6 +129,10 @@ class JobStore:
                 f"SELECT job_id FROM jobs WHERE state IN ({','.join('?' * len(states))})",
                 tuple(states))]
         return [job for job_id in ids if (job := self.get(job_id)) is not None]
+
+    def record_worker(self, job_id: str, pid: int) -> None:
+        with self._connect() as connection:
+            connection.execute("UPDATE jobs SET worker_pid = ? WHERE job_id = ?", (pid, job_id))
 
     def update(self, job_id: str, state: str, message: str, *, metrics: dict[str, float] | None = None,
                mlflow_run_id: str | None = None, registered_model: str | None = None,
@@ -214,10 +222,24 @@ def _report_progress(store: JobStore, job_id: str, run_dir: Path, tracking_uri: 
             store.update(job_id, RUNNING, "progress", metrics=metrics)
 
 
-class JobRunner:
-    """Starts jobs in worker processes, at most ``max_running`` at a time, and can kill them."""
+def recover_interrupted_jobs(store: JobStore) -> None:
+    """Jobs a previous server left queued or running have no worker any more: failed."""
+    for job in store.jobs_in({QUEUED, RUNNING}):
+        store.update(job.job_id, FAILED, "server restarted while the job was running",
+                     error="interrupted by a server restart")
 
-    def __init__(self, store: JobStore, tracking_uri: str, work_dir: Path, max_running: int = 1):
+
+class JobRunner:
+    """Starts jobs in worker processes, at most ``max_running`` at a time, and can kill them.
+
+    Several server processes may share one store (``serve --processes``): the limit counts
+    the store's active jobs, and a job is cancelled through its recorded worker pid when
+    another process started it. ``recover``: first mark the jobs a dead server left running
+    as failed (a multi-process server does that once, before its processes start).
+    """
+
+    def __init__(self, store: JobStore, tracking_uri: str, work_dir: Path, max_running: int = 1,
+                 *, recover: bool = True):
         self.store = store
         self.tracking_uri = tracking_uri
         self.work_dir = Path(work_dir)
@@ -225,18 +247,19 @@ class JobRunner:
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
-        for job in store.jobs_in({QUEUED, RUNNING}):
-            store.update(job.job_id, FAILED, "server restarted while the job was running",
-                         error="interrupted by a server restart")
+        if recover:
+            recover_interrupted_jobs(store)
 
     def job_dir(self, job_id: str) -> Path:
         return self.work_dir / job_id
 
-    def running(self) -> int:
+    def live_workers(self) -> int:
+        """Worker processes of this server process that are still alive."""
         with self._lock:
-            self._workers = {job_id: worker for job_id, worker in self._workers.items()
-                             if worker.is_alive()}
-            return len(self._workers)
+            return sum(worker.is_alive() for worker in self._workers.values())
+
+    def at_capacity(self) -> bool:
+        return len(self.store.jobs_in({QUEUED, RUNNING})) >= self.max_running
 
     def start(self, job_id: str, config) -> None:
         worker = self._context.Process(
@@ -245,11 +268,14 @@ class JobRunner:
         with self._lock:
             self._workers[job_id] = worker
         worker.start()
+        self.store.record_worker(job_id, worker.pid)
         threading.Thread(target=self._reap, args=(job_id, worker), daemon=True).start()
 
     def _reap(self, job_id: str, worker) -> None:
         """A worker that died without recording an outcome (killed, segfault) failed."""
         worker.join()
+        with self._lock:
+            self._workers.pop(job_id, None)
         self.store.update(job_id, FAILED, "worker process exited",
                           error=f"worker exited with code {worker.exitcode}")
 
@@ -258,13 +284,20 @@ class JobRunner:
         with self._lock:
             worker = self._workers.get(job_id)
         cancelled = self.store.update(job_id, CANCELLED, message)  # False: it had just ended
+        job = self.store.get(job_id)
         if worker is not None and worker.is_alive():
             worker.terminate()
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-        run_id = self.store.get(job_id).mlflow_run_id
+        elif worker is None and cancelled and job.worker_pid:
+            # Started by another server process, which reaps it (so the pid is not reused).
+            try:
+                os.kill(job.worker_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        run_id = job.mlflow_run_id
         if cancelled and run_id:
             from nlu.tracking import client
 
@@ -298,7 +331,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 raise RequestError(grpc.StatusCode.NOT_FOUND,
                                f"spec.dataset: no registered dataset {spec.dataset!r} (registered: "
                                f"{', '.join(sorted(self.datasets)) or 'none'})")
-            if self.runner.running() >= self.runner.max_running:
+            if self.runner.at_capacity():
                 raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"{self.runner.max_running} job(s) already running; retry later")
             splits = self._receive_upload(request_iterator, expect_data=not spec.dataset)

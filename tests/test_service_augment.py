@@ -131,7 +131,7 @@ def test_client_cancellation_stops_generation(channel, server):
     for _ in range(5):
         next(stream)
     stream.cancel()
-    wait_for(lambda: counters.stopped_early == stopped_before + 1)
+    wait_for(lambda: counters.stopped_early > stopped_before)
     assert counters.utterances_sent < counters.started * 5000
 
 
@@ -143,7 +143,7 @@ def test_deadline_is_honoured_during_a_long_stream(channel, server):
     time.sleep(0.8)  # a slow reader: the deadline passes mid-stream
     error = rpc_error(lambda: stream)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    wait_for(lambda: counters.stopped_early == stopped_before + 1)
+    wait_for(lambda: counters.stopped_early > stopped_before)
     assert counters.utterances_sent - sent_before < 5000
 
 

@@ -178,13 +178,14 @@ def test_oversized_messages_are_refused(tmp_path, config_for):
         running.stop(grace=0)
 
 
-def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path):
+@pytest.mark.parametrize("processes", ["2"])  # its processes each run `serve`
+def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path, processes):
     import os
     import signal
     import sys
 
     command = [sys.executable, "-m", "service.cli", "serve", "--tracking-uri", tracking_uri,
-               "--port", "0", "--state-dir", str(tmp_path / "state")]
+               "--port", "0", "--state-dir", str(tmp_path / "state"), "--processes", processes]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parents[1])
     try:
@@ -196,13 +197,16 @@ def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path):
         assert port, "the server never said where it listens"
         with client.connect(f"127.0.0.1:{port}") as channel:
             health_stub = health_pb2_grpc.HealthStub(channel)
-            responses = health_stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60)
+            # wait_for_ready: with --processes the port opens only once the processes bind it
+            responses = health_stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60,
+                                          wait_for_ready=True)
             for response in responses:
                 if response.status == health_pb2.HealthCheckResponse.SERVING:
                     break
+            assert client.list_generators(channel) == []
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert "SIGTERM: stopping" in process.stderr.read()
+        assert process.wait(timeout=60) == 0
+        assert "SIGTERM: stopping" in process.stderr.read()  # (every process logs it)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)

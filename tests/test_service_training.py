@@ -117,7 +117,7 @@ def test_cancel_kills_the_worker_and_one_job_runs_at_a_time(channel, server):
     assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     cancelled = client.cancel_job(channel, job.job_id)
     assert cancelled.state == JobState.JOB_STATE_CANCELLED
-    assert server.runner.running() == 0
+    assert server.runner.live_workers() == 0
     assert client.get_job(channel, job.job_id).state == JobState.JOB_STATE_CANCELLED
     again = refused(lambda: client.cancel_job(channel, job.job_id))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -33,6 +33,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-streams", type=int, default=32,
                         help="concurrent Augment streams before RESOURCE_EXHAUSTED")
     parser.add_argument("--max-jobs", type=int, default=1, help="concurrent training jobs")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes sharing the port (generation is GIL-bound: "
+                        "use about one per core)")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads (default 1: parallel calls use the cores)")
     parser.add_argument("--grace", type=float, default=10.0,
@@ -41,18 +44,20 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nlu.tracking import resolve_tracking_uri
-    from service.server import ServerConfig, serve
+    from service.server import ServerConfig, serve, serve_processes
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SystemExit("error: --tls-cert and --tls-key go together")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = f"[{args.host}]" if ":" in args.host else args.host
-    serve(ServerConfig(tracking_uri=resolve_tracking_uri(args.tracking_uri),
-                       state_dir=args.state_dir, address=f"{host}:{args.port}", token=args.token,
-                       tls_cert=args.tls_cert, tls_key=args.tls_key, datasets=dict(args.dataset),
-                       max_augment_count=args.max_count, max_augment_streams=args.max_streams,
-                       max_concurrent_rpcs=max(64, 2 * args.max_streams),
-                       threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
-                       torch_threads=args.torch_threads),
-          grace=args.grace)
+    config = ServerConfig(
+        tracking_uri=resolve_tracking_uri(args.tracking_uri), state_dir=args.state_dir,
+        address=f"{host}:{args.port}", token=args.token, tls_cert=args.tls_cert,
+        tls_key=args.tls_key, datasets=dict(args.dataset), max_augment_count=args.max_count,
+        max_augment_streams=args.max_streams, max_concurrent_rpcs=max(64, 2 * args.max_streams),
+        threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
+        torch_threads=args.torch_threads)
+    if args.processes > 1:
+        return serve_processes(config, args.processes, grace=args.grace)
+    serve(config, grace=args.grace)
     return 0
