@@ -5,7 +5,8 @@
 * Intent head: a linear layer on the max-pooled encoding of all pieces.
 * Slot head: one prediction per *word*, read from the encoding of the word's first piece
   (the other pieces are masked out); a softmax classifier or a linear-chain CRF
-  (``pytorch-crf``).
+  (``pytorch-crf``). Optionally the predicted intent distribution is an extra slot input
+  (``intent_conditioned_slots``), so the intent can veto slot types it never has.
 * Loss: intent cross-entropy + slot loss (CRF negative log-likelihood or summed
   cross-entropy, both per utterance).
 
@@ -36,7 +37,8 @@ ENCODERS = ("bilstm", "transformer")
 SLOT_HEADS = ("crf", "softmax")
 # Fields that fix the network's shape: a fine-tuned model inherits them from its parent.
 ARCHITECTURE_FIELDS = ("encoder", "slot_head", "vocab_size", "tokenizer_model_type",
-                       "embedding_dim", "hidden_dim", "num_layers", "num_heads")
+                       "embedding_dim", "hidden_dim", "num_layers", "num_heads",
+                       "intent_conditioned_slots")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class JointModelConfig:
     hidden_dim: int = 256  # encoder output size (both LSTM directions together)
     num_layers: int = 2
     num_heads: int = 4  # Transformer only
+    intent_conditioned_slots: bool = False  # feed intent probabilities to the slot head
     dropout: float = 0.3
     piece_dropout: float = 0.0  # chance a training piece is replaced by <unk> (robustness to OOV)
     lr: float = 2e-3
@@ -139,7 +142,8 @@ class JointNluModule(pl.LightningModule):
                                                  enable_nested_tensor=False)
         self.dropout = nn.Dropout(config.dropout)
         self.intent_classifier = nn.Linear(config.hidden_dim, num_intents)
-        self.slot_classifier = nn.Linear(config.hidden_dim, num_tags)
+        slot_inputs = config.hidden_dim + (num_intents if config.intent_conditioned_slots else 0)
+        self.slot_classifier = nn.Linear(slot_inputs, num_tags)
         self.crf = CRF(num_tags, batch_first=True) if config.slot_head == "crf" else None
         if config.freeze_encoder:
             self.freeze_encoder_parameters()
@@ -199,8 +203,12 @@ class JointNluModule(pl.LightningModule):
         pooled = encoded.masked_fill(padding, float("-inf")).max(dim=1).values
         intent_logits = self.intent_classifier(self.dropout(pooled))
         first_piece = batch["first_piece"].unsqueeze(-1).expand(-1, -1, encoded.size(-1))
-        word_states = encoded.gather(1, first_piece)
-        slot_scores = self.slot_classifier(self.dropout(word_states))
+        word_states = self.dropout(encoded.gather(1, first_piece))
+        if self.config.intent_conditioned_slots:
+            intent_probabilities = intent_logits.softmax(dim=-1).unsqueeze(1)
+            word_states = torch.cat(
+                [word_states, intent_probabilities.expand(-1, word_states.size(1), -1)], dim=-1)
+        slot_scores = self.slot_classifier(word_states)
         return intent_logits, slot_scores
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

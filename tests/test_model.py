@@ -124,3 +124,16 @@ def test_length_buckets_cover_every_utterance_once_and_reshuffle_per_epoch():
     assert list(sampler) == first  # same epoch, same order (resumable)
     sampler.set_epoch(1)
     assert list(sampler) != first
+
+
+def test_intent_conditioned_slot_head_grows_with_new_intents(data, tmp_path):
+    config = dataclasses.replace(TINY, intent_conditioned_slots=True, max_epochs=1)
+    parent = fit(data, None, config, run_dir=tmp_path / "parent")
+    extra = data[0].replace(intent="NewIntent")
+    child = fit([extra] + data[:8], None, config, init_from=parent, run_dir=tmp_path / "child")
+    hidden = config.hidden_dim
+    parent_weight = parent.module.slot_classifier.weight.detach()
+    child_weight = child.module.slot_classifier.weight.detach()
+    assert child_weight.shape == (len(child.tags), hidden + len(parent.intents) + 1)
+    assert parent_weight.shape == (len(parent.tags), hidden + len(parent.intents))
+    assert child.predict([extra])[0].tokens == extra.tokens
