@@ -2,8 +2,8 @@
 
 Generators are found in the MLflow model registry only: a request names ``name@alias`` or
 the run id that logged the generator, never a path or URI. Loaded generators are cached
-(LRU by run id); alias look-ups are cached for a few seconds so that moving an alias takes
-effect quickly without a registry query per call.
+(LRU by run id); reference look-ups are cached for a few seconds so that moving an alias
+takes effect quickly without a registry query per call.
 
 ``Augment`` pulls utterances from the engine's lazy iterator one batch at a time, sends them
 in chunks of ``chunk_size``, and checks before each utterance that the client is still there
@@ -35,7 +35,7 @@ _METHODS = {augmentation_pb2.SAMPLING_METHOD_GREEDY: "greedy",
             augmentation_pb2.SAMPLING_METHOD_TEMPERATURE: "temperature",
             augmentation_pb2.SAMPLING_METHOD_TOP_K: "top-k",
             augmentation_pb2.SAMPLING_METHOD_TOP_P: "top-p"}
-GENERATOR_RUN_TAG = ("kind", "gan")  # gan.training.train_gan tags its MLflow runs so
+GENERATOR_RUN_TAG = ("kind", "gan")  # the tag gan.training.train_gan puts on its MLflow runs
 
 
 class RequestError(Exception):

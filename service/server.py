@@ -12,6 +12,8 @@ What a client can rely on:
   health (UNAUTHENTICATED otherwise).
 * SIGTERM / SIGINT: stop accepting calls, give in-flight calls ``grace`` seconds to finish,
   cancel the rest, stop the training workers.
+* ``serve_processes``: the same server in several processes on one port, because one
+  Python process generates at most one call's worth at a time (GIL).
 """
 
 from __future__ import annotations
