@@ -292,11 +292,12 @@ def _vocabulary(train: Sequence[Utterance], config: JointModelConfig,
         return SubwordTokenizer.load(saved / TOKENIZER_DIRNAME), labels["intents"], labels["tags"]
     if init_from is not None:
         tokenizer = init_from.tokenizer
-        intents, tags = label_lists(label_inventory or train, (init_from.intents, init_from.tags))
+        intents, tags = label_lists([*(label_inventory or []), *train],
+                                    (init_from.intents, init_from.tags))
     else:
         tokenizer = SubwordTokenizer.train(vocabulary_text or train, config.vocab_size,
                                            config.tokenizer_model_type, seed=config.seed)
-        intents, tags = label_lists(label_inventory or train)
+        intents, tags = label_lists([*(label_inventory or []), *train])
     tokenizer.save(saved / TOKENIZER_DIRNAME)
     write_json(saved / LABELS_FILENAME, {"intents": intents, "tags": tags})
     return tokenizer, intents, tags
@@ -312,8 +313,8 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
 
     * ``vocabulary_text``: utterances whose text trains the SentencePiece vocabulary
       (default ``train``); pass every language of the job for a shared vocabulary.
-    * ``label_inventory``: utterances whose intents/slot types the model can predict
-      (default ``train``); must cover ``train``'s labels.
+    * ``label_inventory``: utterances whose intents/slot types the model can predict, on
+      top of ``train``'s own.
     * ``init_from``: fine-tune: reuse that model's tokenizer, architecture and weights (its
       labels keep their ids, new ones are added); ``config.freeze_encoder`` trains only the
       heads.
@@ -335,8 +336,10 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
                                            init_from, run_dir / "vocabulary", resume)
     piece_matrix = None
     if config.embeddings_path and init_from is None:
-        piece_matrix, _ = pretrained_piece_matrix(tokenizer.pieces, config.embeddings_path,
-                                                  seed=config.seed)
+        piece_matrix, found = pretrained_piece_matrix(tokenizer.pieces, config.embeddings_path,
+                                                      seed=config.seed)
+        rank_zero_info(f"{found} of {tokenizer.vocab_size} piece embeddings initialised from "
+                       f"{config.embeddings_path}")
         config = dataclasses.replace(config, embedding_dim=piece_matrix.shape[1])
     module = JointNluModule(config, tokenizer.vocab_size, len(intents), len(tags))
     if init_from is not None:
