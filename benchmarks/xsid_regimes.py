@@ -18,7 +18,7 @@ they run a fixed number of epochs (--target-epochs); mixed early-stops on Englis
 Every regime x language is an MLflow run (experiment --experiment) with the config as
 params, curves, ``test/<lang>/...`` metrics and the report. Prints the table and wall time.
 
-    .venv/bin/python benchmarks/xsid_regimes.py --source-size 3000
+    .venv/bin/python benchmarks/xsid_regimes.py --source-size 1500 --source-epochs 4 --target-epochs 10
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ COLUMNS = (("intent_acc", "intent acc"), ("slot_f1", "slot F1"), ("exact_match",
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source-size", type=int, default=3000,
+    parser.add_argument("--source-size", type=int, default=1500,
                         help="English training utterances sampled from 43,605 (0 = all)")
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
-    parser.add_argument("--source-epochs", type=int, default=8)
-    parser.add_argument("--target-epochs", type=int, default=15)
+    parser.add_argument("--source-epochs", type=int, default=4)
+    parser.add_argument("--target-epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tracking-uri", help="default: the embedded sqlite store")
     parser.add_argument("--experiment", default="xsid-regimes")
@@ -77,9 +77,11 @@ def main() -> None:
     vocabulary_text = english + [u for language in args.languages for u in target_train[language]]
 
     # A small BiLSTM-CRF: what 2 shared CPU cores can train 22 times in a few minutes each.
+    # Small batches: with so few epochs, the number of updates is what limits learning (batch
+    # 32, lr 3e-3 reached 47% English dev intent accuracy after 4 epochs of 1,500 utterances).
     source_config = JointModelConfig(
         encoder="bilstm", slot_head="crf", vocab_size=6000, embedding_dim=64, hidden_dim=128,
-        num_layers=1, dropout=0.2, lr=3e-3, batch_size=32, max_epochs=args.source_epochs,
+        num_layers=1, dropout=0.2, lr=5e-3, batch_size=8, max_epochs=args.source_epochs,
         patience=2, seed=args.seed, enable_progress_bar=False)
     target_config = dataclasses.replace(source_config, max_epochs=args.target_epochs)
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
