@@ -154,6 +154,8 @@ class Augmenter:
 
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        if count < 0:
+            raise ValueError(f"count: must be >= 0, got {count}")
         plan = self.plan(count, quotas=quotas, language=language)
         quality_gate = None
         if gate is not None:

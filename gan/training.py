@@ -69,6 +69,9 @@ class GanConfig:
     d_mislabeled_negatives: bool = True
     seed: int = 0
     steps_per_checkpoint: int = 50
+    # torch threads while training (0 = leave torch's setting). These models are small: a
+    # second thread gains little, and on a shared, busy machine it can cost a lot.
+    threads: int = 1
     # reporting
     eval_samples: int = 500  # generated (top-p 0.9) after training for the quality metrics
     progress_bar: bool = True
@@ -86,7 +89,7 @@ class GanConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("mle_epochs", "d_pretrain_steps", "adversarial_steps", "d_steps",
-                     "eval_samples"):
+                     "eval_samples", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         for name in ("g_lr", "adversarial_lr", "d_lr", "clip"):
@@ -168,6 +171,23 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
     metrics; without them the metrics that need no references are still computed.
     ``nlu_model`` provides the embeddings when ``config.embeddings == "nlu"``.
     """
+    import torch
+
+    if not train:
+        raise ValueError("train: no utterances")
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train_gan(train, config, run_dir=Path(run_dir), tracking_uri=tracking_uri,
+                          resume=resume, nlu_model=nlu_model, heldout=heldout)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
+               tracking_uri: str | None, resume: bool, nlu_model,
+               heldout: Sequence[Utterance] | None) -> "Augmenter":
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -176,9 +196,6 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
     from gan.augment import Augmenter, GeneratorInfo
     from gan.module import GanModule
 
-    if not train:
-        raise ValueError("train: no utterances")
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     vocab = Vocabulary.build(train)

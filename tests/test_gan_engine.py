@@ -18,6 +18,14 @@ from nlu.utterance import Utterance
 XSID_DE_VALID = Path("/work/shared/data/xsid/xSID-0.7/de.valid.conll")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def utterances() -> list[Utterance]:
     return read_utterances(XSID_DE_VALID, "conll")[:50]
