@@ -101,15 +101,19 @@ def main() -> None:
           f"max_length {config.max_length}): batched {batched:.2f}, per-prefix loop "
           f"{reference:.2f}, speed-up {batched / reference:.1f}x", flush=True)
 
-    sampling = SamplingConfig(method="top-p", top_p=0.9)
-    list(augmenter.generate(256, sampling=sampling, seed=0))  # warm-up
     count = 20_000
-    start = time.perf_counter()
-    valid = sum(1 for _ in augmenter.generate(count, sampling=sampling, seed=1, batch_size=256))
-    elapsed = time.perf_counter() - start
-    print(f"(b) generation: {valid} valid annotated utterances in {elapsed:.2f} s = "
-          f"{valid / elapsed:,.0f}/s (batch 256, top-p 0.9)")
-
+    for sampling in (SamplingConfig(method="top-p", top_p=0.9),
+                     SamplingConfig(method="temperature", temperature=1.0)):
+        for batch_size in (256, 1024):
+            list(augmenter.generate(batch_size, sampling=sampling, seed=0,
+                                    batch_size=batch_size))  # warm-up
+            start, cpu_start = time.perf_counter(), time.process_time()
+            valid = sum(1 for _ in augmenter.generate(count, sampling=sampling, seed=1,
+                                                      batch_size=batch_size))
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            print(f"(b) generation, {sampling.method}, batch {batch_size}: {valid} valid annotated "
+                  f"utterances in {elapsed:.2f} s = {valid / elapsed:,.0f}/s wall, "
+                  f"{valid / cpu:,.0f}/s per CPU second", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -74,7 +74,7 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
     return inverse_cdf_sample(torch.softmax(logits, dim=-1), uniforms)
 
 
-NUCLEUS_CANDIDATES = 16  # first try the nucleus among the best 16 entries (a cheap top-k)
+NUCLEUS_CANDIDATES = 128  # first try the nucleus among the best 128 entries (a cheap top-k)
 
 
 def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,7 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor) 
     ``NUCLEUS_CANDIDATES`` entries use ``topk``; only the others are fully sorted. Both give
     exactly the same result (up to the order of exactly tied probabilities).
     """
-    if probabilities.size(-1) <= 8 * NUCLEUS_CANDIDATES:  # small (tag) tables: just sort
+    if probabilities.size(-1) <= 2 * NUCLEUS_CANDIDATES:  # small (tag) tables: just sort
         ordered, order = probabilities.sort(dim=-1, descending=True)
         return _pick_in_order(ordered, order, top_p, uniforms)
     best, order = probabilities.topk(NUCLEUS_CANDIDATES, dim=-1)
