@@ -27,7 +27,7 @@ from nlu.model import JointModelConfig  # noqa: E402
 from nlu.training import fit  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/snips/bio_goo2018"
-# The best of five configurations compared on SNIPS valid (seed 0), sized for the CPU
+# The best of four configurations compared on SNIPS valid (seed 0), sized for the CPU
 # budget; every other field keeps the library default.
 BENCHMARK_DEFAULTS = dict(embedding_dim=192, hidden_dim=384, num_layers=2, dropout=0.4,
                           piece_dropout=0.05, intent_conditioned_slots=True, lr=3e-3,
