@@ -112,10 +112,14 @@ def format_summary(summary: Summary, scale: float, digits: int = 2) -> str:
 def markdown_table(cells: dict[tuple[str, str], Summary], rows: list[str], columns: list[str],
                    *, higher_is_better: bool = True, scale: float = 100.0,
                    first_header: str = "arm") -> str:
-    """Rows x columns of ``mean ± se``; the best mean of each column in bold."""
+    """Rows x columns of ``mean ± se``; the best mean of each column in bold (compared as
+    printed, so means that print the same are all bold)."""
+    def printed(summary: Summary) -> float:
+        return round(scale * summary.mean, 2)
+
     best: dict[str, float] = {}
     for column in columns:
-        means = [cells[(row, column)].mean for row in rows if (row, column) in cells]
+        means = [printed(cells[(row, column)]) for row in rows if (row, column) in cells]
         if means:
             best[column] = max(means) if higher_is_better else min(means)
     lines = [f"| {first_header} | " + " | ".join(columns) + " |",
@@ -128,7 +132,7 @@ def markdown_table(cells: dict[tuple[str, str], Summary], rows: list[str], colum
                 rendered.append("–")
                 continue
             text = format_summary(summary, scale)
-            rendered.append(f"**{text}**" if summary.mean == best[column] else text)
+            rendered.append(f"**{text}**" if printed(summary) == best[column] else text)
         lines.append(f"| {row} | " + " | ".join(rendered) + " |")
     return "\n".join(lines)
 
@@ -164,8 +168,8 @@ def report_markdown(experiment: str, records: list[RunRecord]) -> str:
     arms = arm_order(record.arm for record in records)
     sections = [f"# Comparison report: {experiment}", "",
                 f"{len(records)} finished runs; cells are mean ± standard error over seeds "
-                "(a cell without ± has one seed); the best mean of each column is in bold (ties: all). "
-                "Metrics of the task's target language, in %.", ""]
+                "(a cell without ± has one seed); the best mean of each column is in bold "
+                "(ties: all). Metrics of the task's target language, in %.", ""]
 
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for record in records:
