@@ -13,7 +13,8 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
   ``test-focus``/``dev-focus`` metrics). Instead of ``dev``, ``dev_fraction`` holds out that
   share of the target train file as dev (for xSID targets, whose only data is ``valid``).
 * A data spec is ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
-  label mapping (``nlu.schema.LabelMapping.load``), ``sample`` keeps that many utterances.
+  label mapping (``nlu.schema.LabelMapping.load``), ``sample`` keeps about that many
+  utterances (intent-stratified, ``nlu.dataset.sample``).
 * ``augment``: ``scale`` (synthetic utterances = scale x the augmentable target train
   utterances) and the quality ``gate`` (``gan.gate.GateConfig`` fields).
 * ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
