@@ -20,6 +20,9 @@ from service.server import ServerConfig, start_server
 
 XSID_DE_VALID = Path("/work/shared/data/xsid/xSID-0.7/de.valid.conll")
 GENERATOR = "svc-gan@prod"
+# Longer than any test waits for: the tiny generator makes thousands of utterances a second,
+# so a stream of a few thousand could finish before a deadline or a cancel arrives.
+LONG_STREAM = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
     config = ServerConfig(tracking_uri=store[0], state_dir=tmp_path_factory.mktemp("state"),
-                          address="127.0.0.1:0", max_augment_count=5000, max_augment_streams=2)
+                          address="127.0.0.1:0", max_augment_count=LONG_STREAM, max_augment_streams=2)
     running = start_server(config, load_in_background=False)
     running.load_generators()
     yield running
@@ -127,30 +130,30 @@ def test_client_cancellation_stops_generation(channel, server):
     counters = server.augmentation.counters
     stopped_before = counters.stopped_early
     stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
-    stream = stub.Augment(client.augment_request(GENERATOR, 5000, deduplicate=False, seed=1))
+    stream = stub.Augment(client.augment_request(GENERATOR, LONG_STREAM, deduplicate=False, seed=1))
     for _ in range(5):
         next(stream)
     stream.cancel()
     wait_for(lambda: counters.stopped_early > stopped_before)
-    assert counters.utterances_sent < counters.started * 5000
+    assert counters.utterances_sent < counters.started * LONG_STREAM
 
 
 def test_deadline_is_honoured_during_a_long_stream(channel, server):
     counters = server.augmentation.counters
     stopped_before, sent_before = counters.stopped_early, counters.utterances_sent
-    stream = client.augment(channel, GENERATOR, 5000, deduplicate=False, timeout=0.5)
+    stream = client.augment(channel, GENERATOR, LONG_STREAM, deduplicate=False, timeout=0.5)
     next(stream)
     time.sleep(0.8)  # a slow reader: the deadline passes mid-stream
     error = rpc_error(lambda: stream)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: counters.stopped_early > stopped_before)
-    assert counters.utterances_sent - sent_before < 5000
+    assert counters.utterances_sent - sent_before < LONG_STREAM
 
 
 def test_concurrent_streams_are_bounded(channel, server):
     stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
     # Two unread streams hold both slots (the server waits on flow control).
-    held = [stub.Augment(client.augment_request(GENERATOR, 5000, deduplicate=False))
+    held = [stub.Augment(client.augment_request(GENERATOR, LONG_STREAM, deduplicate=False))
             for _ in range(2)]
     for stream in held:
         next(stream)
