@@ -12,9 +12,10 @@ import pytest
 
 from nlu.formats import read_utterances
 from service.cli import main
+from shared_data import SHARED_DATA
 
 FIXTURES = Path(__file__).parent / "data" / "formats"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -5,8 +5,9 @@ import pytest
 from nlu.domain import SNIPS_DOMAINS, DomainClassifier
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
-XSID = Path("/work/shared/data/xsid/xSID-0.7")
+XSID = SHARED_DATA / "xsid/xSID-0.7"
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,10 @@ from nlu.errors import (EmptyFileError, EncodingError, FormatError, IOBError,
 from nlu.formats import (FORMATS, detect_format, output_format, read_report, read_utterances,
                          write_utterances)
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
 FIXTURES = Path(__file__).parent / "data" / "formats"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} not present")
 
 XSID = SHARED / "xsid" / "xSID-0.7"

@@ -14,8 +14,9 @@ from gan.sampling import SamplingConfig, inverse_cdf_sample, pick
 from gan.vocab import Vocabulary
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
-XSID_DE_VALID = Path("/work/shared/data/xsid/xSID-0.7/de.valid.conll")
+XSID_DE_VALID = SHARED_DATA / "xsid/xSID-0.7/de.valid.conll"
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,9 @@ from multilingual.bootstrap import JobConfigError, load_config, parse_config, ru
 from multilingual.regimes import REGIME_NAMES, train_regime
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
-XSID = Path("/work/shared/data/xsid")
+XSID = SHARED_DATA / "xsid"
 TINY_MODEL = {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "vocab_size": 300,
               "batch_size": 8, "max_epochs": 2, "lr": 0.01, "enable_progress_bar": False,
               "num_threads": 1}

@@ -10,8 +10,9 @@ from nlu.errors import LabelMappingError
 from nlu.formats import read_utterances
 from nlu.schema import LabelMapping, bundled_mappings
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 XSID = SHARED / "xsid"
 
 

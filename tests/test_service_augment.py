@@ -17,8 +17,9 @@ from service import client
 from service.client import SEED_METADATA_KEY
 from service.generated.nlu_bootstrap.v1 import augmentation_pb2_grpc
 from service.server import ServerConfig, start_server
+from shared_data import SHARED_DATA
 
-XSID_DE_VALID = Path("/work/shared/data/xsid/xSID-0.7/de.valid.conll")
+XSID_DE_VALID = SHARED_DATA / "xsid/xSID-0.7/de.valid.conll"
 GENERATOR = "svc-gan@prod"
 # Longer than any test waits for: the tiny generator makes thousands of utterances a second,
 # so a stream of a few thousand could finish before a deadline or a cancel arrives.

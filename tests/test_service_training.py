@@ -15,8 +15,9 @@ from nlu.formats import read_utterances
 from service import client
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc, utterance_pb2
 from service.server import ServerConfig, start_server
+from shared_data import SHARED_DATA
 
-XSID = Path("/work/shared/data/xsid/xSID-0.7")
+XSID = SHARED_DATA / "xsid/xSID-0.7"
 TINY_MODEL = {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "vocab_size": 300,
               "batch_size": 8, "max_epochs": 2, "lr": 0.01, "enable_progress_bar": False,
               "num_threads": 1}
