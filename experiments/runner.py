@@ -52,6 +52,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
+from nlu.dataset import DataSpec, read_spec
 from nlu.utterance import Utterance
 
 log = logging.getLogger(__name__)
@@ -67,15 +68,6 @@ class StudyConfigError(ValueError):
 
 
 # -- the study description -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DataSpec:
-    path: str
-    format: str | None = None
-    language: str | None = None
-    labels: str | None = None
-    sample: int | None = None
-
 
 @dataclass(frozen=True)
 class Task:
@@ -246,16 +238,9 @@ _READ_CACHE: dict[tuple, list[Utterance]] = {}
 
 def read(spec: DataSpec, root: Path) -> list[Utterance]:
     """The utterances a spec names, labels mapped (cached: a study reads each file once)."""
-    from nlu.formats import read_utterances
-
-    key = (spec.path, spec.format, spec.language, spec.labels, str(root))
+    key = (spec, str(root))
     if key not in _READ_CACHE:
-        utterances = list(read_utterances(root / spec.path, spec.format, language=spec.language))
-        if spec.labels:
-            from nlu.schema import LabelMapping
-
-            utterances = LabelMapping.load(spec.labels).apply(utterances)
-        _READ_CACHE[key] = utterances
+        _READ_CACHE[key] = read_spec(spec, root)
     return _READ_CACHE[key]
 
 

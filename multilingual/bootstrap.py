@@ -54,6 +54,7 @@ import yaml
 
 from nlu.atomic import write_json
 from nlu.errors import NluDataError
+from nlu.dataset import DataSpec, read_spec
 from nlu.utterance import Utterance
 from multilingual.regimes import REGIME_NAMES
 
@@ -63,15 +64,6 @@ DOMAIN_FILENAME = "domain.joblib"
 
 class JobConfigError(NluDataError):
     """A bootstrap job config is malformed; ``field`` names the offending key."""
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    path: str
-    format: str | None = None
-    language: str | None = None
-    labels: str | None = None
-    sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -262,15 +254,9 @@ def _data_specs(raw: Any, where: str, root: Path) -> tuple[DataSpec, ...]:
 
 def read_specs(specs: Sequence[DataSpec], root: Path, seed: int) -> list[Utterance]:
     """Read, label-map and sample every spec; concatenate."""
-    from nlu.formats import read_utterances
-
     utterances: list[Utterance] = []
     for spec in specs:
-        part = read_utterances(root / spec.path, spec.format, language=spec.language)
-        if spec.labels:
-            from nlu.schema import LabelMapping
-
-            part = LabelMapping.load(spec.labels).apply(part)
+        part = read_spec(spec, root)
         if spec.sample is not None and spec.sample < len(part):
             kept = sorted(random.Random(seed).sample(range(len(part)), spec.sample))
             part = [part[position] for position in kept]

@@ -173,3 +173,23 @@ def split(utterances: Sequence[Utterance], fractions: Sequence[float], seed: int
 def merge(*sets: Iterable[Utterance]) -> list[Utterance]:
     """Concatenate sets (e.g. one per language) into one list, in the order given."""
     return [utterance for utterance_set in sets for utterance in utterance_set]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One data file (or folder) of a job or a study, as its YAML names it."""
+
+    path: str
+    format: str | None = None  # None: detected from the file
+    language: str | None = None  # None: from the file (name or content)
+    labels: str | None = None  # a label mapping for ``nlu.schema.LabelMapping.load``
+    sample: int | None = None  # keep about this many utterances (the job or study says how)
+
+
+def read_spec(spec: DataSpec, root) -> list[Utterance]:
+    """The utterances ``spec`` names (relative to ``root``), with its label mapping applied."""
+    from nlu.formats import read_utterances
+    from nlu.schema import LabelMapping
+
+    utterances = read_utterances(root / spec.path, spec.format, language=spec.language)
+    return LabelMapping.load(spec.labels).apply(utterances) if spec.labels else list(utterances)
