@@ -30,7 +30,7 @@ from gan.training import GanConfig, train_gan
 from gan.vocab import Vocabulary
 from nlu.formats import read_utterances
 
-EN_TRAIN = Path("/work/shared/data/xsid/en-train-v0.1/text.en")
+EN_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xsid" / "en-train-v0.1" / "text.en"
 
 
 def sample_train(count: int, seed: int = 0):

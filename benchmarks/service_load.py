@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPOSITORY))
 
 from service import client  # noqa: E402  (after the path set-up, so the script runs anywhere)
 
-XSID_TRAIN = Path("/work/shared/data/xsid/en-train-v0.1")
+XSID_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xsid" / "en-train-v0.1"
 
 
 def train_generator(store: Path, utterances: int, mle_epochs: int,

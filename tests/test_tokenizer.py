@@ -4,8 +4,9 @@ import pytest
 
 from nlu.tokenizer import UNK_ID, WORD_BOUNDARY, SubwordTokenizer
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
-SNIPS_TRAIN = Path("/work/shared/data/snips/bio_goo2018/train")
+SNIPS_TRAIN = SHARED_DATA / "snips/bio_goo2018/train"
 
 
 def snips_utterances(count: int) -> list[Utterance]:
