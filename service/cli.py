@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from nlu.errors import NluDataError
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except NluDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`nlu-bootstrap data stats ... | head`): stop quietly, and keep
+        # Python from failing again while flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
