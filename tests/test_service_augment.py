@@ -142,9 +142,10 @@ def test_client_cancellation_stops_generation(channel, server):
 def test_deadline_is_honoured_during_a_long_stream(channel, server):
     counters = server.augmentation.counters
     stopped_before, sent_before = counters.stopped_early, counters.utterances_sent
-    stream = client.augment(channel, GENERATOR, LONG_STREAM, deduplicate=False, timeout=0.5)
-    next(stream)
-    time.sleep(0.8)  # a slow reader: the deadline passes mid-stream
+    stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+    stream = stub.Augment(client.augment_request(GENERATOR, LONG_STREAM, deduplicate=False),
+                          timeout=1.0)
+    time.sleep(1.5)  # a slow reader: the deadline passes mid-stream
     error = rpc_error(lambda: stream)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: counters.stopped_early > stopped_before)
