@@ -2,17 +2,23 @@
 
 * Input: the SentencePiece ids of an utterance (``nlu.tokenizer``), shared by all languages.
 * Encoder: a BiLSTM (packed sequences, so padding costs nothing) or a Transformer encoder.
+  Optionally (``char_filters > 0``) every piece's input also carries its word's character
+  feature: a small CNN over the word's characters, max-pooled (spelling and shape of words
+  the sub-word vocabulary splits into rare pieces).
 * Intent head: a linear layer on the max-pooled encoding of all pieces.
 * Slot head: one prediction per *word*, read from the encoding of the word's first piece
-  (the other pieces are masked out); a softmax classifier or a linear-chain CRF
-  (``pytorch-crf``). Optionally the predicted intent distribution is an extra slot input
+  (the other pieces are masked out; with ``slot_last_piece`` the word's last piece is
+  concatenated to it); a softmax classifier or a linear-chain CRF (``pytorch-crf``).
+  Optionally the predicted intent distribution is an extra slot input
   (``intent_conditioned_slots``), so the intent can veto slot types it never has.
 * Loss: intent cross-entropy + slot loss (CRF negative log-likelihood or summed
   cross-entropy, both per utterance).
 
 Batches are dicts of tensors made by ``nlu.training``:
-``piece_ids`` [B, P] (0 = padding), ``piece_lengths`` [B], ``first_piece`` [B, W],
-``word_mask`` [B, W] and, for training, ``intent`` [B] and ``tags`` [B, W].
+``piece_ids`` [B, P] (0 = padding), ``piece_lengths`` [B], ``first_piece`` and
+``last_piece`` [B, W], ``word_mask`` [B, W], with character features ``word_chars``
+[B, W, C] (``char_ids``, 0 = padding) and ``piece_word`` [B, P] (the word of each piece) and,
+for training, ``intent`` [B] and ``tags`` [B, W].
 """
 
 from __future__ import annotations
@@ -35,10 +41,16 @@ from nlu.tokenizer import PAD_ID, UNK_ID, WORD_BOUNDARY
 
 ENCODERS = ("bilstm", "transformer")
 SLOT_HEADS = ("crf", "softmax")
+# Characters are hashed into a fixed table (no character vocabulary to save; any script
+# works; rare collisions only share an embedding). Id 0 is padding.
+CHAR_BUCKETS = 2048
+MAX_WORD_CHARS = 24  # longer words keep their first 24 characters
+CHAR_KERNEL = 3  # characters each CNN filter sees
 # Fields that fix the network's shape: a fine-tuned model inherits them from its parent.
 ARCHITECTURE_FIELDS = ("encoder", "slot_head", "vocab_size", "tokenizer_model_type",
                        "embedding_dim", "hidden_dim", "num_layers", "num_heads",
-                       "intent_conditioned_slots")
+                       "intent_conditioned_slots", "char_filters", "char_embedding_dim",
+                       "slot_last_piece")
 
 
 @dataclass
@@ -54,6 +66,9 @@ class JointModelConfig:
     num_layers: int = 2
     num_heads: int = 4  # Transformer only
     intent_conditioned_slots: bool = False  # feed intent probabilities to the slot head
+    char_filters: int = 0  # > 0: a character-CNN word feature of this size (0 = none)
+    char_embedding_dim: int = 32
+    slot_last_piece: bool = False  # slot head reads each word's last piece too
     dropout: float = 0.3
     piece_dropout: float = 0.0  # chance a training piece is replaced by <unk> (robustness to OOV)
     lr: float = 2e-3
@@ -93,6 +108,11 @@ class JointModelConfig:
         return cls(**values)
 
 
+def char_ids(word: str) -> list[int]:
+    """A word's characters as ids in ``1..CHAR_BUCKETS-1`` (hashed code points)."""
+    return [1 + ord(character) % (CHAR_BUCKETS - 1) for character in word[:MAX_WORD_CHARS]]
+
+
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     """The Transformer paper's fixed position encodings, [length, dim]."""
     position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
@@ -127,13 +147,19 @@ class JointNluModule(pl.LightningModule):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        input_dim = config.embedding_dim + config.char_filters
+        if config.char_filters:
+            self.char_embedding = nn.Embedding(CHAR_BUCKETS, config.char_embedding_dim,
+                                               padding_idx=0)
+            self.char_cnn = nn.Conv1d(config.char_embedding_dim, config.char_filters,
+                                      CHAR_KERNEL, padding=CHAR_KERNEL // 2)
         if config.encoder == "bilstm":
-            self.encoder = nn.LSTM(config.embedding_dim, config.hidden_dim // 2,
+            self.encoder = nn.LSTM(input_dim, config.hidden_dim // 2,
                                    num_layers=config.num_layers, bidirectional=True,
                                    batch_first=True,
                                    dropout=config.dropout if config.num_layers > 1 else 0.0)
         else:
-            self.input_projection = nn.Linear(config.embedding_dim, config.hidden_dim)
+            self.input_projection = nn.Linear(input_dim, config.hidden_dim)
             layer = nn.TransformerEncoderLayer(config.hidden_dim, config.num_heads,
                                                dim_feedforward=4 * config.hidden_dim,
                                                dropout=config.dropout, batch_first=True,
@@ -142,7 +168,8 @@ class JointNluModule(pl.LightningModule):
                                                  enable_nested_tensor=False)
         self.dropout = nn.Dropout(config.dropout)
         self.intent_classifier = nn.Linear(config.hidden_dim, num_intents)
-        slot_inputs = config.hidden_dim + (num_intents if config.intent_conditioned_slots else 0)
+        word_dim = config.hidden_dim * (2 if config.slot_last_piece else 1)
+        slot_inputs = word_dim + (num_intents if config.intent_conditioned_slots else 0)
         self.slot_classifier = nn.Linear(slot_inputs, num_tags)
         self.crf = CRF(num_tags, batch_first=True) if config.slot_head == "crf" else None
         if config.freeze_encoder:
@@ -152,6 +179,8 @@ class JointNluModule(pl.LightningModule):
         modules = [self.embedding, self.encoder]
         if self.config.encoder == "transformer":
             modules.append(self.input_projection)
+        if self.config.char_filters:
+            modules += [self.char_embedding, self.char_cnn]
         return modules
 
     def freeze_encoder_parameters(self) -> None:
@@ -177,12 +206,28 @@ class JointNluModule(pl.LightningModule):
 
     # -- forward ---------------------------------------------------------------------------
 
-    def encode(self, piece_ids: torch.Tensor, piece_lengths: torch.Tensor) -> torch.Tensor:
-        """Piece ids [B, P] -> encodings [B, P, hidden_dim] (padding positions are zero)."""
+    def char_features(self, word_chars: torch.Tensor) -> torch.Tensor:
+        """Character ids [B, W, C] -> one max-pooled CNN feature per word [B, W, filters]."""
+        batch, words, length = word_chars.shape
+        embedded = self.char_embedding(word_chars.view(batch * words, length))
+        convolved = torch.relu(self.char_cnn(embedded.transpose(1, 2)))  # [B*W, filters, C]
+        # Padding characters count as 0, below or equal to every real (ReLU) value, so a
+        # word's feature does not depend on how long the batch's longest word is.
+        padding = (word_chars.view(batch * words, 1, length) == 0)
+        pooled = convolved.masked_fill(padding, 0.0).max(dim=2).values
+        return pooled.view(batch, words, -1)
+
+    def encode(self, piece_ids: torch.Tensor, piece_lengths: torch.Tensor,
+               piece_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Piece ids [B, P] (and extra per-piece inputs [B, P, F], e.g. the character
+        feature of each piece's word) -> encodings [B, P, hidden_dim] (padding is zero)."""
         if self.training and self.config.piece_dropout > 0:
             dropped = torch.rand(piece_ids.shape, device=piece_ids.device) < self.config.piece_dropout
             piece_ids = piece_ids.masked_fill(dropped & (piece_ids != PAD_ID), UNK_ID)
-        embedded = self.dropout(self.embedding(piece_ids))
+        embedded = self.embedding(piece_ids)
+        if piece_features is not None:
+            embedded = torch.cat([embedded, piece_features], dim=-1)
+        embedded = self.dropout(embedded)
         if self.config.encoder == "bilstm":
             packed = pack_padded_sequence(embedded, piece_lengths.cpu(), batch_first=True,
                                           enforce_sorted=False)
@@ -198,18 +243,31 @@ class JointNluModule(pl.LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Intent logits [B, intents] and per-word slot scores [B, W, tags]."""
-        encoded = self.encode(batch["piece_ids"], batch["piece_lengths"])
+        piece_features = None
+        if self.config.char_filters:
+            words = self.char_features(batch["word_chars"])
+            piece_word = batch["piece_word"].unsqueeze(-1).expand(-1, -1, words.size(-1))
+            piece_features = words.gather(1, piece_word)
+        encoded = self.encode(batch["piece_ids"], batch["piece_lengths"], piece_features)
         padding = (batch["piece_ids"] == PAD_ID).unsqueeze(-1)
         pooled = encoded.masked_fill(padding, float("-inf")).max(dim=1).values
         intent_logits = self.intent_classifier(self.dropout(pooled))
-        first_piece = batch["first_piece"].unsqueeze(-1).expand(-1, -1, encoded.size(-1))
-        word_states = self.dropout(encoded.gather(1, first_piece))
+        word_states = self.pieces_of_words(encoded, batch["first_piece"])
+        if self.config.slot_last_piece:
+            word_states = torch.cat(
+                [word_states, self.pieces_of_words(encoded, batch["last_piece"])], dim=-1)
+        word_states = self.dropout(word_states)
         if self.config.intent_conditioned_slots:
             intent_probabilities = intent_logits.softmax(dim=-1).unsqueeze(1)
             word_states = torch.cat(
                 [word_states, intent_probabilities.expand(-1, word_states.size(1), -1)], dim=-1)
         slot_scores = self.slot_classifier(word_states)
         return intent_logits, slot_scores
+
+    @staticmethod
+    def pieces_of_words(encoded: torch.Tensor, piece_index: torch.Tensor) -> torch.Tensor:
+        """The encodings [B, W, hidden] at one piece index [B, W] per word."""
+        return encoded.gather(1, piece_index.unsqueeze(-1).expand(-1, -1, encoded.size(-1)))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         intent_logits, slot_scores = self(batch)

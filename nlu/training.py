@@ -37,7 +37,8 @@ from seqeval.scheme import IOB2
 from torch.utils.data import DataLoader, Sampler
 
 from nlu.atomic import save_torch, write_json
-from nlu.model import ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, pretrained_piece_matrix
+from nlu.model import (ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, char_ids,
+                       pretrained_piece_matrix)
 from nlu.tokenizer import PAD_ID, SubwordTokenizer
 from nlu.utterance import OUTSIDE, Utterance, repair_tags
 
@@ -68,18 +69,22 @@ class EncodedUtterance:
     first_piece: list[int]
     intent: int = 0  # label ids are only meaningful for training data
     tags: list[int] | None = None
+    word_chars: list[list[int]] | None = None  # character ids per word (char-CNN models)
 
 
 def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
-           intents: list[str] | None = None, tags: list[str] | None = None
-           ) -> list[EncodedUtterance]:
-    """Piece ids for every utterance; with label lists, also label ids (all must be known)."""
+           intents: list[str] | None = None, tags: list[str] | None = None,
+           with_chars: bool = False) -> list[EncodedUtterance]:
+    """Piece ids for every utterance (and, ``with_chars``, each word's character ids);
+    with label lists, also label ids (all must be known)."""
     intent_ids = {intent: index for index, intent in enumerate(intents or [])}
     tag_ids = {tag: index for index, tag in enumerate(tags or [])}
     encoded = []
     for utterance in utterances:
         piece_ids, first_piece = tokenizer.encode_words(utterance.tokens)
         item = EncodedUtterance(piece_ids, first_piece)
+        if with_chars:
+            item.word_chars = [char_ids(word) for word in utterance.tokens]
         if intents is not None:
             item.intent = intent_ids[utterance.intent]
             item.tags = [tag_ids[tag] for tag in utterance.tags]
@@ -93,18 +98,34 @@ def collate(items: Sequence[EncodedUtterance]) -> dict[str, torch.Tensor]:
     longest_words = max(len(item.first_piece) for item in items)
     piece_ids = torch.full((len(items), longest_pieces), PAD_ID, dtype=torch.long)
     first_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
+    last_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
     word_mask = torch.zeros((len(items), longest_words), dtype=torch.bool)
     tags = torch.zeros((len(items), longest_words), dtype=torch.long)
     for row, item in enumerate(items):
         piece_ids[row, : len(item.piece_ids)] = torch.tensor(item.piece_ids)
         first_piece[row, : len(item.first_piece)] = torch.tensor(item.first_piece)
+        # A word's last piece is just before the next word's first (or the utterance end).
+        last_piece[row, : len(item.first_piece)] = torch.tensor(
+            [start - 1 for start in item.first_piece[1:]] + [len(item.piece_ids) - 1])
         word_mask[row, : len(item.first_piece)] = True
         if item.tags is not None:
             tags[row, : len(item.tags)] = torch.tensor(item.tags)
-    return {"piece_ids": piece_ids,
-            "piece_lengths": torch.tensor([len(item.piece_ids) for item in items]),
-            "first_piece": first_piece, "word_mask": word_mask, "tags": tags,
-            "intent": torch.tensor([item.intent for item in items])}
+    batch = {"piece_ids": piece_ids,
+             "piece_lengths": torch.tensor([len(item.piece_ids) for item in items]),
+             "first_piece": first_piece, "last_piece": last_piece, "word_mask": word_mask,
+             "tags": tags, "intent": torch.tensor([item.intent for item in items])}
+    if items[0].word_chars is not None:
+        longest_word = max(len(chars) for item in items for chars in item.word_chars)
+        word_chars = torch.zeros((len(items), longest_words, longest_word), dtype=torch.long)
+        piece_word = torch.zeros_like(piece_ids)
+        for row, item in enumerate(items):
+            for word, chars in enumerate(item.word_chars):
+                word_chars[row, word, : len(chars)] = torch.tensor(chars)
+            word_starts = item.first_piece + [len(item.piece_ids)]
+            for word, (start, end) in enumerate(zip(word_starts, word_starts[1:])):
+                piece_word[row, start:end] = word
+        batch.update(word_chars=word_chars, piece_word=piece_word)
+    return batch
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):
@@ -159,7 +180,7 @@ class TrainedNlu:
         """Copies of ``utterances`` (same tokens, language, id...) with the predicted intent
         and slot tags. CRF/softmax output is repaired to valid IOB2 (``I-x`` opening a slot
         becomes ``B-x``)."""
-        encoded = encode(utterances, self.tokenizer)
+        encoded = encode(utterances, self.tokenizer, with_chars=self.config.char_filters > 0)
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
         predicted: list[Utterance | None] = [None] * len(encoded)
         was_training = self.module.training
@@ -348,7 +369,7 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
         module.set_piece_embeddings(piece_matrix)
     model = TrainedNlu(config, tokenizer, intents, tags, module)
 
-    encoded = encode(train, tokenizer, intents, tags)
+    encoded = encode(train, tokenizer, intents, tags, with_chars=config.char_filters > 0)
     sampler = LengthBucketBatchSampler([len(item.piece_ids) for item in encoded],
                                        config.batch_size, config.seed)
     loader = DataLoader(encoded, collate_fn=collate, batch_sampler=sampler)

@@ -8,7 +8,8 @@ import torch
 
 from nlu.model import JointModelConfig, pretrained_piece_matrix
 from nlu.tokenizer import WORD_BOUNDARY
-from nlu.training import LengthBucketBatchSampler, TrainedNlu, fit
+from nlu.training import (EncodedUtterance, LengthBucketBatchSampler, TrainedNlu, collate,
+                          encode, fit)
 from nlu.utterance import Utterance, check_iob2
 from test_tokenizer import snips_utterances  # pytest puts tests/ on sys.path
 
@@ -137,3 +138,31 @@ def test_intent_conditioned_slot_head_grows_with_new_intents(data, tmp_path):
     assert child_weight.shape == (len(child.tags), hidden + len(parent.intents) + 1)
     assert parent_weight.shape == (len(parent.tags), hidden + len(parent.intents))
     assert child.predict([extra])[0].tokens == extra.tokens
+
+
+@pytest.mark.parametrize("encoder", ["bilstm", "transformer"])
+def test_char_cnn_and_last_piece_options_train_predict_and_reload(encoder, data, tmp_path):
+    config = dataclasses.replace(TINY, encoder=encoder, char_filters=8, char_embedding_dim=4,
+                                 slot_last_piece=True, max_epochs=2)
+    model = fit(data[:32], data[32:], config, label_inventory=data, run_dir=tmp_path / "run")
+    assert model.module.slot_classifier.in_features == 2 * config.hidden_dim
+    predicted = model.predict(data)
+    assert [u.tokens for u in predicted] == [u.tokens for u in data]
+    model.save(tmp_path / "model")
+    assert TrainedNlu.load(tmp_path / "model").predict(data) == predicted
+    # A word's character feature ignores the padding a longer word in the batch adds.
+    module = model.module
+    alone = collate(encode([data[0]], model.tokenizer, with_chars=True))["word_chars"]
+    padded = collate(encode([data[0], data[0].replace(tokens=("x" * 20,) + data[0].tokens[1:])],
+                            model.tokenizer, with_chars=True))["word_chars"][:1]
+    assert padded.size(2) > alone.size(2)
+    torch.testing.assert_close(module.char_features(padded), module.char_features(alone))
+
+
+def test_collate_finds_each_word_s_last_piece_and_each_piece_s_word():
+    items = [EncodedUtterance([5, 6, 7, 8], [0, 1], word_chars=[[3], [4, 5, 6]]),
+             EncodedUtterance([9], [0], word_chars=[[7, 7]])]
+    batch = collate(items)
+    assert batch["last_piece"].tolist() == [[0, 3], [0, 0]]
+    assert batch["piece_word"].tolist() == [[0, 1, 1, 1], [0, 0, 0, 0]]
+    assert batch["word_chars"].tolist() == [[[3, 0, 0], [4, 5, 6]], [[7, 7, 0], [0, 0, 0]]]
