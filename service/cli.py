@@ -26,11 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with full arguments for ``command`` only (every other subcommand is listed
+    with its help line but not imported)."""
     parser = argparse.ArgumentParser(prog="nlu-bootstrap", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        if only is None or name == only:
+        if name == command:
             module = importlib.import_module(f"service.commands.{module_name}")
             module.add_parser(subparsers.add_parser(name, help=help_text, description=help_text))
         else:
@@ -41,7 +43,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    parser = build_parser(only=command if command in COMMANDS else None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"service.commands.{COMMANDS[args.command][0]}")
     try:
