@@ -27,11 +27,13 @@ from nlu.model import JointModelConfig  # noqa: E402
 from nlu.training import fit  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/snips/bio_goo2018"
-# The best of four configurations compared on SNIPS valid (seed 0), sized for the CPU
-# budget; every other field keeps the library default.
+# The best of eight configurations compared on SNIPS valid (seed 0), sized for the CPU
+# budget; every other field keeps the library default. The character CNN, the last-piece
+# slot input and 28 epochs (was 20) raised valid slot F1 from 94.75 to 95.42.
 BENCHMARK_DEFAULTS = dict(embedding_dim=192, hidden_dim=384, num_layers=2, dropout=0.4,
-                          piece_dropout=0.05, intent_conditioned_slots=True, lr=3e-3,
-                          batch_size=64, max_epochs=20, patience=4)
+                          piece_dropout=0.05, intent_conditioned_slots=True, char_filters=64,
+                          slot_last_piece=True, lr=3e-3, batch_size=64, max_epochs=28,
+                          patience=6)
 
 
 def parse_arguments() -> argparse.Namespace:
