@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from nlu.atomic import atomic_open
+from nlu.config import strict_from_dict
 from nlu.utterance import Utterance
 
 from gan.sampling import SamplingConfig
@@ -108,11 +109,7 @@ class GanConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GanConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{unknown[0]}: not a GanConfig field")
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
 
 def load_embeddings(config: GanConfig, vocab: Vocabulary, nlu_model=None) -> "np.ndarray | None":

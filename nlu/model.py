@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchcrf import CRF
 
+from nlu.config import strict_from_dict
 from nlu.embeddings import embedding_matrix, read_vec
 from nlu.tokenizer import PAD_ID, UNK_ID, WORD_BOUNDARY
 
@@ -101,11 +102,7 @@ class JointModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "JointModelConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown joint model config keys: {', '.join(unknown)}")
-        return cls(**values)
+        return strict_from_dict(cls, values)
 
 
 def char_ids(word: str) -> list[int]:
