@@ -116,6 +116,11 @@ def numbered_lines(text: str) -> list[tuple[int, str]]:
     return [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)]
 
 
+def record_lines(path: Path) -> list[tuple[int, str]]:
+    """The numbered non-blank lines of a one-record-per-line file (jsonl, TSV)."""
+    return [(number, line) for number, line in numbered_lines(read_text(path)) if line.strip()]
+
+
 def language_from_filename(path: Path) -> str:
     """``de.test.conll`` -> ``de``; ``de-ba.valid.conll`` -> ``de-ba``; ``text.en`` -> ``en``."""
     name = Path(path).name.removesuffix(".gz")

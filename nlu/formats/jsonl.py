@@ -13,7 +13,7 @@ from typing import Sequence
 
 from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.formats.base import ReadReport, ReportBuilder, record_lines
 from nlu.utterance import Utterance, ValidationMode
 
 FIELDS = ("tokens", "tags", "intent", "language", "id", "domain", "source", "text")
@@ -22,9 +22,7 @@ FIELDS = ("tokens", "tags", "intent", "language", "id", "domain", "source", "tex
 def read(path: Path, *, language: str | None = None,
          mode: ValidationMode = "repair") -> ReadReport:
     builder = ReportBuilder(path, mode)
-    for number, line in numbered_lines(read_text(path)):
-        if not line.strip():
-            continue
+    for number, line in record_lines(path):
         try:
             record = json.loads(line)
             unknown = set(record) - set(FIELDS)

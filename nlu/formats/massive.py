@@ -27,7 +27,7 @@ from typing import Sequence
 
 from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.formats.base import ReadReport, ReportBuilder, record_lines
 from nlu.utterance import OUTSIDE, Utterance, ValidationMode
 
 SLOT = re.compile(r"\[\s*(?P<label>[^\s\[\]:]+)\s*:\s*(?P<value>[^\[\]]*?)\s*\]")
@@ -36,9 +36,7 @@ SLOT = re.compile(r"\[\s*(?P<label>[^\s\[\]:]+)\s*:\s*(?P<value>[^\[\]]*?)\s*\]"
 def read(path: Path, *, language: str | None = None,
          mode: ValidationMode = "repair") -> ReadReport:
     builder = ReportBuilder(path, mode)
-    for number, line in numbered_lines(read_text(path)):
-        if not line.strip():
-            continue
+    for number, line in record_lines(path):
         try:
             record = json.loads(line)
             intent, locale, annotated = record["intent"], record["locale"], record["annot_utt"]

@@ -34,7 +34,7 @@ from typing import Sequence
 
 from nlu.atomic import atomic_open
 from nlu.errors import FormatError, SpanAlignmentError
-from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.formats.base import ReadReport, ReportBuilder, record_lines
 from nlu.utterance import Span, Utterance, ValidationMode, spans_to_tags
 
 # The release's locale codes for languages whose code is not <language>_XX.
@@ -44,9 +44,7 @@ LOCALES = {"th": "th_TH"}
 def read(path: Path, *, language: str | None = None,
          mode: ValidationMode = "repair") -> ReadReport:
     builder = ReportBuilder(path, mode)
-    for number, line in numbered_lines(read_text(path)):
-        if not line.strip():
-            continue
+    for number, line in record_lines(path):
         columns = line.split("\t")
         if len(columns) != 5:
             raise FormatError(f"expected 5 TAB-separated columns, got {len(columns)}",
