@@ -34,13 +34,15 @@ already FINISHED with the same tags is skipped, so an interrupted study is resum
 the same command again.
 
 "transferred" embeddings come from the task's baseline NLU model (real data only, the same
-model the ``none`` arm evaluates), trained once per task and seed and kept in the work folder.
+model the ``none`` arm evaluates), trained once per task and seed and kept in the work folder;
+generators are kept there too and shared by arms that differ only in their sampler.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import itertools
 import json
 import logging
@@ -360,7 +362,35 @@ def baseline_model(study: Study, task: Task, data: TaskData, seed: int, work_dir
     return model
 
 
-def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, run_dir: Path,
+def trained_generator(study: Study, task: Task, arm: Arm, data: TaskData, seed: int,
+                      work_dir: Path, baseline):
+    """The arm's generator. Arms that differ only in their sampler train the same generator
+    (same data, settings and seed), so it is trained once per task and seed, kept in the work
+    folder under a hash of its settings, and loaded by the other arms."""
+    from gan.augment import Augmenter
+    from gan.training import GanConfig, train_gan
+
+    gan_settings = study_gan_config(study, arm) | {"seed": seed}
+    if arm.embeddings == "transferred":
+        gan_settings["embeddings"] = "nlu"  # the baseline model's piece embeddings, per word
+    key = hashlib.sha256(json.dumps(gan_settings, sort_keys=True).encode()).hexdigest()[:12]
+    saved = work_dir / task.name / f"seed-{seed}" / "generators" / key
+    if (saved / "info.json").exists():
+        log.info("generator %s: trained by an earlier arm, loaded", key)
+        return Augmenter.from_dir(saved)
+    scratch = saved.with_name(f"{key}.training")
+    shutil.rmtree(scratch, ignore_errors=True)
+    augmenter = train_gan(data.target_train, GanConfig.from_dict(gan_settings),
+                          run_dir=scratch, nlu_model=baseline)
+    staged = saved.with_name(f"{key}.partial")
+    shutil.rmtree(staged, ignore_errors=True)
+    augmenter.save(staged)
+    staged.replace(saved)  # a complete generator directory or none, even if the job is killed
+    shutil.rmtree(scratch, ignore_errors=True)
+    return augmenter
+
+
+def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, work_dir: Path,
                baseline) -> tuple[list[Utterance], dict[str, float]]:
     """The arm's extra training utterances and the metrics describing them."""
     import mlflow
@@ -376,13 +406,8 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, ru
     from gan.gate import GateConfig, GateReport, QualityGate
     from gan.quality import quality_metrics
     from gan.sampling import SamplingConfig
-    from gan.training import GanConfig, train_gan
 
-    gan_settings = study_gan_config(study, arm) | {"seed": seed}
-    if arm.embeddings == "transferred":
-        gan_settings["embeddings"] = "nlu"  # the baseline model's piece embeddings, per word
-    augmenter = train_gan(data.target_train, GanConfig.from_dict(gan_settings),
-                          run_dir=run_dir / "gan", nlu_model=baseline)
+    augmenter = trained_generator(study, task, arm, data, seed, work_dir, baseline)
     gate_config = GateConfig(**study.gate)
     quotas = None
     if data.focus_intents:
@@ -454,7 +479,7 @@ def run_one(study: Study, task: Task, arm: Arm, seed: int, *, tracking_uri: str,
         synthetic: list[Utterance] = []
         metrics: dict[str, float] = {}
         if arm.augment != "none":
-            synthetic, metrics = synthesize(study, task, arm, data, seed, run_dir, baseline)
+            synthetic, metrics = synthesize(study, task, arm, data, seed, work_dir, baseline)
         if arm.augment == "none":
             model = baseline
         else:

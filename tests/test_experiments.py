@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from experiments.compare import build_report, markdown_table, summarize
-from experiments.runner import StudyConfigError, load_study, run_study
+from experiments.runner import (StudyConfigError, load_study, run_study, task_data,
+                                trained_generator)
 from nlu.formats import write_utterances
 from nlu.utterance import Utterance
 
@@ -167,6 +168,32 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
     artifacts = {item.path for item in
                  mlflow.MlflowClient().list_artifacts(compare_runs[0].info.run_id, "report")}
     assert "report/report.md" in artifacts
+
+
+def test_arms_differing_only_in_sampler_share_one_generator(study_file, tmp_path, monkeypatch):
+    import gan.training
+    from gan.sampling import SamplingConfig
+
+    study = load_study(study_file)
+    task = study.tasks[0]
+    data = task_data(study, task, 1)
+    arms = {arm.name: arm for arm in study.arms}
+    trainings = []
+    train_gan = gan.training.train_gan
+    monkeypatch.setattr(gan.training, "train_gan",
+                        lambda *args, **kwargs: trainings.append(1) or train_gan(*args, **kwargs))
+
+    def generator(arm_name):
+        return trained_generator(study, task, arms[arm_name], data, 1, tmp_path, None)
+
+    trained = generator("gan-token-temp-random")
+    loaded = generator("gan-token-topp-random")
+    assert len(trainings) == 1  # the second arm loaded the first arm's generator
+    sampling = SamplingConfig(method="top-p", top_p=0.9)
+    assert ([u.to_dict() for u in trained.generate(6, sampling=sampling, seed=3)]
+            == [u.to_dict() for u in loaded.generate(6, sampling=sampling, seed=3)])
+    generator("gan-sentence-temp-random")  # another reward: another generator
+    assert len(trainings) == 2
 
 
 def test_markdown_table_marks_best_per_column_and_std_err():
