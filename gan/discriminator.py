@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan.lstm import LSTMState, states_after_each_step
 from gan.vocab import PAD, PAD_ID, Vocabulary
 
 
@@ -34,23 +35,48 @@ class Discriminator(nn.Module):
                                   nn.Linear(hidden_dim, 1))
         self.pad_tag = vocab.tag_index[PAD]
 
+    def _inputs(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
+                languages: torch.Tensor) -> torch.Tensor:
+        condition = torch.cat([self.intent_embedding(intents), self.language_embedding(languages)],
+                              dim=-1).unsqueeze(1).expand(-1, tokens.size(1), -1)
+        return self.dropout(torch.cat([self.token_embedding(tokens), self.tag_embedding(tags),
+                                       condition], dim=-1))
+
+    def hidden_states(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
+                      languages: torch.Tensor, state: LSTMState | None = None
+                      ) -> tuple[torch.Tensor, LSTMState]:
+        """LSTM outputs for every step (B, T, H) and the state after the last, starting from
+        ``state`` (the state after an earlier part of the same sequences) if given."""
+        return self.lstm(self._inputs(tokens, tags, intents, languages), state)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Real-vs-generated logit for LSTM outputs (..., H) -> (...)."""
+        return self.head(self.dropout(hidden)).squeeze(-1)
+
     def prefix_logits(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
                       languages: torch.Tensor) -> torch.Tensor:
         """Real-vs-generated logit of every prefix (steps 0..s), (B, T)."""
-        condition = torch.cat([self.intent_embedding(intents), self.language_embedding(languages)],
-                              dim=-1).unsqueeze(1).expand(-1, tokens.size(1), -1)
-        inputs = torch.cat([self.token_embedding(tokens), self.tag_embedding(tags), condition],
-                           dim=-1)
-        hidden, _ = self.lstm(self.dropout(inputs))
-        return self.head(self.dropout(hidden)).squeeze(-1)
+        return self.logits(self.hidden_states(tokens, tags, intents, languages)[0])
 
     def sequence_logits(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
                         languages: torch.Tensor) -> torch.Tensor:
         """Logit of each whole sequence (its last non-padding step), (B,)."""
-        logits = self.prefix_logits(tokens, tags, intents, languages)
-        return logits.gather(1, last_step(tags, self.pad_tag).unsqueeze(1)).squeeze(1)
+        hidden, _ = self.hidden_states(tokens, tags, intents, languages)
+        return self.logits(last_hidden(hidden, tags, self.pad_tag))
+
+    def prefix_states(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
+                      languages: torch.Tensor) -> LSTMState:
+        """LSTM state after steps 0..s, for every s: two (B, T, H). Lets the rollouts of a
+        prefix be scored by reading only their continuations."""
+        return states_after_each_step(self.lstm, self._inputs(tokens, tags, intents, languages))
 
 
 def last_step(tags: torch.Tensor, pad_tag: int) -> torch.Tensor:
     """Index of the last non-padding step of each row (B,)."""
     return (tags != pad_tag).sum(dim=1).clamp(min=1) - 1
+
+
+def last_hidden(hidden: torch.Tensor, tags: torch.Tensor, pad_tag: int) -> torch.Tensor:
+    """(B, T, H) LSTM outputs -> (B, H) at each row's last non-padding step."""
+    index = last_step(tags, pad_tag).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
+    return hidden.gather(1, index).squeeze(1)

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan.lstm import LSTMState, states_after_each_step
 from gan.sampling import SamplingConfig, pick
 from gan.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, Vocabulary
 
-LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
 class Generator(nn.Module):
@@ -53,11 +53,17 @@ class Generator(nn.Module):
                              persistent=False)
         self.register_buffer("intent_tag_mask", torch.from_numpy(vocab.intent_tag_mask()),
                              persistent=False)
-        self.register_buffer("language_token_mask",
-                             torch.from_numpy(vocab.language_token_mask()), persistent=False)
+        # Token masks as additive biases (0 or -inf): one pass over the logits instead of
+        # building a boolean mask per row, which matters when thousands of rollouts sample.
+        language_allowed = torch.from_numpy(vocab.language_token_mask())
+        self.register_buffer("language_token_bias", torch.zeros(language_allowed.shape).masked_fill(
+            ~language_allowed, float("-inf")), persistent=False)
         end_tags = torch.zeros(len(vocab.tags), dtype=torch.bool)
         end_tags[[self.eos_tag, self.pad_tag]] = True
         self.register_buffer("end_tags", end_tags, persistent=False)
+        end_token_logits = torch.full((len(vocab.tags), len(vocab.tokens)), float("-inf"))
+        end_token_logits[self.eos_tag, EOS_ID] = end_token_logits[self.pad_tag, PAD_ID] = 0.0
+        self.register_buffer("end_token_logits", end_token_logits, persistent=False)
 
     # --- the two heads ---------------------------------------------------------------------
     def _inputs(self, previous_tokens: torch.Tensor, previous_tags: torch.Tensor,
@@ -85,16 +91,20 @@ class Generator(nn.Module):
                      languages: torch.Tensor) -> torch.Tensor:
         """Masked token logits given this step's tag: EOS tag -> EOS, PAD -> PAD, else a word
         of the language."""
-        logits = self.token_head(torch.cat([hidden, self.tag_embedding(tags)], dim=-1))
-        allowed = self.language_token_mask[languages]
-        if tags.dim() == 2:
-            allowed = allowed.unsqueeze(1).expand(-1, tags.size(1), -1)
-        token_ids = torch.arange(allowed.size(-1), device=tags.device)
-        forced = torch.where((tags == self.eos_tag).unsqueeze(-1), token_ids == EOS_ID,
-                             token_ids == PAD_ID)
-        ended = (tags == self.eos_tag) | (tags == self.pad_tag)
-        allowed = torch.where(ended.unsqueeze(-1), forced, allowed)
-        return logits.masked_fill(~allowed, float("-inf"))
+        inputs = torch.cat([hidden, self.tag_embedding(tags)], dim=-1)
+        first_language = languages.flatten()[0]
+        if bool((languages == first_language).all()):  # the usual case: one language, whose
+            # mask joins the head's bias (free inside the matrix product)
+            logits = nn.functional.linear(
+                inputs, self.token_head.weight,
+                self.token_head.bias + self.language_token_bias[first_language])
+        else:
+            bias = self.language_token_bias[languages]
+            logits = self.token_head(inputs) + (bias.unsqueeze(1) if tags.dim() == 2 else bias)
+        ended = self.end_tags[tags]
+        if bool(ended.any()):
+            logits[ended] = self.end_token_logits[tags[ended]]
+        return logits
 
     # --- teacher forcing -------------------------------------------------------------------
     def _shifted(self, tokens: torch.Tensor, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,14 +135,8 @@ class Generator(nn.Module):
         resumes after the prefix of steps 0..s. One pass over time serves every prefix.
         """
         previous_tokens, previous_tags = self._shifted(tokens, tags)
-        inputs = self._inputs(previous_tokens, previous_tags, intents, languages)
-        hidden_states, cell_states = [], []
-        state = None
-        for step in range(tokens.size(1)):
-            _, state = self.lstm(inputs[:, step:step + 1], state)
-            hidden_states.append(state[0][0])
-            cell_states.append(state[1][0])
-        return torch.stack(hidden_states, dim=1), torch.stack(cell_states, dim=1)
+        return states_after_each_step(
+            self.lstm, self._inputs(previous_tokens, previous_tags, intents, languages))
 
     # --- sampling --------------------------------------------------------------------------
     def continue_sequences(self, state: LSTMState | None, previous_tokens: torch.Tensor,

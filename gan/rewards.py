@@ -9,7 +9,8 @@ Every function takes a batch of sampled step sequences ``tokens, tags`` (B, T) w
   completions sampled from a rollout copy of G; the last step gets D's score of the sequence.
 
 ``rollout_rewards`` continues *all* prefixes x N rollouts as one batch of B*(T-1)*N rows (one
-pass over time to get every prefix's LSTM state, then one batched sampling loop);
+pass over time to get every prefix's LSTM state in G and in D, then one batched sampling
+loop, and D reads only the continuations);
 ``rollout_rewards_reference`` is the straightforward per-prefix, per-rollout Python loop, kept
 as the executable specification for the equality test and the speed benchmark.
 """
@@ -20,10 +21,9 @@ from typing import Literal
 
 import torch
 
-from gan.discriminator import Discriminator, last_step
+from gan.discriminator import Discriminator, last_hidden, last_step
 from gan.generator import Generator
 from gan.sampling import UNRESTRICTED
-from gan.vocab import PAD_ID
 
 RewardKind = Literal["token", "rollout", "sentence"]
 REWARD_KINDS = ("token", "rollout", "sentence")
@@ -86,42 +86,33 @@ def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, 
             rollouts, *per_prefix_and_utterance.shape)
         return expanded.reshape(rows, *per_prefix_and_utterance.shape[2:])
 
-    hidden, cell = rollout_generator.prefix_states(tokens, tags, intents, languages)
-    state = (per_row(hidden[:, :prefixes].transpose(0, 1)).unsqueeze(0),
-             per_row(cell[:, :prefixes].transpose(0, 1)).unsqueeze(0))
-    prefix_ends = torch.arange(prefixes, device=tokens.device).unsqueeze(1).expand(-1, batch)
+    def prefix_state_per_row(state: tuple[torch.Tensor, torch.Tensor]):
+        """Two (B, T, H) states after every step -> two (1, R, H) states after each prefix."""
+        return tuple(per_row(part[:, :prefixes].transpose(0, 1)).unsqueeze(0) for part in state)
+
+    prefix_ends = per_row(torch.arange(prefixes, device=tokens.device).unsqueeze(1)
+                          .expand(-1, batch))
     row_intents = per_row(intents.unsqueeze(0).expand(prefixes, -1))
     row_languages = per_row(languages.unsqueeze(0).expand(prefixes, -1))
     continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
-        state, per_row(tokens[:, :prefixes].T), per_row(tags[:, :prefixes].T),
-        per_row(prefix_ends) + 1, row_intents, row_languages, max_length, UNRESTRICTED,
+        prefix_state_per_row(rollout_generator.prefix_states(tokens, tags, intents, languages)),
+        per_row(tokens[:, :prefixes].T), per_row(tags[:, :prefixes].T), prefix_ends + 1,
+        row_intents, row_languages, max_length, UNRESTRICTED,
         uniforms=uniforms.reshape(rows, max_length, 2))
 
-    # Whole sequences: the prefix (steps 0..s) followed by its continuation.
-    length = steps + continuation_tokens.size(1)
-    positions = torch.arange(length, device=tokens.device).unsqueeze(0)
-    row_prefix_end = per_row(prefix_ends).unsqueeze(1)
-    offset = positions - row_prefix_end - 1
-    in_continuation = (offset >= 0) & (offset < continuation_tokens.size(1))
-    index = offset.clamp(0, continuation_tokens.size(1) - 1)
-
-    def assemble(prefix_values: torch.Tensor, continuation: torch.Tensor, pad: int) -> torch.Tensor:
-        padded = torch.full((batch, length), pad, dtype=prefix_values.dtype,
-                            device=prefix_values.device)
-        padded[:, :steps] = prefix_values
-        from_prefix = per_row(padded.unsqueeze(0).expand(prefixes, -1, -1))
-        from_continuation = torch.where(in_continuation, continuation.gather(1, index),
-                                        torch.full_like(index, pad))
-        return torch.where(positions <= row_prefix_end, from_prefix, from_continuation)
-
-    whole_tokens = assemble(tokens, continuation_tokens, PAD_ID)
-    whole_tags = assemble(tags, continuation_tags, discriminator.pad_tag)
-    # Prefixes that already hold the whole sequence get no rollout reward: score only the rest.
-    live = (row_prefix_end.squeeze(1)
-            < per_row(last_step(tags, discriminator.pad_tag).unsqueeze(0).expand(prefixes, -1)))
+    # Prefixes that already hold the whole sequence get no rollout reward. D is left to
+    # right, so the others are scored by reading only their continuations, starting from
+    # D's state after the prefix: every rollout of a prefix shares that part of D's work.
+    live = prefix_ends < per_row(last_step(tags, discriminator.pad_tag).unsqueeze(0)
+                                 .expand(prefixes, -1))
+    d_state = prefix_state_per_row(discriminator.prefix_states(tokens, tags, intents, languages))
+    live_tags = continuation_tags[live]
+    hidden, _ = discriminator.hidden_states(
+        continuation_tokens[live], live_tags, row_intents[live], row_languages[live],
+        (d_state[0][:, live], d_state[1][:, live]))
     scores = torch.zeros(rows, dtype=torch.get_default_dtype(), device=tokens.device)
-    scores[live] = torch.sigmoid(discriminator.sequence_logits(
-        whole_tokens[live], whole_tags[live], row_intents[live], row_languages[live]))
+    scores[live] = torch.sigmoid(discriminator.logits(
+        last_hidden(hidden, live_tags, discriminator.pad_tag)))
     rollout_means = scores.view(rollouts, prefixes, batch).mean(dim=0).T
     return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
 

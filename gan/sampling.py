@@ -65,42 +65,61 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
     if uniforms is None:
         uniforms = torch.rand(logits.shape[:-1], generator=generator, dtype=logits.dtype,
                               device=logits.device)
-    logits = logits / config.temperature
+    if config.temperature != 1.0:
+        logits = logits / config.temperature
     if config.method == "top-k" and config.top_k < logits.size(-1):
         kth_best = logits.topk(config.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
     if config.method == "top-p":
-        return _nucleus(torch.softmax(logits, dim=-1), config.top_p, uniforms)
+        return _nucleus(torch.softmax(logits, dim=-1), config.top_p, uniforms, generator)
     return inverse_cdf_sample(torch.softmax(logits, dim=-1), uniforms)
 
 
-NUCLEUS_CANDIDATES = 128  # first try the nucleus among the best 128 entries (a cheap top-k)
+NUCLEUS_ATTEMPTS = 8  # rows still rejected after this many draws are sampled by a full sort
 
 
-def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
-    """Sample from the smallest set of best entries holding ``top_p`` of the mass.
+def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
+    """Sample from the nucleus — the smallest set of best entries holding ``top_p`` of the mass
+    — by rejection: draw from the whole distribution, keep the draw if it is in the nucleus,
+    draw again (those rows only) if not.
 
-    A full sort of a large vocabulary is the slowest part of sampling, and a trained model's
-    nucleus is usually a handful of words: rows whose nucleus lies within the best
-    ``NUCLEUS_CANDIDATES`` entries use ``topk``; only the others are fully sorted. Both give
-    exactly the same result (up to the order of exactly tied probabilities).
+    Accepted draws follow the nucleus distribution exactly, and each is accepted with
+    probability >= ``top_p``. Membership costs one pass over the row, where sorting it (the
+    textbook method) is about 50x slower on this CPU build and made top-p sampling half
+    as fast as temperature sampling. ``uniforms`` serve the first draw; retries use
+    ``generator``. An entry tied with the nucleus' smallest is kept with it.
     """
-    if probabilities.size(-1) <= 2 * NUCLEUS_CANDIDATES:  # small (tag) tables: just sort
-        ordered, order = probabilities.sort(dim=-1, descending=True)
-        return _pick_in_order(ordered, order, top_p, uniforms)
-    best, order = probabilities.topk(NUCLEUS_CANDIDATES, dim=-1)
-    choice = torch.empty(probabilities.shape[:-1], dtype=torch.long, device=probabilities.device)
-    covered = best.sum(dim=-1) >= top_p
-    if not covered.all():
-        best_rest, order_rest = probabilities[~covered].sort(dim=-1, descending=True)
-        choice[~covered] = _pick_in_order(best_rest, order_rest, top_p, uniforms[~covered])
-    if covered.any():
-        choice[covered] = _pick_in_order(best[covered], order[covered], top_p, uniforms[covered])
-    return choice
+    shape = probabilities.shape[:-1]
+    probabilities = probabilities.reshape(-1, probabilities.size(-1))
+    choice = inverse_cdf_sample(probabilities, uniforms.reshape(-1))
+    pending = (~_in_nucleus(probabilities, choice, top_p)).nonzero().squeeze(1)
+    for _ in range(NUCLEUS_ATTEMPTS - 1):
+        if pending.numel() == 0:
+            return choice.view(shape)
+        rows = probabilities[pending]
+        retry = inverse_cdf_sample(rows, torch.rand(pending.shape, generator=generator,
+                                                    dtype=rows.dtype, device=rows.device))
+        choice[pending] = retry
+        pending = pending[~_in_nucleus(rows, retry, top_p)]
+    if pending.numel():
+        ordered, order = probabilities[pending].sort(dim=-1, descending=True)
+        fresh = torch.rand(pending.shape, generator=generator, dtype=ordered.dtype,
+                           device=ordered.device)  # the used ones are biased by rejection
+        choice[pending] = _pick_in_order(ordered, order, top_p, fresh)
+    return choice.view(shape)
+
+
+def _in_nucleus(probabilities: torch.Tensor, choice: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Is each row's chosen entry in its nucleus: do the strictly likelier entries hold less
+    than ``top_p``?"""
+    chosen = probabilities.gather(-1, choice.unsqueeze(-1))
+    return torch.where(probabilities > chosen, probabilities, 0.0).sum(dim=-1) < top_p
 
 
 def _pick_in_order(ordered: torch.Tensor, order: torch.Tensor, top_p: float,
                    uniforms: torch.Tensor) -> torch.Tensor:
+    """The textbook nucleus: inverse-CDF sampling over the sorted entries, cut at ``top_p``."""
     mass_before = ordered.cumsum(dim=-1) - ordered
     ordered = ordered.masked_fill(mass_before >= top_p, 0.0)  # the top entry always stays
     return order.gather(-1, inverse_cdf_sample(ordered, uniforms).unsqueeze(-1)).squeeze(-1)

@@ -43,6 +43,11 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     raise IOBError(f"malformed tag {tag!r}: expected 'O', 'B-<type>' or 'I-<type>'", field="tags")
 
 
+def is_one_word(text: str) -> bool:
+    """Non-empty and free of whitespace (one C-level split, not a loop over characters)."""
+    return text.split() == [text]
+
+
 def check_iob2(tags: Sequence[str]) -> None:
     """Raise ``IOBError`` naming the first position where ``tags`` is not well-formed IOB2."""
     previous_type: str | None = None
@@ -141,17 +146,17 @@ class Utterance:
         if not self.tokens:
             raise AnnotationError("utterance has no tokens", field="tokens")
         for position, token in enumerate(self.tokens):
-            if not token or any(character.isspace() for character in token):
+            if not is_one_word(token):
                 raise AnnotationError(f"token {position + 1} {token!r} is empty or has whitespace",
                                       field="tokens")
         if len(self.tags) != len(self.tokens):
             raise LengthMismatchError(
                 f"{len(self.tokens)} tokens but {len(self.tags)} tags", field="tags")
         check_iob2(self.tags)
-        if not self.intent or any(character.isspace() for character in self.intent):
+        if not is_one_word(self.intent):
             raise AnnotationError(f"intent {self.intent!r} is empty or has whitespace",
                                   field="intent")
-        if not self.language or any(character.isspace() for character in self.language):
+        if not is_one_word(self.language):
             raise AnnotationError(f"language {self.language!r} is empty or has whitespace",
                                   field="language")
 

@@ -180,15 +180,22 @@ def test_discriminator_prefix_scores_do_not_see_the_future(vocab, utterances):
     assert not torch.allclose(before[:, 2], after[:, 2])
 
 
-def test_nucleus_shortcut_equals_full_sort_sampling():
+@pytest.mark.parametrize("attempts", [8, 1])  # 1: rejected draws go to the full-sort path
+def test_nucleus_sampling_follows_the_sorted_nucleus_distribution(attempts, monkeypatch):
     from gan import sampling
 
+    monkeypatch.setattr(sampling, "NUCLEUS_ATTEMPTS", attempts)
     torch.manual_seed(0)
-    peaked = torch.randn(300, 500) * 6  # most rows' nucleus within the best 64, some not
-    peaked[:100] /= 30  # flat rows: the full-sort path
-    uniforms = torch.rand(300)
-    config = SamplingConfig(method="top-p", top_p=0.9)
-    fast = pick(peaked, config, uniforms)
-    ordered, order = torch.softmax(peaked, -1).sort(dim=-1, descending=True)
-    slow = sampling._pick_in_order(ordered, order, 0.9, uniforms)
-    assert torch.equal(fast, slow)
+    logits = torch.randn(6, 40) * 2
+    logits[0] /= 20  # a flat row: a large nucleus
+    probabilities = torch.softmax(logits, dim=-1)
+    ordered, order = probabilities.sort(dim=-1, descending=True)
+    in_nucleus = (ordered.cumsum(dim=-1) - ordered) < 0.9  # the textbook definition
+    expected = torch.zeros_like(probabilities).scatter(-1, order, ordered * in_nucleus)
+    expected /= expected.sum(dim=-1, keepdim=True)
+    draws = 20_000
+    picks = pick(logits.repeat(draws, 1), SamplingConfig(method="top-p", top_p=0.9),
+                 generator=torch.Generator().manual_seed(1)).view(draws, 6)
+    frequency = torch.zeros(6, 40).scatter_add_(1, picks.T, torch.ones(6, draws)) / draws
+    assert (frequency[expected == 0] == 0).all()  # never outside the nucleus
+    assert (frequency - expected).abs().max() < 0.015  # > 4 standard errors
