@@ -294,8 +294,9 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
 
 
 def load_job(path: Path | str) -> dict[str, Any]:
-    """A GAN training job from YAML: ``data`` (train, heldout, format, language), ``run_dir``
-    and ``gan`` (GanConfig fields). Validated here, at the edge."""
+    """A GAN training job from YAML: ``data`` (root, train, heldout, format, language),
+    ``run_dir`` and ``gan`` (GanConfig fields). Validated here, at the edge. Data paths are
+    relative to ``data.root``, itself relative to the YAML's folder (default: that folder)."""
     import yaml
 
     path = Path(path)
@@ -306,6 +307,9 @@ def load_job(path: Path | str) -> dict[str, Any]:
     data = job.get("data") or {}
     if "train" not in data:
         raise ValueError(f"{path}: data.train: missing")
+    root = path.parent / data.get("root", ".")
+    data = {**data, "train": root / data["train"],
+            "heldout": root / data["heldout"] if data.get("heldout") else None}
     return {"data": data, "run_dir": Path(job.get("run_dir") or Path("runs") / path.stem),
             "config": GanConfig.from_dict(job.get("gan") or {})}
 

@@ -178,3 +178,30 @@ def test_augment_cli_writes_conll_from_a_registered_generator(utterances, tmp_pa
     assert len(written) == 25
     assert main(["augment", "--generator", "missing@none", "--tracking-uri", uri,
                  "--out", str(out)]) == 2
+
+
+def test_gan_train_cli_runs_a_job_yaml_with_data_relative_to_it(utterances, tmp_path, capsys):
+    import dataclasses
+
+    import yaml
+
+    from gan.training import load_job
+    from nlu.formats import write_utterances
+    from service.cli import main
+
+    # The shipped jobs name the shared data relative to themselves.
+    shipped = load_job(Path(__file__).resolve().parents[1] / "experiments/gan_xsid_de.yaml")
+    assert shipped["data"]["train"].resolve() == XSID_DE_VALID.resolve()
+
+    (tmp_path / "data").mkdir()
+    write_utterances(utterances[:40], tmp_path / "data/train.conll", "conll")
+    config = dataclasses.asdict(tiny_config(adversarial_steps=2, eval_samples=10))
+    job = {"data": {"root": "data", "train": "train.conll", "format": "conll", "language": "de"},
+           "run_dir": str(tmp_path / "run"), "gan": config | {"experiment": "job-test"}}
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/job.yaml").write_text(yaml.safe_dump(job))
+    (tmp_path / "jobs/data").symlink_to(tmp_path / "data")  # root is relative to the YAML
+    assert main(["gan", "train", "--config", str(tmp_path / "jobs/job.yaml"),
+                 "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
+    assert "quality of 10 samples" in capsys.readouterr().out
+    assert (tmp_path / "run" / "generator" / "info.json").exists()
