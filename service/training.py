@@ -104,13 +104,29 @@ class JobStore:
         connection.row_factory = sqlite3.Row
         return connection
 
-    def create(self, job_id: str, spec: dict[str, str]) -> JobRecord:
+    def create(self, job_id: str, spec: dict[str, str], *,
+               max_active: int | None = None) -> JobRecord | None:
+        """Record a new QUEUED job. With ``max_active``, only while fewer jobs are queued or
+        running: counted and inserted in one write transaction, so concurrent submissions,
+        from any thread or server process sharing this store, cannot overshoot the limit.
+        Returns None when refused."""
         now = time.time()
         job = JobRecord(job_id, QUEUED, spec, now, now)
-        with self._connect() as connection:
+        connection = self._connect()
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # takes the write lock before counting
+            if max_active is not None:
+                (active,) = connection.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)", (QUEUED, RUNNING)).fetchone()
+                if active >= max_active:
+                    connection.execute("ROLLBACK")
+                    return None
             connection.execute(
                 "INSERT INTO jobs (job_id, state, spec, create_time, update_time) VALUES (?,?,?,?,?)",
                 (job.job_id, job.state, json.dumps(spec), now, now))
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
         self.add_event(job.job_id, QUEUED, "job accepted")
         return job
 
@@ -331,7 +347,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 raise RequestError(grpc.StatusCode.NOT_FOUND,
                                f"spec.dataset: no registered dataset {spec.dataset!r} (registered: "
                                f"{', '.join(sorted(self.datasets)) or 'none'})")
-            if self.runner.at_capacity():
+            if self.runner.at_capacity():  # early, before the upload; checked again on create
                 raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f"{self.runner.max_running} job(s) already running; retry later")
             splits = self._receive_upload(request_iterator, expect_data=not spec.dataset)
@@ -345,8 +361,13 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         except NluDataError as error:  # multilingual.bootstrap's JobConfigError names the field
             shutil.rmtree(job_dir, ignore_errors=True)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"spec.config_yaml: {error}")
-        self.store.create(job_id, {"dataset": spec.dataset, "regime": config.regime,
-                                   "config_yaml": spec.config_yaml})
+        job = self.store.create(job_id, {"dataset": spec.dataset, "regime": config.regime,
+                                         "config_yaml": spec.config_yaml},
+                                max_active=self.runner.max_running)
+        if job is None:  # another submission took the last slot while this one uploaded
+            shutil.rmtree(job_dir, ignore_errors=True)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{self.runner.max_running} job(s) already running; retry later")
         self.runner.start(job_id, config)
         return training_pb2.SubmitJobResponse(job=_job_message(self.store.get(job_id)))
 

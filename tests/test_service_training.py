@@ -159,3 +159,27 @@ def test_refused_submissions(channel):
 def test_unknown_jobs(channel):
     for call in (client.get_job, client.cancel_job, lambda c, j: list(client.watch_job(c, j))):
         assert refused(lambda: call(channel, "no-such-job")).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_job_limit_holds_under_concurrent_submissions_from_several_processes(tmp_path):
+    import threading
+
+    from service.training import JobStore
+
+    # Two stores on one file stand for two server processes; 8 threads race for 2 slots.
+    stores = [JobStore(tmp_path / "jobs.db"), JobStore(tmp_path / "jobs.db")]
+    barrier = threading.Barrier(8)
+    accepted = []
+
+    def submit(index: int) -> None:
+        barrier.wait()
+        if stores[index % 2].create(f"job-{index}", {}, max_active=2) is not None:
+            accepted.append(index)
+
+    threads = [threading.Thread(target=submit, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(accepted) == 2
+    assert {job.job_id for job in stores[0].jobs_in({"QUEUED"})} == {f"job-{i}" for i in accepted}
