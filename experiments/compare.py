@@ -37,6 +37,7 @@ SPLITS = ("test", "test-focus", "dev", "dev-focus")
 SYNTHETIC_METRICS = ("bleu4", "self_bleu4", "distinct_1", "distinct_2", "novelty", "validity",
                      "slot_coverage", "nlu_agreement")
 ARM_ORDER_FIRST = ("none", "upsample", "mle")  # the baselines lead every table
+GRID_FACTORS = ("reward", "sampler", "embeddings")  # of the gan-<reward>-<sampler>-<embeddings> arms
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class RunRecord:
     seed: str
     sampler: str | None
     metrics: dict[str, float]
+    reward: str | None = None  # token | rollout | sentence | mle, for generator arms
+    embeddings: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
                               filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
     return sorted((RunRecord(task=run.data.tags["task"], language=run.data.tags["language"],
                              arm=run.data.tags["arm"], seed=run.data.tags["seed"],
-                             sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics))
+                             sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics),
+                             reward=run.data.tags.get("reward"),
+                             embeddings=run.data.tags.get("embeddings"))
                    for run in runs), key=lambda record: (record.task, record.arm, record.seed))
 
 
@@ -163,6 +168,54 @@ def dev_selection(records: list[RunRecord], tasks: list[str], arms: list[str]) -
     return "\n".join(lines)
 
 
+def factor_cells(records: list[RunRecord], factor: str, key_of) -> dict[tuple[str, str], Summary]:
+    """(level of ``factor``, task) -> summary over seeds of the adversarial arms' metric,
+    averaged within each seed over the other grid factors (so n = seeds)."""
+    per_seed: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for record in records:
+        key = key_of(record)
+        if record.reward not in (None, "mle") and key in record.metrics:
+            per_seed[(getattr(record, factor), record.task, record.seed)].append(
+                record.metrics[key])
+    per_level: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for (level, task, _), values in per_seed.items():
+        per_level[(level, task)].append(statistics.fmean(values))
+    return {cell: summarize(values) for cell, values in per_level.items()}
+
+
+def grid_factor_sections(records: list[RunRecord], tasks: list[str]) -> list[str]:
+    """One table per grid factor with two or more levels: each level's mean over the other
+    factors, next to the baselines, for test intent accuracy and slot F1 (and the focus
+    split's, where there is one)."""
+    sections: list[str] = []
+    baselines = [arm for arm in ARM_ORDER_FIRST if any(r.arm == arm for r in records)]
+    for factor in GRID_FACTORS:
+        levels = sorted({getattr(r, factor) for r in records if r.reward not in (None, "mle")})
+        if len(levels) < 2:
+            continue
+        for split in ("test", "test-focus"):
+            for metric in ("intent_acc", "slot_f1"):
+                def key_of(record, split=split, metric=metric):
+                    return metric_key(record, split, metric)
+
+                cells = factor_cells(records, factor, key_of)
+                if not cells:
+                    continue
+                cells.update({cell: summary for cell, summary in table_cells(records, key_of).items()
+                              if cell[0] in baselines})
+                title = HEADLINE_METRICS[metric][0]
+                sections += [f"### {factor}, {split}: {title}", "",
+                             markdown_table(cells, baselines + levels, tasks,
+                                            first_header=f"{factor} (adversarial arms) / baseline"),
+                             ""]
+    if sections:
+        sections = ["## GAN grid, one factor at a time", "",
+                    "Each level of a factor is the mean over the adversarial arms that share it "
+                    "(averaged over the other factors within a seed, then over seeds), shown with "
+                    "the baselines.", ""] + sections
+    return sections
+
+
 def report_markdown(experiment: str, records: list[RunRecord]) -> str:
     tasks = sorted({record.task for record in records})
     arms = arm_order(record.arm for record in records)
@@ -191,6 +244,8 @@ def report_markdown(experiment: str, records: list[RunRecord]) -> str:
             sections += [f"## {split}: {title}", "",
                          markdown_table(cells, arms, columns, higher_is_better=higher_is_better),
                          ""]
+
+    sections += grid_factor_sections(records, tasks)
 
     generator_arms = [arm for arm in arms
                       if any(f"synthetic/{name}" in record.metrics for record in records

@@ -204,3 +204,26 @@ def test_markdown_table_marks_best_per_column_and_std_err():
     assert table.splitlines()[3] == "| b | 40.00 | **90.00** |"
     lower = markdown_table(cells, ["a", "b"], ["t1"], higher_is_better=False)
     assert "| b | **40.00** |" in lower
+
+
+def test_grid_factor_tables_average_the_other_factors_within_each_seed():
+    from experiments.compare import RunRecord, report_markdown
+
+    def record(arm, seed, intent_acc, reward=None, sampler=None):
+        return RunRecord(task="de", language="de", arm=arm, seed=seed, sampler=sampler,
+                         reward=reward, embeddings="random",
+                         metrics={"test/de/intent_acc": intent_acc, "test/de/slot_f1": 0.5})
+
+    records = [record("none", "1", 0.40), record("none", "2", 0.50)]
+    for seed, shift in (("1", 0.0), ("2", 0.1)):
+        for reward, base in (("token", 0.6), ("rollout", 0.7)):
+            for sampler, offset in (("top-k", 0.0), ("top-p", 0.2)):
+                records.append(record(f"gan-{reward}-{sampler}-random", seed,
+                                      base + offset + shift, reward, sampler))
+    report = report_markdown("grid", records)
+    assert "### reward, test: intent accuracy (%)" in report
+    assert "### embeddings" not in report  # one level only: no table
+    # token: seed 1 mean (0.6 + 0.8) / 2 = 0.7, seed 2 0.8 -> 75.00 ± 5.00
+    assert "| token | 75.00 ± 5.00 |" in report
+    assert "| rollout | **85.00 ± 5.00** |" in report
+    assert "| none | 45.00 ± 5.00 |" in report
