@@ -166,3 +166,33 @@ def test_collate_finds_each_word_s_last_piece_and_each_piece_s_word():
     assert batch["last_piece"].tolist() == [[0, 3], [0, 0]]
     assert batch["piece_word"].tolist() == [[0, 1, 1, 1], [0, 0, 0, 0]]
     assert batch["word_chars"].tolist() == [[[3, 0, 0], [4, 5, 6]], [[7, 7, 0], [0, 0, 0]]]
+
+
+def test_the_gan_uses_a_real_trained_model_for_embeddings_and_agreement(trained, data, tmp_path):
+    """The two places the GAN meets a real ``TrainedNlu``: transferred embeddings (from a
+    saved model directory, ``nlu:<dir>``) and the quality gate's NLU agreement."""
+    from gan.gate import GateConfig, QualityGate
+    from gan.training import GanConfig, train_gan
+
+    trained.save(tmp_path / "model")
+    config = GanConfig(embeddings=f"nlu:{tmp_path / 'model'}", freeze_embeddings=True,
+                       tag_dim=4, condition_dim=4, hidden_dim=16, d_hidden_dim=8, mle_epochs=1,
+                       d_pretrain_steps=0, adversarial_steps=0, eval_samples=0,
+                       progress_bar=False)
+    augmenter = train_gan(data[:32], config, run_dir=tmp_path / "gan")
+    words = augmenter.vocab.tokens[4:12]
+    expected = trained.word_vectors(words)
+    table = augmenter.generator.token_embedding.weight.detach().numpy()
+    for word in words:
+        np.testing.assert_allclose(table[augmenter.vocab.token_index[word]], expected[word],
+                                   rtol=1e-6)
+
+    # The model's own predictions agree with it by definition; the gold data mostly does not.
+    samples = trained.predict(data[:10]) + data[10:]
+    gate = QualityGate(GateConfig(deduplicate=False, drop_train_copies=False,
+                                  nlu_agreement=True), [], nlu_model=trained)
+    kept, report = gate.filter(samples)
+    agreeing = [sample for sample, guess in zip(samples, trained.predict(samples))
+                if (guess.intent, guess.tags) == (sample.intent, sample.tags)]
+    assert 10 <= len(agreeing) < len(samples)  # something to keep and something to drop
+    assert kept == agreeing and report.disagreement == len(samples) - len(agreeing)
