@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from nlu.tracking import resolve_tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # A study trains hundreds of models: keep Lightning's per-fit banners out of its log.
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     try:
         study = load_study(args.study, args.profile, data_root=args.data_root, seeds=args.seeds)
     except (OSError, StudyConfigError) as error:
