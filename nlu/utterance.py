@@ -145,10 +145,11 @@ class Utterance:
         object.__setattr__(self, "tags", tuple(self.tags))
         if not self.tokens:
             raise AnnotationError("utterance has no tokens", field="tokens")
-        for position, token in enumerate(self.tokens):
-            if not is_one_word(token):
-                raise AnnotationError(f"token {position + 1} {token!r} is empty or has whitespace",
-                                      field="tokens")
+        if " ".join(self.tokens).split() != list(self.tokens):  # all tokens in one C call
+            position, token = next((position, token) for position, token in enumerate(self.tokens)
+                                   if not is_one_word(token))
+            raise AnnotationError(f"token {position + 1} {token!r} is empty or has whitespace",
+                                  field="tokens")
         if len(self.tags) != len(self.tokens):
             raise LengthMismatchError(
                 f"{len(self.tokens)} tokens but {len(self.tags)} tags", field="tags")
