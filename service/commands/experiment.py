@@ -37,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from nlu.tracking import resolve_tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    # A study trains hundreds of models: keep Lightning's per-fit banners out of its log.
-    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    # A study trains hundreds of models: keep Lightning's per-fit banners and the per-epoch
+    # lines (rank_zero has its own level) out of its log; MLflow has the curves.
+    for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         study = load_study(args.study, args.profile, data_root=args.data_root, seeds=args.seeds)
     except (OSError, StudyConfigError) as error:
