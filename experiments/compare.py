@@ -115,19 +115,23 @@ def format_summary(summary: Summary, scale: float, digits: int = 2) -> str:
 
 
 def markdown_table(cells: dict[tuple[str, str], Summary], rows: list[str], columns: list[str],
-                   *, higher_is_better: bool = True, scale: float = 100.0,
-                   first_header: str = "arm") -> str:
+                   *, higher_is_better: bool | dict[str, bool] = True, scale: float = 100.0,
+                   first_header: str = "arm", headers: dict[str, str] | None = None) -> str:
     """Rows x columns of ``mean ± se``; the best mean of each column in bold (compared as
-    printed, so means that print the same are all bold)."""
+    printed, so means that print the same are all bold). ``higher_is_better`` may differ per
+    column; ``headers`` renames columns."""
     def printed(summary: Summary) -> float:
         return round(scale * summary.mean, 2)
 
     best: dict[str, float] = {}
     for column in columns:
         means = [printed(cells[(row, column)]) for row in rows if (row, column) in cells]
+        higher = (higher_is_better if isinstance(higher_is_better, bool)
+                  else higher_is_better[column])
         if means:
-            best[column] = max(means) if higher_is_better else min(means)
-    lines = [f"| {first_header} | " + " | ".join(columns) + " |",
+            best[column] = max(means) if higher else min(means)
+    headers = headers or {}
+    lines = [f"| {first_header} | " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     for row in rows:
         rendered = []
@@ -216,6 +220,29 @@ def grid_factor_sections(records: list[RunRecord], tasks: list[str]) -> list[str
     return sections
 
 
+def task_sections(records: list[RunRecord], tasks: list[str], arms: list[str]) -> list[str]:
+    """Per task, one table of every test metric per arm (and the focus split's, if any)."""
+    sections: list[str] = []
+    for task in tasks:
+        task_records = [record for record in records if record.task == task]
+        cells: dict[tuple[str, str], Summary] = {}
+        directions: dict[str, bool] = {}
+        headers: dict[str, str] = {}
+        for split in ("test", "test-focus"):
+            for metric, (title, higher_is_better) in HEADLINE_METRICS.items():
+                column = f"{split}/{metric}"
+                for (arm, _), summary in table_cells(
+                        task_records, lambda r: metric_key(r, split, metric)).items():
+                    cells[(arm, column)] = summary
+                directions[column] = higher_is_better
+                headers[column] = f"{split} {title.split(' (')[0]}"
+        columns = [column for column in directions if any(c == column for _, c in cells)]
+        sections += [f"## {task}: every test metric (%)", "",
+                     markdown_table(cells, [arm for arm in arms if any(a == arm for a, _ in cells)],
+                                    columns, higher_is_better=directions, headers=headers), ""]
+    return sections
+
+
 def report_markdown(experiment: str, records: list[RunRecord]) -> str:
     tasks = sorted({record.task for record in records})
     arms = arm_order(record.arm for record in records)
@@ -235,6 +262,7 @@ def report_markdown(experiment: str, records: list[RunRecord]) -> str:
 
     sections += ["## Arm chosen on dev, scored on test", "", dev_selection(records, tasks, arms),
                  ""]
+    sections += task_sections(records, tasks, arms)
     for split in SPLITS:
         for metric, (title, higher_is_better) in HEADLINE_METRICS.items():
             cells = table_cells(records, lambda r: metric_key(r, split, metric))

@@ -154,6 +154,9 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
     assert "| none | 1 | 1 |" in report  # seeds per cell
     assert "**" in report and "gan-token-topp-transferred" in report
     assert "### xx-50" in report  # synthetic-set table
+    assert "## xx-cut: every test metric (%)" in report
+    assert "| arm | test intent accuracy | test slot F1 | test exact match | test SemER | " \
+           "test-focus intent accuracy |" in report
     for png in ("test_intent_acc.png", "quality_vs_diversity.png", "synthetic_metrics.png"):
         assert (out / png).stat().st_size > 0
     # compare reads MLflow alone and ignores its own compare runs: same tables again (CLI)
