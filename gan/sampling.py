@@ -3,8 +3,10 @@
 All strategies reduce to: reshape the (already masked) logits, then draw one index per row.
 The draw is inverse-CDF sampling — a cumulative sum, one uniform number per row and
 ``torch.searchsorted`` — which on this CPU build is about 10x faster than
-``torch.multinomial`` (see DEPENDENCIES.md) and, because it consumes exactly one uniform per
-row, lets a test feed the same random numbers to two implementations and compare them.
+``torch.multinomial`` (see DEPENDENCIES.md) and, because it consumes one uniform per row,
+lets a test feed the same random numbers to two implementations and compare them (the
+rollout rewards do). Nucleus sampling is rejection sampling on top of that draw (see
+``_nucleus``): a rejected row draws again from the seeded generator.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
          generator: torch.Generator | None = None) -> torch.Tensor:
     """Choose one index per row of masked ``logits`` (``-inf`` = impossible) by ``config``.
 
-    Random numbers come from ``uniforms`` if given, else from ``generator`` (seeded runs).
+    Random numbers come from ``uniforms`` if given, else from ``generator`` (seeded runs);
+    top-p's redraws of rejected rows always come from ``generator``.
     """
     if config.method == "greedy":
         return logits.argmax(dim=-1)
