@@ -22,7 +22,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from nlu.atomic import atomic_open
 
@@ -417,12 +417,28 @@ def plot_synthetic_metrics(records: list[RunRecord], path: Path) -> Path | None:
 
 # -- the whole report ----------------------------------------------------------------------
 
+def collect_stores(experiment: str, tracking_uris: Sequence[str]) -> list[RunRecord]:
+    """The finished arm runs of ``experiment`` in several stores (a study run by parallel
+    processes, one store each). A (task, arm, seed) found twice is an error, not averaged."""
+    records: list[RunRecord] = []
+    for uri in tracking_uris:
+        records += collect(experiment, uri)
+    seen: set[tuple[str, str, str]] = set()
+    for record in records:
+        key = (record.task, record.arm, record.seed)
+        if key in seen:
+            raise LookupError(f"run {'/'.join(key)} of {experiment!r} is in more than one store")
+        seen.add(key)
+    return sorted(records, key=lambda record: (record.task, record.arm, record.seed))
+
+
 def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
-                 log_to_mlflow: bool = True) -> Path:
-    """Write ``report.md`` and the plots to ``out_dir``; log them on a ``kind=compare`` run."""
+                 log_to_mlflow: bool = True, more_tracking_uris: Sequence[str] = ()) -> Path:
+    """Write ``report.md`` and the plots to ``out_dir``; log them on a ``kind=compare`` run
+    (in ``tracking_uri``). ``more_tracking_uris``: further stores holding runs of the study."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = collect(experiment, tracking_uri)
+    records = collect_stores(experiment, [tracking_uri, *more_tracking_uris])
     if not records:
         raise LookupError(f"experiment {experiment!r} has no finished arm runs")
     report = out_dir / "report.md"

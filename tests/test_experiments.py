@@ -230,3 +230,19 @@ def test_grid_factor_tables_average_the_other_factors_within_each_seed():
     assert "| token | 75.00 ± 5.00 |" in report
     assert "| rollout | **85.00 ± 5.00** |" in report
     assert "| none | 45.00 ± 5.00 |" in report
+
+
+def test_runs_of_one_study_in_several_stores_are_merged_and_duplicates_refused(monkeypatch):
+    from experiments import compare
+
+    def record(seed):
+        return compare.RunRecord(task="de", language="de", arm="none", seed=seed, sampler=None,
+                                 metrics={"test/de/intent_acc": 0.5})
+
+    stores = {"sqlite:///a.db": [record("1"), record("2")], "sqlite:///b.db": [record("3")],
+              "sqlite:///c.db": [record("2")]}
+    monkeypatch.setattr(compare, "collect", lambda experiment, uri: stores[uri])
+    merged = compare.collect_stores("study", ["sqlite:///b.db", "sqlite:///a.db"])
+    assert [r.seed for r in merged] == ["1", "2", "3"]
+    with pytest.raises(LookupError, match="de/none/2"):
+        compare.collect_stores("study", ["sqlite:///a.db", "sqlite:///c.db"])

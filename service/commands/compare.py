@@ -13,6 +13,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="report folder (default: .nlu-bootstrap/reports/<experiment>)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
                         "else the embedded sqlite store in .nlu-bootstrap/)")
+    parser.add_argument("--more-tracking-uri", action="append", default=[], metavar="URI",
+                        help="another store holding runs of the same study (repeatable; e.g. "
+                        "one store per process when seeds ran in parallel)")
     parser.add_argument("--no-log", action="store_true",
                         help="only write the folder, do not log a compare run to MLflow")
 
@@ -24,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(".nlu-bootstrap/reports") / args.experiment
     try:
         report = build_report(args.experiment, resolve_tracking_uri(args.tracking_uri), out,
-                              log_to_mlflow=not args.no_log)
+                              log_to_mlflow=not args.no_log,
+                              more_tracking_uris=args.more_tracking_uri)
     except LookupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
