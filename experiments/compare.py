@@ -18,6 +18,7 @@ re-running on the same store reproduces them byte for byte.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -90,6 +91,11 @@ def arm_order(arms: Iterable[str]) -> list[str]:
     return sorted(set(arms), key=lambda arm: (arm not in ARM_ORDER_FIRST,
                                               ARM_ORDER_FIRST.index(arm)
                                               if arm in ARM_ORDER_FIRST else 0, arm))
+
+
+def task_order(task: str) -> tuple:
+    """Natural order: ``es-5`` before ``es-10`` before ``es-20``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", task))
 
 
 def metric_key(record: RunRecord, split: str, metric: str) -> str:
@@ -244,7 +250,7 @@ def task_sections(records: list[RunRecord], tasks: list[str], arms: list[str]) -
 
 
 def report_markdown(experiment: str, records: list[RunRecord]) -> str:
-    tasks = sorted({record.task for record in records})
+    tasks = sorted({record.task for record in records}, key=task_order)
     arms = arm_order(record.arm for record in records)
     sections = [f"# Comparison report: {experiment}", "",
                 f"{len(records)} finished runs; cells are mean ± standard error over seeds "
@@ -334,7 +340,7 @@ def plot_arm_bars(records: list[RunRecord], metric: str, title: str, path: Path)
     if not cells:
         return None
     plt = _pyplot()
-    tasks = sorted({task for _, task in cells})
+    tasks = sorted({task for _, task in cells}, key=task_order)
     arms = arm_order(arm for arm, _ in cells)
     width = 0.8 / len(arms)
     figure, axes = plt.subplots(figsize=(max(6.0, 1.2 * len(tasks) * max(1, len(arms) / 3)), 4))
