@@ -79,12 +79,12 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
     mlflow.set_tracking_uri(tracking_uri)
     runs = mlflow.search_runs([found.experiment_id], output_format="list",
                               filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
-    return sorted((RunRecord(task=run.data.tags["task"], language=run.data.tags["language"],
-                             arm=run.data.tags["arm"], seed=run.data.tags["seed"],
-                             sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics),
-                             reward=run.data.tags.get("reward"),
-                             embeddings=run.data.tags.get("embeddings"))
-                   for run in runs), key=lambda record: (record.task, record.arm, record.seed))
+    return [RunRecord(task=run.data.tags["task"], language=run.data.tags["language"],
+                      arm=run.data.tags["arm"], seed=run.data.tags["seed"],
+                      sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics),
+                      reward=run.data.tags.get("reward"),
+                      embeddings=run.data.tags.get("embeddings"))
+            for run in runs]  # collect_stores sorts
 
 
 def arm_order(arms: Iterable[str]) -> list[str]:

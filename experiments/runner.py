@@ -50,7 +50,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
@@ -344,22 +344,31 @@ def train_nlu(study: Study, data: TaskData, target_train: list[Utterance], seed:
                         dev=data.dev + data.source_dev, run_dir=run_dir)
 
 
+def kept_in_work_dir(saved: Path, marker: str, train: Callable[[Path], Any],
+                     load: Callable[[Path], Any]):
+    """What ``saved`` holds (a directory with ``marker`` in it), else ``train(scratch)``'s
+    result, saved there: a complete directory or none, even if the job is killed."""
+    if (saved / marker).exists():
+        return load(saved)
+    scratch = saved.with_name(f"{saved.name}.training")
+    shutil.rmtree(scratch, ignore_errors=True)
+    made = train(scratch)
+    staged = saved.with_name(f"{saved.name}.partial")
+    shutil.rmtree(staged, ignore_errors=True)
+    made.save(staged)
+    staged.replace(saved)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return made
+
+
 def baseline_model(study: Study, task: Task, data: TaskData, seed: int, work_dir: Path):
     """The NLU model trained on the real data only (the ``none`` arm; the source of
     transferred embeddings). Trained once per task and seed, then loaded from the work dir."""
     from nlu.training import TrainedNlu
 
-    saved = work_dir / task.name / f"seed-{seed}" / "baseline-model"
-    if (saved / "weights.pt").exists():
-        return TrainedNlu.load(saved)
-    scratch = saved.with_name("baseline-training")
-    shutil.rmtree(scratch, ignore_errors=True)
-    model = train_nlu(study, data, data.target_train, seed, scratch)
-    staged = saved.with_name("baseline-model.partial")
-    shutil.rmtree(staged, ignore_errors=True)
-    model.save(staged)
-    staged.replace(saved)  # a complete model directory or none, even if the job is killed
-    return model
+    return kept_in_work_dir(
+        work_dir / task.name / f"seed-{seed}" / "baseline-model", "weights.pt",
+        lambda scratch: train_nlu(study, data, data.target_train, seed, scratch), TrainedNlu.load)
 
 
 def trained_generator(study: Study, task: Task, arm: Arm, data: TaskData, seed: int,
@@ -374,20 +383,11 @@ def trained_generator(study: Study, task: Task, arm: Arm, data: TaskData, seed: 
     if arm.embeddings == "transferred":
         gan_settings["embeddings"] = "nlu"  # the baseline model's piece embeddings, per word
     key = hashlib.sha256(json.dumps(gan_settings, sort_keys=True).encode()).hexdigest()[:12]
-    saved = work_dir / task.name / f"seed-{seed}" / "generators" / key
-    if (saved / "info.json").exists():
-        log.info("generator %s: trained by an earlier arm, loaded", key)
-        return Augmenter.from_dir(saved)
-    scratch = saved.with_name(f"{key}.training")
-    shutil.rmtree(scratch, ignore_errors=True)
-    augmenter = train_gan(data.target_train, GanConfig.from_dict(gan_settings),
-                          run_dir=scratch, nlu_model=baseline)
-    staged = saved.with_name(f"{key}.partial")
-    shutil.rmtree(staged, ignore_errors=True)
-    augmenter.save(staged)
-    staged.replace(saved)  # a complete generator directory or none, even if the job is killed
-    shutil.rmtree(scratch, ignore_errors=True)
-    return augmenter
+    return kept_in_work_dir(
+        work_dir / task.name / f"seed-{seed}" / "generators" / key, "info.json",
+        lambda scratch: train_gan(data.target_train, GanConfig.from_dict(gan_settings),
+                                  run_dir=scratch, nlu_model=baseline),
+        Augmenter.from_dir)
 
 
 def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, work_dir: Path,

@@ -89,6 +89,12 @@ class JobEvent:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _active_jobs(connection: sqlite3.Connection) -> int:
+    (count,) = connection.execute("SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)",
+                                  (QUEUED, RUNNING)).fetchone()
+    return count
+
+
 class JobStore:
     """Jobs and their events in sqlite; safe to use from server threads and worker processes."""
 
@@ -115,12 +121,9 @@ class JobStore:
         connection = self._connect()
         try:
             connection.execute("BEGIN IMMEDIATE")  # takes the write lock before counting
-            if max_active is not None:
-                (active,) = connection.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)", (QUEUED, RUNNING)).fetchone()
-                if active >= max_active:
-                    connection.execute("ROLLBACK")
-                    return None
+            if max_active is not None and _active_jobs(connection) >= max_active:
+                connection.execute("ROLLBACK")
+                return None
             connection.execute(
                 "INSERT INTO jobs (job_id, state, spec, create_time, update_time) VALUES (?,?,?,?,?)",
                 (job.job_id, job.state, json.dumps(spec), now, now))
@@ -138,6 +141,11 @@ class JobStore:
         return JobRecord(row["job_id"], row["state"], json.loads(row["spec"]), row["create_time"],
                          row["update_time"], row["mlflow_run_id"], row["registered_model"],
                          json.loads(row["metrics"]), row["error"], row["worker_pid"])
+
+    def active_jobs(self) -> int:
+        """How many jobs are queued or running."""
+        with self._connect() as connection:
+            return _active_jobs(connection)
 
     def jobs_in(self, states: set[str]) -> list[JobRecord]:
         with self._connect() as connection:
@@ -275,7 +283,7 @@ class JobRunner:
             return sum(worker.is_alive() for worker in self._workers.values())
 
     def at_capacity(self) -> bool:
-        return len(self.store.jobs_in({QUEUED, RUNNING})) >= self.max_running
+        return self.store.active_jobs() >= self.max_running
 
     def start(self, job_id: str, config) -> None:
         worker = self._context.Process(
