@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan.lstm import LSTMState, states_after_each_step
+from gan.lstm import EmbeddingLSTMStep, LSTMState, states_after_each_step
 from gan.vocab import PAD, PAD_ID, Vocabulary
 
 
@@ -69,6 +69,31 @@ class Discriminator(nn.Module):
         """LSTM state after steps 0..s, for every s: two (B, T, H). Lets the rollouts of a
         prefix be scored by reading only their continuations."""
         return states_after_each_step(self.lstm, self._inputs(tokens, tags, intents, languages))
+
+    @torch.no_grad()
+    def continuation_logits(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
+                            languages: torch.Tensor, state: LSTMState) -> torch.Tensor:
+        """Logit of each whole sequence, (R,), from D's ``state`` (two (1, R, H)) after its
+        first part and the rest of it, ``tokens, tags`` (R, T), PAD after the end.
+
+        Each row is read only up to its own end: rows are sorted by length, so the rows still
+        reading at a step are a leading slice. Rollouts end at very different lengths, and
+        reading them padded to the longest was most of D's work.
+        """
+        step = EmbeddingLSTMStep(self.lstm, self.token_embedding, self.tag_embedding,
+                                 self.intent_embedding, self.language_embedding)
+        lengths = (tags != self.pad_tag).sum(dim=1)
+        order = lengths.argsort(descending=True)
+        tokens, tags = tokens[order], tags[order]
+        hidden, cell = state[0][0, order], state[1][0, order]  # copies: updated in place
+        conditions = step.condition_gates(intents[order], languages[order])
+        reading = (lengths.unsqueeze(0) > torch.arange(tokens.size(1)).unsqueeze(1)).sum(dim=1)
+        for position, rows in enumerate(reading.tolist()):
+            hidden[:rows], cell[:rows] = step(conditions[:rows], tokens[:rows, position],
+                                              tags[:rows, position], (hidden[:rows], cell[:rows]))
+        logits = torch.empty_like(hidden[:, 0])
+        logits[order] = self.logits(hidden)
+        return logits
 
 
 def last_step(tags: torch.Tensor, pad_tag: int) -> torch.Tensor:

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan.lstm import LSTMState, states_after_each_step
+from gan.lstm import EmbeddingLSTMStep, LSTMState, states_after_each_step
 from gan.sampling import SamplingConfig, pick
 from gan.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, Vocabulary
-
 
 
 class Generator(nn.Module):
@@ -101,6 +100,10 @@ class Generator(nn.Module):
         else:
             bias = self.language_token_bias[languages]
             logits = self.token_head(inputs) + (bias.unsqueeze(1) if tags.dim() == 2 else bias)
+        return self._end_rows(logits, tags)
+
+    def _end_rows(self, logits: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+        """After the EOS tag only the EOS token, after PAD only PAD."""
         ended = self.end_tags[tags]
         if bool(ended.any()):
             logits[ended] = self.end_token_logits[tags[ended]]
@@ -139,59 +142,126 @@ class Generator(nn.Module):
             self.lstm, self._inputs(previous_tokens, previous_tags, intents, languages))
 
     # --- sampling --------------------------------------------------------------------------
+    def sampling_tables(self) -> "SamplingTables":
+        """G's weights rearranged for fast sampling; valid until the weights change."""
+        return SamplingTables(self)
+
+    def _sampled_token_logits(self, tables: "SamplingTables", hidden: torch.Tensor,
+                              tags: torch.Tensor, languages: torch.Tensor) -> torch.Tensor:
+        """``token_logits`` for (R, H) hidden states, from the tables."""
+        if bool((languages == languages[0]).all()):  # the usual case: one gather, no add
+            bias = tables.token_bias(int(languages[0]), self.language_token_bias)[tags]
+        else:
+            bias = tables.token_from_tag[tags] + self.language_token_bias[languages]
+        return self._end_rows(torch.addmm(bias, hidden, tables.token_from_hidden), tags)
+
+    @torch.no_grad()
     def continue_sequences(self, state: LSTMState | None, previous_tokens: torch.Tensor,
                            previous_tags: torch.Tensor, positions: torch.Tensor,
                            intents: torch.Tensor, languages: torch.Tensor, steps: int,
-                           config: SamplingConfig, *, uniforms: torch.Tensor | None = None,
+                           config: SamplingConfig, *, sources: torch.Tensor | None = None,
+                           tables: "SamplingTables | None" = None,
+                           uniforms: torch.Tensor | None = None,
                            generator: torch.Generator | None = None
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample up to ``steps`` more steps for each row; returns tokens and tags (R, <=steps).
+        """Sample up to ``steps`` more steps per row; returns tokens and tags (R, <=steps).
 
-        ``positions`` (R,) is the index of the next step of each row (rows may differ, which
-        is what lets every prefix of a batch be continued at once). ``uniforms`` (R, steps, 2)
-        fixes the random numbers of the tag and token draws; else ``generator`` is used.
-        Stops early once every row has ended; ended rows are filled with PAD.
+        Input row i resumes a sequence: LSTM ``state`` (two (1, I, H); None = from the start),
+        the previous step ``(previous_tokens, previous_tags)``, ``positions`` (the index of the
+        next step: rows may differ, which lets every prefix of a batch be continued at once)
+        and its conditions. Output row r continues input row ``sources[r]`` (default r), so
+        the N rollouts of a prefix are N rows with one source. ``uniforms`` (R, steps, 2) fix
+        the random numbers of the tag and token draws; else ``generator`` is used. Samples
+        come from the policy without dropout; ``tables`` (``sampling_tables()``) can be
+        built once for many calls. Ended rows are filled with PAD; stops once all have ended.
+
+        Rows with the same history share one LSTM state and one evaluation of each head, and
+        only their draws are made per row: the rollouts of a prefix start together, and a
+        trained G keeps many of them together for a step or two.
         """
-        rows = previous_tokens.size(0)
-        tokens_out = torch.full((rows, steps), PAD_ID, dtype=torch.long, device=positions.device)
+        if sources is None:
+            sources = torch.arange(previous_tokens.size(0), device=previous_tokens.device)
+        tables = tables or self.sampling_tables()
+        tag_count, token_count = self.tag_head.out_features, self.token_head.out_features
+        rows = sources.size(0)
+        tokens_out = torch.full((rows, steps), PAD_ID, dtype=torch.long, device=sources.device)
         tags_out = torch.full((rows, steps), self.pad_tag, dtype=torch.long,
-                              device=positions.device)
-        # Only rows that have not ended are computed: an ended row can only continue with
-        # PAD, and in a batch of rollouts most rows end long before the longest one.
-        active = (~self.end_tags[previous_tags]).nonzero().squeeze(1)
-        if state is not None:
-            state = (state[0][:, active], state[1][:, active])
-        previous_tokens, previous_tags = previous_tokens[active], previous_tags[active]
-        positions, intents, languages = positions[active], intents[active], languages[active]
+                              device=sources.device)
+        # Only rows still going are computed (an ended row can only continue with PAD), each
+        # distinct history once: ``row_group`` maps the active rows to their history.
+        active = (~self.end_tags[previous_tags[sources]]).nonzero().squeeze(1)
+        inputs, row_group = torch.unique(sources[active], return_inverse=True)
+        if state is None:
+            hidden, cell = tables.lstm_step.zero_state(inputs.numel())
+        else:
+            hidden, cell = state[0][0, inputs], state[1][0, inputs]
+        previous_tokens, previous_tags = previous_tokens[inputs], previous_tags[inputs]
+        positions, intents, languages = positions[inputs], intents[inputs], languages[inputs]
+        conditions = tables.lstm_step.condition_gates(intents, languages)
         used = 1
         for step in range(steps):
             if active.numel() == 0:
                 break
-            inputs = self._inputs(previous_tokens.unsqueeze(1), previous_tags.unsqueeze(1),
-                                  intents, languages)
-            output, state = self.lstm(inputs, state)
-            hidden = output[:, 0]
-            tag_uniforms = None if uniforms is None else uniforms[active, step, 0]
-            token_uniforms = None if uniforms is None else uniforms[active, step, 1]
+            hidden, cell = tables.lstm_step(conditions, previous_tokens, previous_tags,
+                                            (hidden, cell))
             tags = pick(self.tag_logits(hidden, previous_tags, intents, positions), config,
-                        tag_uniforms, generator)
-            tokens = pick(self.token_logits(hidden, tags, languages), config, token_uniforms,
-                          generator)
+                        None if uniforms is None else uniforms[active, step, 0], generator,
+                        rows=row_group)
+            # One token distribution per (history, tag) pair.
+            pairs, row_pair = torch.unique(row_group * tag_count + tags, return_inverse=True)
+            pair_group, pair_tag = pairs // tag_count, pairs % tag_count
+            token_logits = self._sampled_token_logits(tables, hidden[pair_group], pair_tag,
+                                                      languages[pair_group])
+            tokens = pick(token_logits, config,
+                          None if uniforms is None else uniforms[active, step, 1], generator,
+                          rows=row_pair)
             tokens_out[active, step] = tokens
             tags_out[active, step] = tags
             used = step + 1
             going_on = ~self.end_tags[tags]
-            active, state = active[going_on], (state[0][:, going_on], state[1][:, going_on])
-            previous_tokens, previous_tags = tokens[going_on], tags[going_on]
-            positions = positions[going_on] + 1
-            intents, languages = intents[going_on], languages[going_on]
+            active = active[going_on]
+            histories, row_group = torch.unique(row_pair[going_on] * token_count
+                                                + tokens[going_on], return_inverse=True)
+            pair, previous_tokens = histories // token_count, histories % token_count
+            parent = pair_group[pair]
+            previous_tags = pair_tag[pair]
+            hidden, cell = hidden[parent], cell[parent]
+            positions, intents, languages = positions[parent] + 1, intents[parent], languages[parent]
+            conditions = conditions[parent]
         return tokens_out[:, :used], tags_out[:, :used]
 
     def sample(self, intents: torch.Tensor, languages: torch.Tensor, config: SamplingConfig, *,
+               tables: "SamplingTables | None" = None,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances for the given conditions: step tokens and tags (B, T), EOS-ended."""
-        rows = intents.size(0)
-        start = torch.zeros(rows, dtype=torch.long, device=intents.device)
+        conditions, sources = torch.unique(torch.stack([intents, languages], dim=1), dim=0,
+                                           return_inverse=True)
+        start = torch.zeros(conditions.size(0), dtype=torch.long, device=intents.device)
         return self.continue_sequences(
-            None, start + BOS_ID, start + self.bos_tag, start, intents, languages,
-            self.max_length + 1, config, generator=generator)
+            None, start + BOS_ID, start + self.bos_tag, start, conditions[:, 0], conditions[:, 1],
+            self.max_length + 1, config, sources=sources, tables=tables, generator=generator)
+
+
+class SamplingTables:
+    """G's weights rearranged for sampling without gradients: the LSTM step of
+    ``EmbeddingLSTMStep``, and the token head split into its hidden-state part and a table of
+    its tag-embedding part (with the bias), one row per tag."""
+
+    def __init__(self, generator: Generator):
+        self.lstm_step = EmbeddingLSTMStep(generator.lstm, generator.token_embedding,
+                                           generator.tag_embedding, generator.intent_embedding,
+                                           generator.language_embedding)
+        hidden_size = generator.lstm.hidden_size
+        with torch.no_grad():
+            weight = generator.token_head.weight
+            self.token_from_hidden = weight[:, :hidden_size].T.contiguous()
+            self.token_from_tag = (generator.tag_embedding.weight @ weight[:, hidden_size:].T
+                                   + generator.token_head.bias)
+        self._token_bias_by_language: dict[int, torch.Tensor] = {}
+
+    def token_bias(self, language: int, language_token_bias: torch.Tensor) -> torch.Tensor:
+        """``token_from_tag`` with one language's vocabulary mask folded in, (tags, V)."""
+        if language not in self._token_bias_by_language:
+            self._token_bias_by_language[language] = (self.token_from_tag
+                                                      + language_token_bias[language])
+        return self._token_bias_by_language[language]

@@ -10,7 +10,8 @@ Every function takes a batch of sampled step sequences ``tokens, tags`` (B, T) w
 
 ``rollout_rewards`` continues *all* prefixes x N rollouts as one batch of B*(T-1)*N rows (one
 pass over time to get every prefix's LSTM state in G and in D, then one batched sampling
-loop, and D reads only the continuations);
+loop in which rows with the same history share their computation, and D reads only the
+continuations, each up to its own end);
 ``rollout_rewards_reference`` is the straightforward per-prefix, per-rollout Python loop, kept
 as the executable specification for the equality test and the speed benchmark.
 """
@@ -21,7 +22,7 @@ from typing import Literal
 
 import torch
 
-from gan.discriminator import Discriminator, last_hidden, last_step
+from gan.discriminator import Discriminator, last_step
 from gan.generator import Generator
 from gan.sampling import UNRESTRICTED
 
@@ -78,41 +79,39 @@ def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, 
                        discriminator, tokens, tags, intents, languages)
     if uniforms is None:
         uniforms = rollout_uniforms(rollouts, tokens, max_length, generator)
-    rows = rollouts * prefixes * batch  # row order: (rollout, prefix, utterance)
+    prefix_rows = prefixes * batch  # order: (prefix, utterance)
+    rows = rollouts * prefix_rows  # order: (rollout, prefix, utterance)
 
-    def per_row(per_prefix_and_utterance: torch.Tensor) -> torch.Tensor:
-        """(P, B, ...) -> (R, ...) repeated for each rollout."""
-        expanded = per_prefix_and_utterance.unsqueeze(0).expand(
-            rollouts, *per_prefix_and_utterance.shape)
-        return expanded.reshape(rows, *per_prefix_and_utterance.shape[2:])
+    def per_prefix(per_utterance: torch.Tensor) -> torch.Tensor:
+        """(B, ...) -> (P*B, ...)."""
+        return per_utterance.unsqueeze(0).expand(prefixes, *per_utterance.shape).reshape(
+            prefix_rows, *per_utterance.shape[1:])
 
-    def prefix_state_per_row(state: tuple[torch.Tensor, torch.Tensor]):
-        """Two (B, T, H) states after every step -> two (1, R, H) states after each prefix."""
-        return tuple(per_row(part[:, :prefixes].transpose(0, 1)).unsqueeze(0) for part in state)
+    def state_per_prefix(state: tuple[torch.Tensor, torch.Tensor]):
+        """Two (B, T, H) states after every step -> two (1, P*B, H) states after each prefix."""
+        return tuple(part[:, :prefixes].transpose(0, 1).reshape(1, prefix_rows, -1)
+                     for part in state)
 
-    prefix_ends = per_row(torch.arange(prefixes, device=tokens.device).unsqueeze(1)
-                          .expand(-1, batch))
-    row_intents = per_row(intents.unsqueeze(0).expand(prefixes, -1))
-    row_languages = per_row(languages.unsqueeze(0).expand(prefixes, -1))
+    prefix_ends = torch.arange(prefixes, device=tokens.device).repeat_interleave(batch)
+    prefix_intents, prefix_languages = per_prefix(intents), per_prefix(languages)
+    sources = torch.arange(prefix_rows, device=tokens.device).repeat(rollouts)
     continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
-        prefix_state_per_row(rollout_generator.prefix_states(tokens, tags, intents, languages)),
-        per_row(tokens[:, :prefixes].T), per_row(tags[:, :prefixes].T), prefix_ends + 1,
-        row_intents, row_languages, max_length, UNRESTRICTED,
+        state_per_prefix(rollout_generator.prefix_states(tokens, tags, intents, languages)),
+        tokens[:, :prefixes].T.reshape(-1), tags[:, :prefixes].T.reshape(-1), prefix_ends + 1,
+        prefix_intents, prefix_languages, max_length, UNRESTRICTED, sources=sources,
         uniforms=uniforms.reshape(rows, max_length, 2))
 
     # Prefixes that already hold the whole sequence get no rollout reward. D is left to
     # right, so the others are scored by reading only their continuations, starting from
     # D's state after the prefix: every rollout of a prefix shares that part of D's work.
-    live = prefix_ends < per_row(last_step(tags, discriminator.pad_tag).unsqueeze(0)
-                                 .expand(prefixes, -1))
-    d_state = prefix_state_per_row(discriminator.prefix_states(tokens, tags, intents, languages))
-    live_tags = continuation_tags[live]
-    hidden, _ = discriminator.hidden_states(
-        continuation_tokens[live], live_tags, row_intents[live], row_languages[live],
-        (d_state[0][:, live], d_state[1][:, live]))
+    live = (prefix_ends < per_prefix(last_step(tags, discriminator.pad_tag)))[sources]
+    d_state = state_per_prefix(discriminator.prefix_states(tokens, tags, intents, languages))
+    live_sources = sources[live]
     scores = torch.zeros(rows, dtype=torch.get_default_dtype(), device=tokens.device)
-    scores[live] = torch.sigmoid(discriminator.logits(
-        last_hidden(hidden, live_tags, discriminator.pad_tag)))
+    scores[live] = torch.sigmoid(discriminator.continuation_logits(
+        continuation_tokens[live], continuation_tags[live], prefix_intents[live_sources],
+        prefix_languages[live_sources],
+        (d_state[0][:, live_sources], d_state[1][:, live_sources])))
     rollout_means = scores.view(rollouts, prefixes, batch).mean(dim=0).T
     return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
 
@@ -128,6 +127,7 @@ def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discr
     if uniforms is None:
         uniforms = rollout_uniforms(rollouts, tokens, max_length, generator)
     rollout_means = torch.zeros(batch, steps - 1, dtype=torch.get_default_dtype())
+    tables = rollout_generator.sampling_tables()
     for prefix_end in range(steps - 1):
         prefix_tokens = tokens[:, :prefix_end + 1]
         prefix_tags = tags[:, :prefix_end + 1]
@@ -138,7 +138,7 @@ def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discr
             positions = torch.full((batch,), prefix_end + 1, dtype=torch.long)
             continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
                 state, prefix_tokens[:, -1], prefix_tags[:, -1], positions, intents, languages,
-                max_length, UNRESTRICTED, uniforms=uniforms[rollout, prefix_end])
+                max_length, UNRESTRICTED, tables=tables, uniforms=uniforms[rollout, prefix_end])
             whole_tokens = torch.cat([prefix_tokens, continuation_tokens], dim=1)
             whole_tags = torch.cat([prefix_tags, continuation_tags], dim=1)
             scores = torch.sigmoid(discriminator.sequence_logits(whole_tokens, whole_tags,

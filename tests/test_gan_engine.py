@@ -10,8 +10,9 @@ import torch
 from gan import rewards
 from gan.discriminator import Discriminator
 from gan.generator import Generator
+from gan.lstm import EmbeddingLSTMStep
 from gan.sampling import SamplingConfig, inverse_cdf_sample, pick
-from gan.vocab import Vocabulary
+from gan.vocab import BOS_ID, Vocabulary
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance
 from shared_data import SHARED_DATA
@@ -98,6 +99,68 @@ def test_top_k_and_top_p_keep_only_the_best_entries():
     assert set(top_p.tolist()) == {0, 1}  # 0.5 + 0.3 >= 0.7
     greedy = pick(logits, SamplingConfig(method="greedy"))
     assert set(greedy.tolist()) == {0}
+
+
+@pytest.mark.parametrize("method", ["greedy", "temperature", "top-k", "top-p"])
+def test_draws_that_share_a_row_equal_draws_from_copies_of_it(method):
+    torch.manual_seed(0)
+    logits = torch.randn(5, 30) * 3
+    logits[1, 4:] = float("-inf")
+    rows = torch.tensor([3, 0, 3, 1, 1, 1, 4, 3, 0])
+    uniforms = torch.rand(rows.shape)
+    config = SamplingConfig(method=method, top_k=4, top_p=0.6, temperature=0.8)
+    shared = pick(logits, config, uniforms, torch.Generator().manual_seed(1), rows=rows)
+    copied = pick(logits[rows], config, uniforms, torch.Generator().manual_seed(1))
+    assert torch.equal(shared, copied)
+
+
+def test_the_fast_lstm_step_equals_the_modules_forward_pass(vocab):
+    generator, discriminator = tiny_models(vocab)
+    intents, languages = conditions(vocab, 7)
+    tokens, tags = torch.randint(4, len(vocab.tokens), (7, 3)), torch.randint(0, 5, (7, 3))
+    for model in (generator, discriminator):
+        step = EmbeddingLSTMStep(model.lstm, model.token_embedding, model.tag_embedding,
+                                 model.intent_embedding, model.language_embedding)
+        expected_output, (expected_hidden, expected_cell) = model.lstm(
+            model._inputs(tokens, tags, intents, languages))
+        state = step.zero_state(7)
+        for position in range(3):
+            state = step(step.condition_gates(intents, languages), tokens[:, position],
+                         tags[:, position], state)
+            torch.testing.assert_close(state[0], expected_output[:, position])
+        torch.testing.assert_close(state[1], expected_cell[0])
+
+
+def test_scoring_continuations_from_a_prefix_state_equals_scoring_whole_sequences(vocab):
+    generator, discriminator = tiny_models(vocab)
+    intents, languages = conditions(vocab, 16)
+    with torch.no_grad():
+        tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"),
+                                        generator=torch.Generator().manual_seed(0))
+        states = discriminator.prefix_states(tokens, tags, intents, languages)
+        continued = discriminator.continuation_logits(
+            tokens[:, 1:], tags[:, 1:], intents, languages,
+            (states[0][:, 0].unsqueeze(0), states[1][:, 0].unsqueeze(0)))
+        whole = discriminator.sequence_logits(tokens, tags, intents, languages)
+    long_enough = (tags != vocab.tag_index["<pad>"]).sum(1) > 1  # else nothing is continued
+    torch.testing.assert_close(continued[long_enough], whole[long_enough])
+
+
+def test_sampling_ignores_dropout_and_shares_rows_without_changing_draws(vocab):
+    generator, _ = tiny_models(vocab)
+    intents, languages = conditions(vocab, 24)
+    config = SamplingConfig(method="top-p", top_p=0.9)
+    evaluated = generator.sample(intents, languages, config,
+                                 generator=torch.Generator().manual_seed(5))
+    generator.train()
+    trained_mode = generator.sample(intents, languages, config,
+                                    generator=torch.Generator().manual_seed(5))
+    one_row_each = generator.continue_sequences(  # no two rows share an input row
+        None, torch.full((24,), BOS_ID), torch.full((24,), generator.bos_tag),
+        torch.zeros(24, dtype=torch.long), intents, languages, generator.max_length + 1, config,
+        generator=torch.Generator().manual_seed(5))
+    for left, right in ((evaluated, trained_mode), (evaluated, one_row_each)):
+        assert torch.equal(left[0], right[0]) and torch.equal(left[1], right[1])
 
 
 @pytest.mark.parametrize("method", ["greedy", "temperature", "top-k", "top-p"])
