@@ -9,7 +9,8 @@ A saved augmenter is a plain directory (atomic writes)::
     info.json          languages, intents, slot types, quality metrics, source label
 
 ``generate`` is lazy: it yields batch by batch, so a stream consumer can stop early.
-Given the same saved generator, ``seed`` and ``batch_size`` it yields the same utterances.
+Given the same saved generator, ``seed`` and ``batch_size`` it yields the same utterances,
+also when concurrent calls share sampling batches (``gan.batching``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from nlu.atomic import save_torch, write_json
 from nlu.utterance import Utterance
 
+from gan.batching import SharedSampler
 from gan.sampling import SamplingConfig
 from gan.vocab import Vocabulary
 
@@ -55,6 +57,7 @@ class Augmenter:
         self.discriminator = discriminator.eval()
         self.info = info
         self.last_gate_report: "GateReport | None" = None
+        self.sampler = SharedSampler(self.generator)  # an augmenter's G does not train
 
     # --- persistence -------------------------------------------------------------------------
     def save(self, directory: Path | str) -> Path:
@@ -187,8 +190,7 @@ class Augmenter:
 
         intents = torch.tensor([self.vocab.intent_index[i] for i, _ in conditions])
         languages = torch.tensor([self.vocab.language_index[lang] for _, lang in conditions])
-        with torch.no_grad():
-            tokens, tags = self.generator.sample(intents, languages, sampling, generator=random)
+        tokens, tags = self.sampler.sample(intents, languages, sampling, random)
         batch = []
         for row, (intent, language) in enumerate(conditions):
             words, labels = self.vocab.decode(tokens[row].tolist(), tags[row].tolist())

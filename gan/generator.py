@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gan.lstm import EmbeddingLSTMStep, LSTMState, states_after_each_step
-from gan.sampling import SamplingConfig, pick
+from gan.sampling import Random, RandomStreams, SamplingConfig, pick
 from gan.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, Vocabulary
 
 
@@ -161,8 +161,7 @@ class Generator(nn.Module):
                            intents: torch.Tensor, languages: torch.Tensor, steps: int,
                            config: SamplingConfig, *, sources: torch.Tensor | None = None,
                            tables: "SamplingTables | None" = None,
-                           uniforms: torch.Tensor | None = None,
-                           generator: torch.Generator | None = None
+                           uniforms: torch.Tensor | None = None, generator: Random = None
                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample up to ``steps`` more steps per row; returns tokens and tags (R, <=steps).
 
@@ -171,7 +170,8 @@ class Generator(nn.Module):
         next step: rows may differ, which lets every prefix of a batch be continued at once)
         and its conditions. Output row r continues input row ``sources[r]`` (default r), so
         the N rollouts of a prefix are N rows with one source. ``uniforms`` (R, steps, 2) fix
-        the random numbers of the tag and token draws; else ``generator`` is used. Samples
+        the random numbers of the tag and token draws; else ``generator`` (one, or a
+        ``RandomStreams`` over the R rows) serves them. Samples
         come from the policy without dropout; ``tables`` (``sampling_tables()``) can be
         built once for many calls. Ended rows are filled with PAD; stops once all have ended.
 
@@ -204,8 +204,9 @@ class Generator(nn.Module):
                 break
             hidden, cell = tables.lstm_step(conditions, previous_tokens, previous_tags,
                                             (hidden, cell))
+            random = generator.subset(active) if isinstance(generator, RandomStreams) else generator
             tags = pick(self.tag_logits(hidden, previous_tags, intents, positions), config,
-                        None if uniforms is None else uniforms[active, step, 0], generator,
+                        None if uniforms is None else uniforms[active, step, 0], random,
                         rows=row_group)
             # One token distribution per (history, tag) pair.
             pairs, row_pair = torch.unique(row_group * tag_count + tags, return_inverse=True)
@@ -213,7 +214,7 @@ class Generator(nn.Module):
             token_logits = self._sampled_token_logits(tables, hidden[pair_group], pair_tag,
                                                       languages[pair_group])
             tokens = pick(token_logits, config,
-                          None if uniforms is None else uniforms[active, step, 1], generator,
+                          None if uniforms is None else uniforms[active, step, 1], random,
                           rows=row_pair)
             tokens_out[active, step] = tokens
             tags_out[active, step] = tags
@@ -232,7 +233,7 @@ class Generator(nn.Module):
 
     def sample(self, intents: torch.Tensor, languages: torch.Tensor, config: SamplingConfig, *,
                tables: "SamplingTables | None" = None,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               generator: Random = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances for the given conditions: step tokens and tags (B, T), EOS-ended."""
         conditions, sources = torch.unique(torch.stack([intents, languages], dim=1), dim=0,
                                            return_inverse=True)

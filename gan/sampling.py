@@ -12,7 +12,7 @@ rollout rewards do). Nucleus sampling is rejection sampling on top of that draw 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 
@@ -43,6 +43,41 @@ class SamplingConfig:
 
 
 UNRESTRICTED = SamplingConfig(method="temperature", temperature=1.0)  # sampling from the policy
+
+
+class RandomStreams:
+    """Random numbers for draws that belong to independent streams, e.g. requests merged into
+    one sampling batch: draw i takes its numbers from ``generators[streams[i]]``.
+
+    Each generator serves its own draws in order and a stream's draws are contiguous, so a
+    request merged into a shared batch draws exactly the numbers it would draw alone.
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator | None], streams: torch.Tensor):
+        self.generators = list(generators)
+        self.streams = streams
+
+    def subset(self, draws: torch.Tensor) -> "RandomStreams":
+        """The streams of some of the draws (``draws`` ascending)."""
+        return RandomStreams(self.generators, self.streams[draws])
+
+    def rand(self, *trailing: int, dtype: torch.dtype) -> torch.Tensor:
+        """Uniforms in [0, 1), (draws, *trailing)."""
+        counts = torch.bincount(self.streams, minlength=len(self.generators)).tolist()
+        return torch.cat([torch.rand(count, *trailing, generator=generator, dtype=dtype)
+                          for generator, count in zip(self.generators, counts)])
+
+
+Random = torch.Generator | RandomStreams | None  # None: torch's global generator
+
+
+def _uniforms(random: Random, draws: int, subset: torch.Tensor | None = None, *trailing: int,
+              dtype: torch.dtype) -> torch.Tensor:
+    """Uniforms for ``draws`` draws, or for the ``subset`` of them, (draws, *trailing)."""
+    if isinstance(random, RandomStreams):
+        return (random if subset is None else random.subset(subset)).rand(*trailing, dtype=dtype)
+    return torch.rand(draws if subset is None else subset.numel(), *trailing, generator=random,
+                      dtype=dtype)
 
 
 def inverse_cdf_sample(probabilities: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -81,8 +116,7 @@ def _draw(cumulative: torch.Tensor, uniforms: torch.Tensor,
 
 
 def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | None = None,
-         generator: torch.Generator | None = None, *,
-         rows: torch.Tensor | None = None) -> torch.Tensor:
+         generator: Random = None, *, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Choose indices from masked ``logits`` (``-inf`` = impossible) by ``config``: one per
     row, or with ``rows`` (R,) R of them, the i-th from row ``rows[i]`` (a row several
     draws share is normalised once).
@@ -94,8 +128,8 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
         best = logits.argmax(dim=-1)
         return best if rows is None else best[rows]
     if uniforms is None:
-        uniforms = torch.rand(logits.shape[:-1] if rows is None else rows.shape,
-                              generator=generator, dtype=logits.dtype, device=logits.device)
+        shape = logits.shape[:-1] if rows is None else rows.shape
+        uniforms = _uniforms(generator, shape.numel(), dtype=logits.dtype).view(shape)
     if config.temperature != 1.0:
         logits = logits / config.temperature
     if config.method == "top-k" and config.top_k < logits.size(-1):
@@ -111,7 +145,7 @@ NUCLEUS_ATTEMPTS = 3  # draws per row (each accepted with p >= top_p); then a fu
 
 
 def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
-             generator: torch.Generator | None, rows: torch.Tensor | None) -> torch.Tensor:
+             generator: Random, rows: torch.Tensor | None) -> torch.Tensor:
     """Sample from the nucleus — the smallest set of best entries holding ``top_p`` of the mass
     — by rejection: draw from the whole distribution and keep the draw if it is in the
     nucleus; draws that are not take the first accepted of ``NUCLEUS_ATTEMPTS - 1`` more
@@ -136,9 +170,8 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
     in_nucleus = _in_nucleus(probabilities[rows[unsure]], choice[unsure].unsqueeze(1), top_p)
     rejected = unsure[~in_nucleus.squeeze(1)]
     if rejected.numel() and NUCLEUS_ATTEMPTS > 1:
-        draws = _search(cumulative[rows[rejected]], torch.rand(
-            (rejected.numel(), NUCLEUS_ATTEMPTS - 1), generator=generator,
-            dtype=probabilities.dtype, device=probabilities.device))
+        draws = _search(cumulative[rows[rejected]], _uniforms(
+            generator, choice.numel(), rejected, NUCLEUS_ATTEMPTS - 1, dtype=probabilities.dtype))
         accepted = _in_nucleus(probabilities[rows[rejected]], draws, top_p)
         found = accepted.any(dim=1)
         first = accepted[found].int().argmax(dim=1)
@@ -146,8 +179,8 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
         rejected = rejected[~found]
     if rejected.numel():
         ordered, order = probabilities[rows[rejected]].sort(dim=-1, descending=True)
-        fresh = torch.rand(rejected.shape, generator=generator, dtype=ordered.dtype,
-                           device=ordered.device)  # the used ones are biased by rejection
+        fresh = _uniforms(generator, choice.numel(), rejected,  # the used ones are biased
+                          dtype=ordered.dtype)                 # by the rejection
         choice[rejected] = _pick_in_order(ordered, order, top_p, fresh)
     return choice.view(shape)
 

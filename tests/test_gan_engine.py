@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from gan import rewards
+from gan.batching import SharedSampler
 from gan.discriminator import Discriminator
 from gan.generator import Generator
 from gan.lstm import EmbeddingLSTMStep
@@ -262,3 +265,59 @@ def test_nucleus_sampling_follows_the_sorted_nucleus_distribution(attempts, monk
     frequency = torch.zeros(6, 40).scatter_add_(1, picks.T, torch.ones(6, draws)) / draws
     assert (frequency[expected == 0] == 0).all()  # never outside the nucleus
     assert (frequency - expected).abs().max() < 0.015  # > 4 standard errors
+
+def test_concurrent_calls_share_a_batch_and_draw_what_they_would_alone(vocab, monkeypatch):
+    generator, _ = tiny_models(vocab)
+    sampler = SharedSampler(generator)
+    config = SamplingConfig(method="top-p", top_p=0.8)
+    requests = [conditions(vocab, rows) for rows in (5, 9, 3)]
+    alone = [generator.sample(intents, languages, config,
+                              generator=torch.Generator().manual_seed(seed))
+             for seed, (intents, languages) in enumerate(requests)]
+    # The first call holds the generator until the three requests wait: they run as one batch.
+    release, original = threading.Event(), generator.sample
+
+    def first_call_blocks(*args, **kwargs):
+        release.wait(timeout=30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(generator, "sample", first_call_blocks)
+    results = {}
+
+    def call(name, intents, languages, seed):
+        results[name] = sampler.sample(intents, languages, config,
+                                       torch.Generator().manual_seed(seed))
+
+    first = threading.Thread(target=call, args=("first", *conditions(vocab, 2), 99))
+    first.start()
+    merged = [threading.Thread(target=call, args=(index, *request, index))
+              for index, request in enumerate(requests)]
+    for thread in merged:
+        thread.start()
+    while sampler.waiting < len(requests):
+        time.sleep(0.01)
+    release.set()
+    for thread in [first, *merged]:
+        thread.join(timeout=30)
+    assert sampler.batches_run == 2
+    for index, (tokens, tags) in enumerate(alone):
+        merged_tokens, merged_tags = results[index]
+        width = tokens.size(1)
+        assert torch.equal(merged_tokens[:, :width], tokens)
+        assert torch.equal(merged_tags[:, :width], tags)
+        assert (merged_tags[:, width:] == vocab.tag_index["<pad>"]).all()
+
+
+def test_a_failed_shared_batch_raises_in_every_caller(vocab, monkeypatch):
+    generator, _ = tiny_models(vocab)
+    sampler = SharedSampler(generator)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(generator, "sample", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        sampler.sample(*conditions(vocab, 3), SamplingConfig(), torch.Generator())
+    monkeypatch.undo()
+    tokens, _ = sampler.sample(*conditions(vocab, 3), SamplingConfig(), torch.Generator())
+    assert tokens.size(0) == 3  # the sampler is not left busy
