@@ -174,14 +174,23 @@ class Augmenter:
         produced = 0
         while pending and produced < budget:
             conditions = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-            batch = self._sample(conditions, sampling, random, start=produced)
+            # With a gate, one spare row per (intent, language): a dropped sample then seldom
+            # costs another round, which for a row or two costs as much as the first round.
+            spares = sorted(set(conditions)) if quality_gate is not None else []
+            batch = self._sample(conditions + spares, sampling, random, start=produced)
             produced += len(batch)
             if quality_gate is not None:
                 batch, _ = quality_gate.filter(batch)
             unfilled = Counter(conditions)
+            wanted = []
             for utterance in batch:
-                unfilled[(utterance.intent, utterance.language)] -= 1
-                yield utterance
+                key = (utterance.intent, utterance.language)
+                if unfilled[key] > 0:
+                    unfilled[key] -= 1
+                    wanted.append(utterance)
+            if len(wanted) < len(batch):
+                quality_gate.set_aside(len(batch) - len(wanted))
+            yield from wanted
             pending.extend(sorted((+unfilled).elements()))  # ask again for what the gate dropped
 
     def _sample(self, conditions: list[tuple[str, str]], sampling: SamplingConfig,

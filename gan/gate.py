@@ -48,7 +48,11 @@ class GateConfig:
 
 @dataclass
 class GateReport:
-    """How many samples each step saw and dropped. ``seen`` = all the others + ``kept``."""
+    """How many samples each step saw and dropped. ``seen`` = all the others + ``kept``.
+
+    ``surplus`` passed every step but was not needed: ``Augmenter.generate`` samples a spare
+    row per intent in each round, so that a dropped sample seldom costs another round.
+    """
 
     seen: int = 0
     malformed: int = 0
@@ -57,6 +61,7 @@ class GateReport:
     low_score: int = 0
     disagreement: int = 0
     kept: int = 0
+    surplus: int = 0
 
     def __add__(self, other: "GateReport") -> "GateReport":
         return GateReport(**{field.name: getattr(self, field.name) + getattr(other, field.name)
@@ -73,7 +78,8 @@ class GateReport:
 
     @property
     def kept_rate(self) -> float:
-        return self.kept / self.seen if self.seen else 0.0
+        """The share of samples that passed every step (kept or surplus)."""
+        return (self.kept + self.surplus) / self.seen if self.seen else 0.0
 
 
 def as_utterance(sample: Utterance | RawSample) -> Utterance:
@@ -150,3 +156,8 @@ class QualityGate:
         report.kept = len(candidates)
         self.report += report
         return candidates, report
+
+    def set_aside(self, count: int) -> None:
+        """``count`` kept samples were not needed after all: count them as surplus."""
+        self.report.kept -= count
+        self.report.surplus += count

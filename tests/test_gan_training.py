@@ -85,6 +85,9 @@ def test_quotas_language_and_gate(utterances, tmp_path):
     assert not {u.tokens for u in samples} & {u.tokens for u in utterances[:50]}
     report = augmenter.last_gate_report
     assert report.kept == 30 and report.seen >= 30
+    dropped = report.malformed + report.duplicates + report.train_copies + report.low_score
+    assert report.seen == dropped + report.kept + report.surplus
+    assert report.surplus >= 1  # the spare row of the last round, at least
     with pytest.raises(ValueError, match="quotas"):
         next(augmenter.generate(0, sampling=SamplingConfig(), seed=1, quotas={"no/such": 1}))
 

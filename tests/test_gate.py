@@ -37,7 +37,7 @@ def test_each_step_is_counted_and_reports_add_up_across_batches():
     kept, report = gate.filter(batch)
     assert [u.tokens for u in kept] == [("play", "blues")]
     assert report.as_dict() == {"seen": 6, "malformed": 2, "duplicates": 1, "train_copies": 2,
-                                "low_score": 0, "disagreement": 0, "kept": 1}
+                                "low_score": 0, "disagreement": 0, "kept": 1, "surplus": 0}
 
     # the gate remembers what it kept: the same sample in the next batch is a duplicate
     kept, second = gate.filter([(["play", "blues"], ["O", "B-genre"], "play", "en"),
