@@ -146,11 +146,24 @@ class Generator(nn.Module):
         """G's weights rearranged for fast sampling; valid until the weights change."""
         return SamplingTables(self)
 
+    def _sampled_tag_logits(self, tables: "SamplingTables", hidden: torch.Tensor,
+                            previous_tags: torch.Tensor, intents: torch.Tensor,
+                            positions: torch.Tensor) -> torch.Tensor:
+        """``tag_logits`` for (R, H) hidden states, from the tables."""
+        bias = tables.tag_bias[intents * self.tag_head.out_features + previous_tags]
+        logits = torch.addmm(bias, hidden, tables.tag_from_hidden)
+        at_limit = positions >= self.max_length
+        if bool(at_limit.any()):
+            logits[at_limit] += tables.end_only_bias
+        return logits
+
     def _sampled_token_logits(self, tables: "SamplingTables", hidden: torch.Tensor,
-                              tags: torch.Tensor, languages: torch.Tensor) -> torch.Tensor:
-        """``token_logits`` for (R, H) hidden states, from the tables."""
-        if bool((languages == languages[0]).all()):  # the usual case: one gather, no add
-            bias = tables.token_bias(int(languages[0]), self.language_token_bias)[tags]
+                              tags: torch.Tensor, languages: torch.Tensor,
+                              language: int | None) -> torch.Tensor:
+        """``token_logits`` for (R, H) hidden states, from the tables; ``language`` if all
+        rows have that one (the usual case: one gather, no add)."""
+        if language is not None:
+            bias = tables.token_bias(language, self.language_token_bias)[tags]
         else:
             bias = tables.token_from_tag[tags] + self.language_token_bias[languages]
         return self._end_rows(torch.addmm(bias, hidden, tables.token_from_hidden), tags)
@@ -198,6 +211,8 @@ class Generator(nn.Module):
         previous_tokens, previous_tags = previous_tokens[inputs], previous_tags[inputs]
         positions, intents, languages = positions[inputs], intents[inputs], languages[inputs]
         conditions = tables.lstm_step.condition_gates(intents, languages)
+        one_language = (int(languages[0]) if languages.numel()
+                        and bool((languages == languages[0]).all()) else None)
         used = 1
         for step in range(steps):
             if active.numel() == 0:
@@ -205,14 +220,15 @@ class Generator(nn.Module):
             hidden, cell = tables.lstm_step(conditions, previous_tokens, previous_tags,
                                             (hidden, cell))
             random = generator.subset(active) if isinstance(generator, RandomStreams) else generator
-            tags = pick(self.tag_logits(hidden, previous_tags, intents, positions), config,
+            tags = pick(self._sampled_tag_logits(tables, hidden, previous_tags, intents,
+                                                 positions), config,
                         None if uniforms is None else uniforms[active, step, 0], random,
                         rows=row_group)
             # One token distribution per (history, tag) pair.
             pairs, row_pair = torch.unique(row_group * tag_count + tags, return_inverse=True)
             pair_group, pair_tag = pairs // tag_count, pairs % tag_count
             token_logits = self._sampled_token_logits(tables, hidden[pair_group], pair_tag,
-                                                      languages[pair_group])
+                                                      languages[pair_group], one_language)
             tokens = pick(token_logits, config,
                           None if uniforms is None else uniforms[active, step, 1], random,
                           rows=row_pair)
@@ -245,7 +261,8 @@ class Generator(nn.Module):
 
 class SamplingTables:
     """G's weights rearranged for sampling without gradients: the LSTM step of
-    ``EmbeddingLSTMStep``, and the token head split into its hidden-state part and a table of
+    ``EmbeddingLSTMStep``; the tag head with its masks as additive biases, one row per
+    (intent, previous tag); the token head split into its hidden-state part and a table of
     its tag-embedding part (with the bias), one row per tag."""
 
     def __init__(self, generator: Generator):
@@ -254,6 +271,12 @@ class SamplingTables:
                                            generator.language_embedding)
         hidden_size = generator.lstm.hidden_size
         with torch.no_grad():
+            allowed = generator.intent_tag_mask.unsqueeze(1) & generator.transition_mask
+            self.tag_bias = (torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
+                             + generator.tag_head.bias).flatten(0, 1)
+            self.tag_from_hidden = generator.tag_head.weight.T.contiguous()
+            self.end_only_bias = torch.zeros(allowed.size(-1)).masked_fill(
+                ~generator.end_tags, float("-inf"))
             weight = generator.token_head.weight
             self.token_from_hidden = weight[:, :hidden_size].T.contiguous()
             self.token_from_tag = (generator.tag_embedding.weight @ weight[:, hidden_size:].T

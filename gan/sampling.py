@@ -98,21 +98,9 @@ def _draw(cumulative: torch.Tensor, uniforms: torch.Tensor,
           rows: torch.Tensor | None) -> torch.Tensor:
     """Inverse-CDF draws from (P, V) cumulative sums: draw i uses ``uniforms[i]`` and row
     ``rows[i]`` (None: row i)."""
-    if rows is None:
-        return _search(cumulative, uniforms.unsqueeze(-1)).squeeze(-1)
-    if rows.numel() == 0:
-        return rows.clone()
-    # searchsorted pairs each sorted row with values of its own: lay the draws out as
-    # (P, most draws of one row), each draw in its row, the rest padding.
-    order = rows.argsort(stable=True)
-    by_row = rows[order]
-    counts = torch.bincount(rows, minlength=cumulative.size(0))
-    rank = torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[by_row]
-    values = uniforms.new_zeros(cumulative.size(0), int(counts.max()))
-    values[by_row, rank] = uniforms[order]
-    draws = torch.empty_like(rows)
-    draws[order] = _search(cumulative, values)[by_row, rank]
-    return draws
+    if rows is not None:
+        cumulative = cumulative[rows]
+    return _search(cumulative, uniforms.unsqueeze(-1)).squeeze(-1)
 
 
 def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | None = None,

@@ -321,3 +321,24 @@ def test_a_failed_shared_batch_raises_in_every_caller(vocab, monkeypatch):
     monkeypatch.undo()
     tokens, _ = sampler.sample(*conditions(vocab, 3), SamplingConfig(), torch.Generator())
     assert tokens.size(0) == 3  # the sampler is not left busy
+
+
+def test_sampling_tables_give_the_heads_masked_logits(vocab):
+    generator, _ = tiny_models(vocab, max_length=3)
+    tables = generator.sampling_tables()
+    torch.manual_seed(0)
+    hidden = torch.randn(40, generator.lstm.hidden_size)
+    previous_tags = torch.randint(0, len(vocab.tags), (40,))
+    intents = torch.randint(0, len(vocab.intents), (40,))
+    positions = torch.randint(0, 5, (40,))  # some at the length limit
+    languages = torch.zeros(40, dtype=torch.long)
+    tags = torch.randint(0, len(vocab.tags), (40,))
+    for fast, slow in (
+            (generator._sampled_tag_logits(tables, hidden, previous_tags, intents, positions),
+             generator.tag_logits(hidden, previous_tags, intents, positions)),
+            (generator._sampled_token_logits(tables, hidden, tags, languages, 0),
+             generator.token_logits(hidden, tags, languages)),
+            (generator._sampled_token_logits(tables, hidden, tags, languages, None),
+             generator.token_logits(hidden, tags, languages))):
+        assert torch.equal(fast.isinf(), slow.isinf())
+        torch.testing.assert_close(fast[~fast.isinf()], slow[~slow.isinf()])
