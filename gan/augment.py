@@ -201,8 +201,10 @@ class Augmenter:
         languages = torch.tensor([self.vocab.language_index[lang] for _, lang in conditions])
         tokens, tags = self.sampler.sample(intents, languages, sampling, random)
         batch = []
-        for row, (intent, language) in enumerate(conditions):
-            words, labels = self.vocab.decode(tokens[row].tolist(), tags[row].tolist())
+        # Whole tensors to lists once: indexing a tensor row by row costs more than decoding.
+        for row, (intent, language, row_tokens, row_tags) in enumerate(
+                zip(*zip(*conditions), tokens.tolist(), tags.tolist())):
+            words, labels = self.vocab.decode(row_tokens, row_tags)
             batch.append(Utterance(tuple(words), tuple(labels), intent, language,
                                    id=f"{self.info.source}-{start + row}",
                                    source=self.info.source))
