@@ -148,24 +148,26 @@ class Generator(nn.Module):
 
     def _sampled_tag_logits(self, tables: "SamplingTables", hidden: torch.Tensor,
                             previous_tags: torch.Tensor, intents: torch.Tensor,
-                            positions: torch.Tensor) -> torch.Tensor:
-        """``tag_logits`` for (R, H) hidden states, from the tables."""
+                            positions: torch.Tensor | None) -> torch.Tensor:
+        """``tag_logits`` for (R, H) hidden states, from the tables; ``positions`` None when
+        no row can be at the length limit yet."""
         bias = tables.tag_bias[intents * self.tag_head.out_features + previous_tags]
         logits = torch.addmm(bias, hidden, tables.tag_from_hidden)
-        at_limit = positions >= self.max_length
-        if bool(at_limit.any()):
-            logits[at_limit] += tables.end_only_bias
+        if positions is not None:
+            at_limit = positions >= self.max_length
+            if bool(at_limit.any()):
+                logits[at_limit] += tables.end_only_bias
         return logits
 
     def _sampled_token_logits(self, tables: "SamplingTables", hidden: torch.Tensor,
                               tags: torch.Tensor, languages: torch.Tensor,
                               language: int | None) -> torch.Tensor:
         """``token_logits`` for (R, H) hidden states, from the tables; ``language`` if all
-        rows have that one (the usual case: one gather, no add)."""
+        rows have that one (the usual case: one gather, no add, end tags in the table)."""
         if language is not None:
-            bias = tables.token_bias(language, self.language_token_bias)[tags]
-        else:
-            bias = tables.token_from_tag[tags] + self.language_token_bias[languages]
+            return torch.addmm(tables.token_bias(language)[tags], hidden,
+                               tables.token_from_hidden)
+        bias = tables.token_from_tag[tags] + self.language_token_bias[languages]
         return self._end_rows(torch.addmm(bias, hidden, tables.token_from_hidden), tags)
 
     @torch.no_grad()
@@ -213,6 +215,7 @@ class Generator(nn.Module):
         conditions = tables.lstm_step.condition_gates(intents, languages)
         one_language = (int(languages[0]) if languages.numel()
                         and bool((languages == languages[0]).all()) else None)
+        first_limit_step = self.max_length - int(positions.max()) if positions.numel() else 0
         used = 1
         for step in range(steps):
             if active.numel() == 0:
@@ -220,15 +223,17 @@ class Generator(nn.Module):
             hidden, cell = tables.lstm_step(conditions, previous_tokens, previous_tags,
                                             (hidden, cell))
             random = generator.subset(active) if isinstance(generator, RandomStreams) else generator
-            tags = pick(self._sampled_tag_logits(tables, hidden, previous_tags, intents,
-                                                 positions), config,
+            tags = pick(self._sampled_tag_logits(
+                tables, hidden, previous_tags, intents,
+                positions if step >= first_limit_step else None), config,
                         None if uniforms is None else uniforms[active, step, 0], random,
                         rows=row_group)
             # One token distribution per (history, tag) pair.
             pairs, row_pair = torch.unique(row_group * tag_count + tags, return_inverse=True)
             pair_group, pair_tag = pairs // tag_count, pairs % tag_count
-            token_logits = self._sampled_token_logits(tables, hidden[pair_group], pair_tag,
-                                                      languages[pair_group], one_language)
+            token_logits = self._sampled_token_logits(
+                tables, hidden[pair_group], pair_tag,
+                None if one_language is not None else languages[pair_group], one_language)
             tokens = pick(token_logits, config,
                           None if uniforms is None else uniforms[active, step, 1], random,
                           rows=row_pair)
@@ -281,11 +286,16 @@ class SamplingTables:
             self.token_from_hidden = weight[:, :hidden_size].T.contiguous()
             self.token_from_tag = (generator.tag_embedding.weight @ weight[:, hidden_size:].T
                                    + generator.token_head.bias)
+        self._generator = generator
         self._token_bias_by_language: dict[int, torch.Tensor] = {}
 
-    def token_bias(self, language: int, language_token_bias: torch.Tensor) -> torch.Tensor:
-        """``token_from_tag`` with one language's vocabulary mask folded in, (tags, V)."""
+    def token_bias(self, language: int) -> torch.Tensor:
+        """``token_from_tag`` with one language's vocabulary mask folded in, (tags, V); the
+        rows of the end tags allow only their end token (whatever the hidden state adds, it
+        then has probability 1)."""
         if language not in self._token_bias_by_language:
-            self._token_bias_by_language[language] = (self.token_from_tag
-                                                      + language_token_bias[language])
+            generator = self._generator
+            bias = self.token_from_tag + generator.language_token_bias[language]
+            bias[generator.end_tags] = generator.end_token_logits[generator.end_tags]
+            self._token_bias_by_language[language] = bias
         return self._token_bias_by_language[language]

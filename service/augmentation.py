@@ -185,12 +185,13 @@ class _StreamRecord:
 
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
-                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 50):
+                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128):
         self.generators = generators
         self.max_count = max_count
         self.max_streams = max_streams
         self.batch_size = batch_size  # utterances the engine samples at once
-        self.chunk_size = chunk_size  # utterances per response message
+        self.chunk_size = chunk_size  # utterances per response message (one engine batch:
+        # each message costs the Python server a fixed share of a call)
         self.counters = StreamCounters()
         self._streams = threading.BoundedSemaphore(max_streams)
         self._counters_lock = threading.Lock()

@@ -340,5 +340,4 @@ def test_sampling_tables_give_the_heads_masked_logits(vocab):
              generator.token_logits(hidden, tags, languages)),
             (generator._sampled_token_logits(tables, hidden, tags, languages, None),
              generator.token_logits(hidden, tags, languages))):
-        assert torch.equal(fast.isinf(), slow.isinf())
-        torch.testing.assert_close(fast[~fast.isinf()], slow[~slow.isinf()])
+        torch.testing.assert_close(torch.softmax(fast, -1), torch.softmax(slow, -1))
