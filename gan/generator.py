@@ -186,9 +186,9 @@ class Generator(nn.Module):
         and its conditions. Output row r continues input row ``sources[r]`` (default r), so
         the N rollouts of a prefix are N rows with one source. ``uniforms`` (R, steps, 2) fix
         the random numbers of the tag and token draws; else ``generator`` (one, or a
-        ``RandomStreams`` over the R rows) serves them. Samples
-        come from the policy without dropout; ``tables`` (``sampling_tables()``) can be
-        built once for many calls. Ended rows are filled with PAD; stops once all have ended.
+        ``RandomStreams`` over the R rows) serves them. Samples come from the policy without
+        dropout; ``tables`` (``sampling_tables()``) can be built once for many calls. Ended
+        rows are filled with PAD; stops once all have ended.
 
         Rows with the same history share one LSTM state and one evaluation of each head, and
         only their draws are made per row: the rollouts of a prefix start together, and a
@@ -223,27 +223,35 @@ class Generator(nn.Module):
             hidden, cell = tables.lstm_step(conditions, previous_tokens, previous_tags,
                                             (hidden, cell))
             random = generator.subset(active) if isinstance(generator, RandomStreams) else generator
-            tags = pick(self._sampled_tag_logits(
+            tag_logits = self._sampled_tag_logits(
                 tables, hidden, previous_tags, intents,
-                positions if step >= first_limit_step else None), config,
+                positions if step >= first_limit_step else None)
+            tags = pick(tag_logits, config,
                         None if uniforms is None else uniforms[active, step, 0], random,
                         rows=row_group)
+            tags_out[active, step] = tags
+            used = step + 1
+            # A row that drew the EOS tag ends here: its token is EOS for sure (no head, no
+            # draw). Only an ended row can draw PAD, and ended rows are not active.
+            going_on = ~self.end_tags[tags]
+            tokens_out[active[~going_on], step] = EOS_ID
+            active, row_group, tags = active[going_on], row_group[going_on], tags[going_on]
+            if active.numel() == 0:
+                break
             # One token distribution per (history, tag) pair.
             pairs, row_pair = torch.unique(row_group * tag_count + tags, return_inverse=True)
             pair_group, pair_tag = pairs // tag_count, pairs % tag_count
             token_logits = self._sampled_token_logits(
                 tables, hidden[pair_group], pair_tag,
                 None if one_language is not None else languages[pair_group], one_language)
+            if isinstance(generator, RandomStreams):
+                random = generator.subset(active)
             tokens = pick(token_logits, config,
                           None if uniforms is None else uniforms[active, step, 1], random,
                           rows=row_pair)
             tokens_out[active, step] = tokens
-            tags_out[active, step] = tags
-            used = step + 1
-            going_on = ~self.end_tags[tags]
-            active = active[going_on]
-            histories, row_group = torch.unique(row_pair[going_on] * token_count
-                                                + tokens[going_on], return_inverse=True)
+            histories, row_group = torch.unique(row_pair * token_count + tokens,
+                                                return_inverse=True)
             pair, previous_tokens = histories // token_count, histories % token_count
             parent = pair_group[pair]
             previous_tags = pair_tag[pair]
