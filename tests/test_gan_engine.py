@@ -269,12 +269,14 @@ def test_nucleus_sampling_follows_the_sorted_nucleus_distribution(attempts, monk
 def test_concurrent_calls_share_a_batch_and_draw_what_they_would_alone(vocab, monkeypatch):
     generator, _ = tiny_models(vocab)
     sampler = SharedSampler(generator)
-    config = SamplingConfig(method="top-p", top_p=0.8)
-    requests = [conditions(vocab, rows) for rows in (5, 9, 3)]
+    top_p, temperature = SamplingConfig(method="top-p", top_p=0.8), SamplingConfig("temperature")
+    requests = [(*conditions(vocab, rows), config)
+                for rows, config in ((5, top_p), (9, temperature), (3, top_p))]
     alone = [generator.sample(intents, languages, config,
                               generator=torch.Generator().manual_seed(seed))
-             for seed, (intents, languages) in enumerate(requests)]
-    # The first call holds the generator until the three requests wait: they run as one batch.
+             for seed, (intents, languages, config) in enumerate(requests)]
+    # The first call holds the generator until the three requests wait: then the two top-p
+    # calls run as one batch and the temperature call as another.
     release, original = threading.Event(), generator.sample
 
     def first_call_blocks(*args, **kwargs):
@@ -284,22 +286,22 @@ def test_concurrent_calls_share_a_batch_and_draw_what_they_would_alone(vocab, mo
     monkeypatch.setattr(generator, "sample", first_call_blocks)
     results = {}
 
-    def call(name, intents, languages, seed):
+    def call(name, intents, languages, config, seed):
         results[name] = sampler.sample(intents, languages, config,
                                        torch.Generator().manual_seed(seed))
 
-    first = threading.Thread(target=call, args=("first", *conditions(vocab, 2), 99))
+    first = threading.Thread(target=call, args=("first", *conditions(vocab, 2), top_p, 99))
     first.start()
-    merged = [threading.Thread(target=call, args=(index, *request, index))
+    queued = [threading.Thread(target=call, args=(index, *request, index))
               for index, request in enumerate(requests)]
-    for thread in merged:
+    for thread in queued:
         thread.start()
     while sampler.waiting < len(requests):
         time.sleep(0.01)
     release.set()
-    for thread in [first, *merged]:
+    for thread in [first, *queued]:
         thread.join(timeout=30)
-    assert sampler.batches_run == 2
+    assert sampler.batches_run == 3
     for index, (tokens, tags) in enumerate(alone):
         merged_tokens, merged_tags = results[index]
         width = tokens.size(1)
