@@ -6,8 +6,9 @@ Starts ``nlu-bootstrap serve`` as a separate process on a free loopback port and
 and 32 concurrent clients (threads of this process, one channel each), issues ``Augment``
 calls for 100 utterances each, bounded by ``--calls`` per level and ``--seconds`` per level,
 whichever comes first. A call's latency runs from the request to its last utterance. Prints
-p50/p95/p99 latency, calls/s, utterances/s and the number of unexpected errors per level
-(target: p99 < 150 ms at 8 clients, 0 errors).
+p50/p95/p99 latency, calls/s, utterances/s, how busy the machine's cores were (server and
+clients together) and the number of unexpected errors per level (target: p99 < 150 ms at 8
+clients, 0 errors).
 
 Without ``--generator`` it first trains a generator with the default GanConfig model sizes
 by MLE only (a few epochs over 2,000 utterances of the xSID English training set: enough to
@@ -92,6 +93,16 @@ def start_server(tracking_uri: str, state_dir: Path, max_streams: int,
         time.sleep(1)
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine from /proc/stat (None off Linux)."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def run_level(target: str, generator: str, clients: int, *, count: int, calls: int,
               seconds: float, seed: int) -> dict:
     """``clients`` threads issue Augment calls until ``calls`` are done or time is up."""
@@ -122,12 +133,17 @@ def run_level(target: str, generator: str, clients: int, *, count: int, calls: i
                     latencies.append(time.perf_counter() - started)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
+    cpu_before = cpu_times()
     began = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    cpu_after = cpu_times()
+    # Server, clients and anything else: at 100 % the cores are the bottleneck.
+    busy = (None if cpu_before is None or cpu_after is None else
+            (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1]))
     milliseconds = np.array(latencies) * 1000
     return {"clients": clients, "calls": len(latencies), "seconds": round(elapsed, 2),
             "p50_ms": float(np.percentile(milliseconds, 50)) if latencies else None,
@@ -135,6 +151,7 @@ def run_level(target: str, generator: str, clients: int, *, count: int, calls: i
             "p99_ms": float(np.percentile(milliseconds, 99)) if latencies else None,
             "calls_per_s": len(latencies) / elapsed,
             "utterances_per_s": len(latencies) * count / elapsed,
+            "machine_cpu_busy": busy,
             "unexpected_errors": len(errors), "first_errors": errors[:3]}
 
 
@@ -189,11 +206,13 @@ def main() -> int:
           f"load average before: {load_before:.1f}; at most {args.calls} calls / "
           f"{args.seconds:.0f} s per level")
     print(f"{'clients':>7} {'calls':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'calls/s':>8} {'utt/s':>8} {'errors':>6}")
+          f"{'calls/s':>8} {'utt/s':>8} {'cpu %':>6} {'errors':>6}")
     for row in results:
+        busy = row["machine_cpu_busy"]
         print(f"{row['clients']:>7} {row['calls']:>6} {row['p50_ms'] or float('nan'):>8.1f} "
               f"{row['p95_ms'] or float('nan'):>8.1f} {row['p99_ms'] or float('nan'):>8.1f} "
               f"{row['calls_per_s']:>8.1f} {row['utterances_per_s']:>8.0f} "
+              f"{'n/a' if busy is None else f'{100 * busy:.0f}':>6} "
               f"{row['unexpected_errors']:>6}")
         for error in row["first_errors"]:
             print(f"        error: {error}")
