@@ -19,6 +19,7 @@ MLflow store.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -184,6 +185,10 @@ def main() -> int:
         else:
             tracking_uri, generator = args.tracking_uri, args.generator
         load_before = os.getloadavg()[0]  # other work on the machine skews the figures
+        # This process trained the generator: its heap is large, and a full garbage
+        # collection of it would pause the clients' threads, not the server's.
+        gc.collect()
+        gc.freeze()
         process, port = start_server(tracking_uri, scratch / "state", max(args.levels),
                                      args.processes)
         target = f"127.0.0.1:{port}"

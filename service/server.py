@@ -18,6 +18,7 @@ What a client can rely on:
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import os
@@ -151,6 +152,11 @@ def _load_or_log(running: RunningServer) -> None:
         running.load_generators()
     except Exception:  # the server stays up (NOT_SERVING) so that health checks say why
         log.exception("could not read the generator registry; staying NOT_SERVING")
+        return
+    # The imports and loaded models are ~400k long-lived objects, and a full garbage
+    # collection walking them paused the whole process for 210-270 ms: the p99 of a loaded
+    # server. Frozen, they are left out of every collection.
+    gc.freeze()
 
 
 def serve(config: ServerConfig, *, grace: float = 10.0) -> None:
