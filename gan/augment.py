@@ -150,8 +150,9 @@ class Augmenter:
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
         the copy check and D's scores); generation continues until each ``(intent, language)``
         has its share or ``MAX_ATTEMPT_FACTOR`` times the request was generated (then fewer
-        are yielded). The gate's
-        running totals are in ``self.last_gate_report``.
+        are yielded). A gated batch has ``batch_size`` rows plus one spare row per
+        ``(intent, language)`` in it; survivors beyond a share are counted as ``surplus``.
+        The gate's running totals are in ``self.last_gate_report``.
         """
         import torch
 
