@@ -270,6 +270,9 @@ class JobRunner:
         self.max_running = max_running
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
+        # One thread per worker waits for it (the only one that does: two threads waiting
+        # for one process race, and the loser can see it alive after it died).
+        self._reapers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         if recover:
             recover_interrupted_jobs(store)
@@ -278,9 +281,9 @@ class JobRunner:
         return self.work_dir / job_id
 
     def live_workers(self) -> int:
-        """Worker processes of this server process that are still alive."""
+        """Worker processes of this server process that have not exited (or not been reaped)."""
         with self._lock:
-            return sum(worker.is_alive() for worker in self._workers.values())
+            return len(self._workers)
 
     def at_capacity(self) -> bool:
         return self.store.active_jobs() >= self.max_running
@@ -289,32 +292,35 @@ class JobRunner:
         worker = self._context.Process(
             target=run_job, args=(job_id, str(self.store.path), config, self.tracking_uri),
             name=f"nlu-bootstrap-job-{job_id}", daemon=True)
-        with self._lock:
+        reaper = threading.Thread(target=self._reap, args=(job_id, worker), daemon=True)
+        with self._lock:  # so that cancel sees both started, and the reaper pops after this
+            worker.start()
+            reaper.start()
             self._workers[job_id] = worker
-        worker.start()
+            self._reapers[job_id] = reaper
         self.store.record_worker(job_id, worker.pid)
-        threading.Thread(target=self._reap, args=(job_id, worker), daemon=True).start()
 
     def _reap(self, job_id: str, worker) -> None:
         """A worker that died without recording an outcome (killed, segfault) failed."""
         worker.join()
         with self._lock:
             self._workers.pop(job_id, None)
+            self._reapers.pop(job_id, None)
         self.store.update(job_id, FAILED, "worker process exited",
                           error=f"worker exited with code {worker.exitcode}")
 
     def cancel(self, job_id: str, message: str = "cancelled by the client") -> None:
         """Mark the job cancelled, kill its worker and close its MLflow run as KILLED."""
         with self._lock:
-            worker = self._workers.get(job_id)
+            worker, reaper = self._workers.get(job_id), self._reapers.get(job_id)
         cancelled = self.store.update(job_id, CANCELLED, message)  # False: it had just ended
         job = self.store.get(job_id)
-        if worker is not None and worker.is_alive():
+        if worker is not None and reaper is not None:  # started here; its reaper waits
             worker.terminate()
-            worker.join(timeout=10)
-            if worker.is_alive():
+            reaper.join(timeout=10)
+            if reaper.is_alive():
                 worker.kill()
-                worker.join()
+                reaper.join()
         elif worker is None and cancelled and job.worker_pid:
             # Started by another server process, which reaps it (so the pid is not reused).
             try:
@@ -329,7 +335,7 @@ class JobRunner:
 
     def shutdown(self) -> None:
         with self._lock:
-            job_ids = [job_id for job_id, worker in self._workers.items() if worker.is_alive()]
+            job_ids = list(self._workers)
         for job_id in job_ids:
             self.cancel(job_id, "cancelled: the server shut down")
 
