@@ -80,12 +80,11 @@ class SharedSampler:
                 self._tables = self.generator.sampling_tables()
             sizes = [call.intents.numel() for call in batch]
             streams = torch.repeat_interleave(torch.arange(len(batch)), torch.tensor(sizes))
-            with torch.no_grad():
-                tokens, tags = self.generator.sample(
-                    torch.cat([call.intents for call in batch]),
-                    torch.cat([call.languages for call in batch]), batch[0].config,
-                    tables=self._tables,
-                    generator=RandomStreams([call.random for call in batch], streams))
+            tokens, tags = self.generator.sample(
+                torch.cat([call.intents for call in batch]),
+                torch.cat([call.languages for call in batch]), batch[0].config,
+                tables=self._tables,
+                generator=RandomStreams([call.random for call in batch], streams))
             self.batches_run += 1
             for call, call_tokens, call_tags in zip(batch, tokens.split(sizes),
                                                     tags.split(sizes)):

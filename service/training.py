@@ -269,10 +269,10 @@ class JobRunner:
         self.work_dir = Path(work_dir)
         self.max_running = max_running
         self._context = multiprocessing.get_context("spawn")
-        self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
-        # One thread per worker waits for it (the only one that does: two threads waiting
-        # for one process race, and the loser can see it alive after it died).
-        self._reapers: dict[str, threading.Thread] = {}
+        # Each worker with the one thread that waits for it (the only waiter: two threads
+        # waiting for one process race, and the loser can see it alive after it died).
+        self._workers: dict[str, tuple[multiprocessing.process.BaseProcess,
+                                       threading.Thread]] = {}
         self._lock = threading.Lock()
         if recover:
             recover_interrupted_jobs(store)
@@ -296,8 +296,7 @@ class JobRunner:
         with self._lock:  # so that cancel sees both started, and the reaper pops after this
             worker.start()
             reaper.start()
-            self._workers[job_id] = worker
-            self._reapers[job_id] = reaper
+            self._workers[job_id] = worker, reaper
         self.store.record_worker(job_id, worker.pid)
 
     def _reap(self, job_id: str, worker) -> None:
@@ -305,17 +304,16 @@ class JobRunner:
         worker.join()
         with self._lock:
             self._workers.pop(job_id, None)
-            self._reapers.pop(job_id, None)
         self.store.update(job_id, FAILED, "worker process exited",
                           error=f"worker exited with code {worker.exitcode}")
 
     def cancel(self, job_id: str, message: str = "cancelled by the client") -> None:
         """Mark the job cancelled, kill its worker and close its MLflow run as KILLED."""
         with self._lock:
-            worker, reaper = self._workers.get(job_id), self._reapers.get(job_id)
+            worker, reaper = self._workers.get(job_id, (None, None))
         cancelled = self.store.update(job_id, CANCELLED, message)  # False: it had just ended
         job = self.store.get(job_id)
-        if worker is not None and reaper is not None:  # started here; its reaper waits
+        if worker is not None:  # started here; its reaper waits for it
             worker.terminate()
             reaper.join(timeout=10)
             if reaper.is_alive():
