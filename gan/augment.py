@@ -16,6 +16,7 @@ also when concurrent calls share sampling batches (``gan.batching``).
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,7 +90,9 @@ class Augmenter:
         """From a run id, ``runs:/<id>/model``, ``name@alias`` or ``models:/name@alias``."""
         from nlu.tracking import download_model
 
-        return cls.from_dir(download_model(reference, tracking_uri))
+        # from_dir reads every file into memory, so the download is not kept.
+        with tempfile.TemporaryDirectory(prefix="nlu-bootstrap-model-") as scratch:
+            return cls.from_dir(download_model(reference, tracking_uri, scratch))
 
     # --- scoring -----------------------------------------------------------------------------
     def _tensors(self, utterances: Sequence[Utterance]):

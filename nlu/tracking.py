@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +145,12 @@ def model_run_id(reference: str, tracking_uri: str) -> str:
         raise ModelNotFoundError(f"no model {reference!r} in {tracking_uri}") from error
 
 
-def download_model(reference: str, tracking_uri: str, destination: Path | str | None = None) -> Path:
-    """Download the ``model/`` directory that ``reference`` names; return its local path."""
+def download_model(reference: str, tracking_uri: str, destination: Path | str) -> Path:
+    """Download the ``model/`` directory that ``reference`` names into ``destination``; return
+    its local path."""
     import mlflow.artifacts
 
     run_id = model_run_id(reference, tracking_uri)
-    destination = destination or tempfile.mkdtemp(prefix="nlu-bootstrap-model-")
     try:
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=MODEL_ARTIFACT, dst_path=str(destination),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,8 @@ def test_config_errors_name_the_field():
         GanConfig.from_dict({"bogus": 1})
 
 
-def test_mlflow_run_registers_the_generator_and_resume_continues(utterances, tmp_path):
+def test_mlflow_run_registers_the_generator_and_resume_continues(utterances, tmp_path,
+                                                                 monkeypatch):
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -143,7 +145,11 @@ def test_mlflow_run_registers_the_generator_and_resume_continues(utterances, tmp
     config = tiny_config(registered_name="gan-test", alias="candidate", experiment="gan-test")
     train_gan(utterances[:50], config, run_dir=tmp_path / "run", tracking_uri=uri,
               heldout=utterances[250:])
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(downloads))
     loaded = Augmenter.load("gan-test@candidate", uri)
+    assert list(downloads.iterdir()) == []  # loaded into memory; the download is gone
     assert loaded.info.languages == ["de"] and loaded.info.metrics["count"] == 40
     run_id = (tmp_path / "run" / "mlflow_run_id").read_text()
     run = MlflowClient(uri).get_run(run_id)
