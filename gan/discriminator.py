@@ -86,7 +86,7 @@ class Discriminator(nn.Module):
         order = lengths.argsort(descending=True)
         tokens, tags = tokens[order], tags[order]
         hidden, cell = state[0][0, order], state[1][0, order]  # copies: updated in place
-        conditions = step.condition_gates(intents[order], languages[order])
+        conditions = step.condition_rows(intents[order], languages[order])
         reading = (lengths.unsqueeze(0) > torch.arange(tokens.size(1)).unsqueeze(1)).sum(dim=1)
         for position, rows in enumerate(reading.tolist()):
             hidden[:rows], cell[:rows] = step(conditions[:rows], tokens[:rows, position],

@@ -98,9 +98,25 @@ def _draw(cumulative: torch.Tensor, uniforms: torch.Tensor,
           rows: torch.Tensor | None) -> torch.Tensor:
     """Inverse-CDF draws from (P, V) cumulative sums: draw i uses ``uniforms[i]`` and row
     ``rows[i]`` (None: row i)."""
-    if rows is not None:
-        cumulative = cumulative[rows]
-    return _search(cumulative, uniforms.unsqueeze(-1)).squeeze(-1)
+    if rows is None:
+        return _search(cumulative, uniforms.unsqueeze(-1)).squeeze(-1)
+    if rows.numel() * cumulative.size(-1) < GATHER_LIMIT:
+        return _search(cumulative[rows], uniforms.unsqueeze(-1)).squeeze(-1)
+    # The draws of a row are searched in that row together, as a (P, most draws of a row)
+    # grid: a copy of the row per draw (the gather above) would move R x V floats.
+    order = torch.argsort(rows, stable=True)
+    ordered_rows = rows[order]
+    counts = torch.bincount(rows, minlength=cumulative.size(0))
+    rank = (torch.arange(rows.numel(), device=rows.device)
+            - (counts.cumsum(0) - counts)[ordered_rows])
+    grid = uniforms.new_zeros(cumulative.size(0), int(counts.max()))
+    grid[ordered_rows, rank] = uniforms[order]
+    draws = torch.empty_like(rows)
+    draws[order] = _search(cumulative, grid)[ordered_rows, rank]
+    return draws
+
+
+GATHER_LIMIT = 1 << 16  # floats: below this, copying rows per draw costs less than the grid
 
 
 def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | None = None,
@@ -126,7 +142,7 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
     probabilities = torch.softmax(logits, dim=-1)
     if config.method == "top-p":
         return _nucleus(probabilities, config.top_p, uniforms, generator, rows)
-    return _draw(probabilities.cumsum(dim=-1), uniforms, rows)
+    return _draw(probabilities.cumsum_(dim=-1), uniforms, rows)
 
 
 NUCLEUS_ATTEMPTS = 3  # draws per row (each accepted with p >= top_p); then a full sort

@@ -128,7 +128,7 @@ def test_the_fast_lstm_step_equals_the_modules_forward_pass(vocab):
             model._inputs(tokens, tags, intents, languages))
         state = step.zero_state(7)
         for position in range(3):
-            state = step(step.condition_gates(intents, languages), tokens[:, position],
+            state = step(step.condition_rows(intents, languages), tokens[:, position],
                          tags[:, position], state)
             torch.testing.assert_close(state[0], expected_output[:, position])
         torch.testing.assert_close(state[1], expected_cell[0])
@@ -334,12 +334,19 @@ def test_sampling_tables_give_the_heads_masked_logits(vocab):
     intents = torch.randint(0, len(vocab.intents), (40,))
     positions = torch.randint(0, 5, (40,))  # some at the length limit
     languages = torch.zeros(40, dtype=torch.long)
+    tag_logits = generator._sampled_tag_logits(tables, hidden, previous_tags, intents, positions)
+    torch.testing.assert_close(torch.softmax(tag_logits, -1), torch.softmax(
+        generator.tag_logits(hidden, previous_tags, intents, positions), -1))
+    # The token head is only asked for tags that go on; its padding columns are impossible.
     tags = torch.randint(0, len(vocab.tags), (40,))
-    for fast, slow in (
-            (generator._sampled_tag_logits(tables, hidden, previous_tags, intents, positions),
-             generator.tag_logits(hidden, previous_tags, intents, positions)),
-            (generator._sampled_token_logits(tables, hidden, tags, languages, 0),
-             generator.token_logits(hidden, tags, languages)),
-            (generator._sampled_token_logits(tables, hidden, tags, languages, None),
-             generator.token_logits(hidden, tags, languages))):
-        torch.testing.assert_close(torch.softmax(fast, -1), torch.softmax(slow, -1))
+    tags = tags[~generator.end_tags[tags]]
+    vocabulary = len(vocab.tokens)
+    assert tables.token_columns % tables.COLUMN_MULTIPLE == 0
+    assert vocabulary <= tables.token_columns < vocabulary + tables.COLUMN_MULTIPLE
+    expected = torch.softmax(generator.token_logits(hidden[:len(tags)], tags,
+                                                    languages[:len(tags)]), -1)
+    for language in (0, None):
+        probabilities = torch.softmax(generator._sampled_token_logits(
+            tables, hidden[:len(tags)], tags, languages[:len(tags)], language), -1)
+        assert torch.all(probabilities[:, vocabulary:] == 0)
+        torch.testing.assert_close(probabilities[:, :vocabulary], expected)
