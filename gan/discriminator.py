@@ -84,9 +84,11 @@ class Discriminator(nn.Module):
                                  self.intent_embedding, self.language_embedding)
         lengths = (tags != self.pad_tag).sum(dim=1)
         order = lengths.argsort(descending=True)
-        tokens, tags = tokens[order], tags[order]
-        hidden, cell = state[0][0, order], state[1][0, order]  # copies: updated in place
-        conditions = step.condition_rows(intents[order], languages[order])
+        tokens, tags, intents, languages = (values.index_select(0, order)
+                                            for values in (tokens, tags, intents, languages))
+        # copies: updated in place
+        hidden, cell = state[0][0].index_select(0, order), state[1][0].index_select(0, order)
+        conditions = step.condition_rows(intents, languages)
         reading = (lengths.unsqueeze(0) > torch.arange(tokens.size(1)).unsqueeze(1)).sum(dim=1)
         for position, rows in enumerate(reading.tolist()):
             hidden[:rows], cell[:rows] = step(conditions[:rows], tokens[:rows, position],

@@ -147,7 +147,7 @@ class Generator(nn.Module):
                             positions: torch.Tensor | None) -> torch.Tensor:
         """``tag_logits`` for (R, H) hidden states, from the tables; ``positions`` None when
         no row can be at the length limit yet."""
-        bias = tables.tag_bias[intents * self.tag_head.out_features + previous_tags]
+        bias = tables.tag_bias.index_select(0, intents * self.tag_head.out_features + previous_tags)
         logits = torch.addmm(bias, hidden, tables.tag_from_hidden)
         if positions is not None:
             at_limit = positions >= self.max_length
@@ -163,9 +163,10 @@ class Generator(nn.Module):
         columns past the vocabulary impossible. ``language`` if all rows have that one (the
         usual case: one gather, no add)."""
         if language is not None:
-            bias = tables.token_bias(language)[tags]
+            bias = tables.token_bias(language).index_select(0, tags)
         else:
-            bias = tables.token_from_tag[tags] + tables.language_token_bias[languages]
+            bias = (tables.token_from_tag.index_select(0, tags)
+                    + tables.language_token_bias.index_select(0, languages))
         return bias.addmm_(hidden, tables.token_from_hidden)
 
     @torch.no_grad()
@@ -207,9 +208,10 @@ class Generator(nn.Module):
         if state is None:
             hidden, cell = tables.lstm_step.zero_state(inputs.numel())
         else:
-            hidden, cell = state[0][0, inputs], state[1][0, inputs]
-        previous_tokens, previous_tags = previous_tokens[inputs], previous_tags[inputs]
-        positions, intents, languages = positions[inputs], intents[inputs], languages[inputs]
+            hidden, cell = state[0][0].index_select(0, inputs), state[1][0].index_select(0, inputs)
+        previous_tokens, previous_tags, positions, intents, languages = (
+            values.index_select(0, inputs)
+            for values in (previous_tokens, previous_tags, positions, intents, languages))
         conditions = tables.lstm_step.condition_rows(intents, languages)
         one_language = (int(languages[0]) if languages.numel()
                         and bool((languages == languages[0]).all()) else None)
@@ -225,7 +227,7 @@ class Generator(nn.Module):
                 tables, hidden, previous_tags, intents,
                 positions if step >= first_limit_step else None)
             tags = pick(tag_logits, config,
-                        None if uniforms is None else uniforms[active, step, 0], random,
+                        None if uniforms is None else uniforms[:, step, 0].index_select(0, active), random,
                         rows=row_group)
             tags_out[active, step] = tags
             used = step + 1
@@ -240,22 +242,26 @@ class Generator(nn.Module):
             pairs, row_pair = torch.unique(row_group * tag_count + tags, return_inverse=True)
             pair_group, pair_tag = pairs // tag_count, pairs % tag_count
             token_logits = self._sampled_token_logits(
-                tables, hidden[pair_group], pair_tag,
-                None if one_language is not None else languages[pair_group], one_language)
+                tables, hidden.index_select(0, pair_group), pair_tag,
+                None if one_language is not None else languages.index_select(0, pair_group),
+                one_language)
             if isinstance(generator, RandomStreams):
                 random = generator.subset(active)
             tokens = pick(token_logits, config,
-                          None if uniforms is None else uniforms[active, step, 1], random,
+                          None if uniforms is None else uniforms[:, step, 1].index_select(0, active), random,
                           rows=row_pair)
             tokens_out[active, step] = tokens
             histories, row_group = torch.unique(row_pair * token_count + tokens,
                                                 return_inverse=True)
             pair, previous_tokens = histories // token_count, histories % token_count
-            parent = pair_group[pair]
-            previous_tags = pair_tag[pair]
-            hidden, cell = hidden[parent], cell[parent]
-            positions, intents, languages = positions[parent] + 1, intents[parent], languages[parent]
-            conditions = conditions[parent]
+            parent = pair_group.index_select(0, pair)
+            previous_tags = pair_tag.index_select(0, pair)
+            # index_select: indexing with a tensor (aten::index) is several times slower
+            # here, and these gathers run at every step
+            hidden, cell, positions, intents, languages, conditions = (
+                values.index_select(0, parent)
+                for values in (hidden, cell, positions, intents, languages, conditions))
+            positions = positions + 1
         return tokens_out[:, :used], tags_out[:, :used]
 
     def sample(self, intents: torch.Tensor, languages: torch.Tensor, config: SamplingConfig, *,

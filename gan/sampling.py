@@ -101,7 +101,7 @@ def _draw(cumulative: torch.Tensor, uniforms: torch.Tensor,
     if rows is None:
         return _search(cumulative, uniforms.unsqueeze(-1)).squeeze(-1)
     if rows.numel() * cumulative.size(-1) < GATHER_LIMIT:
-        return _search(cumulative[rows], uniforms.unsqueeze(-1)).squeeze(-1)
+        return _search(cumulative.index_select(0, rows), uniforms.unsqueeze(-1)).squeeze(-1)
     # The draws of a row are searched in that row together, as a (P, most draws of a row)
     # grid: a copy of the row per draw (the gather above) would move R x V floats.
     order = torch.argsort(rows, stable=True)
@@ -169,20 +169,22 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
         rows = torch.arange(probabilities.size(0), device=probabilities.device)
     # A draw holding more than 1 - top_p is in the nucleus whatever the rest hold (the
     # likelier entries have less than top_p): most draws of a trained model need no check.
-    chosen = probabilities[rows, choice]
+    chosen = probabilities.view(-1).index_select(0, rows * probabilities.size(1) + choice)
     unsure = (chosen <= 1 - top_p + 1e-6).nonzero().squeeze(1)
-    in_nucleus = _in_nucleus(probabilities[rows[unsure]], choice[unsure].unsqueeze(1), top_p)
+    in_nucleus = _in_nucleus(probabilities.index_select(0, rows[unsure]),
+                             choice[unsure].unsqueeze(1), top_p)
     rejected = unsure[~in_nucleus.squeeze(1)]
     if rejected.numel() and NUCLEUS_ATTEMPTS > 1:
-        draws = _search(cumulative[rows[rejected]], _uniforms(
+        draws = _search(cumulative.index_select(0, rows[rejected]), _uniforms(
             generator, choice.numel(), rejected, NUCLEUS_ATTEMPTS - 1, dtype=probabilities.dtype))
-        accepted = _in_nucleus(probabilities[rows[rejected]], draws, top_p)
+        accepted = _in_nucleus(probabilities.index_select(0, rows[rejected]), draws, top_p)
         found = accepted.any(dim=1)
         first = accepted[found].int().argmax(dim=1)
         choice[rejected[found]] = draws[found].gather(1, first.unsqueeze(1)).squeeze(1)
         rejected = rejected[~found]
     if rejected.numel():
-        ordered, order = probabilities[rows[rejected]].sort(dim=-1, descending=True)
+        ordered, order = probabilities.index_select(0, rows[rejected]).sort(dim=-1,
+                                                                             descending=True)
         fresh = _uniforms(generator, choice.numel(), rejected,  # the used ones are biased
                           dtype=ordered.dtype)                 # by the rejection
         choice[rejected] = _pick_in_order(ordered, order, top_p, fresh)
