@@ -38,6 +38,15 @@ if TYPE_CHECKING:
     from gan.training import GanConfig
 
 MAX_ATTEMPT_FACTOR = 20  # with a gate: give up after generating this many times the request
+SPARE_FRACTION = 0.1
+
+
+def _spares(conditions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Extra rows for a gated round: per ``(intent, language)`` one, plus ``SPARE_FRACTION`` of
+    its rows. Another round for the few samples the gate drops (duplicates, mostly) costs as
+    much time as the first, as the time of a round is set by its number of steps, not rows."""
+    counts = Counter(conditions)
+    return [key for key in sorted(counts) for _ in range(1 + int(counts[key] * SPARE_FRACTION))]
 
 
 @dataclass
@@ -153,8 +162,8 @@ class Augmenter:
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
         the copy check and D's scores); generation continues until each ``(intent, language)``
         has its share or ``MAX_ATTEMPT_FACTOR`` times the request was generated (then fewer
-        are yielded). A gated batch has ``batch_size`` rows plus one spare row per
-        ``(intent, language)`` in it; survivors beyond a share are counted as ``surplus``.
+        are yielded). A gated batch has ``batch_size`` rows plus spare rows (``_spares``);
+        survivors beyond a share are counted as ``surplus``.
         The gate's running totals are in ``self.last_gate_report``.
         """
         import torch
@@ -178,9 +187,7 @@ class Augmenter:
         produced = 0
         while pending and produced < budget:
             conditions = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-            # With a gate, one spare row per (intent, language): a dropped sample then seldom
-            # costs another round, which for a row or two costs as much as the first round.
-            spares = sorted(set(conditions)) if quality_gate is not None else []
+            spares = _spares(conditions) if quality_gate is not None else []
             batch = self._sample(conditions + spares, sampling, random, start=produced)
             produced += len(batch)
             if quality_gate is not None:

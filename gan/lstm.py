@@ -37,16 +37,18 @@ class EmbeddingLSTMStep:
     def __init__(self, lstm: nn.LSTM, token: nn.Embedding, tag: nn.Embedding,
                  intent: nn.Embedding, language: nn.Embedding):
         with torch.no_grad():
-            tables = (token, tag, intent, language)
-            parts = torch.split(lstm.weight_ih_l0, [table.embedding_dim for table in tables],
-                                dim=1)
-            gates = [table.weight @ part.T for table, part in zip(tables, parts)]
-            gates[2] = gates[2] + lstm.bias_ih_l0 + lstm.bias_hh_l0  # every row has an intent
-            # Rows of the one table: tokens, then tags, intents, languages. Gate columns in
-            # the order (input, forget, output, candidate): the three sigmoids are one call.
+            # Gate rows in the order (input, forget, output, candidate): the three sigmoids
+            # of a step are then one call.
             order = torch.arange(4 * lstm.hidden_size).view(4, -1)[[0, 1, 3, 2]].flatten()
-            self.gates = torch.cat(gates)[:, order].contiguous()
-            self.recurrent = lstm.weight_hh_l0[order].T.contiguous()
+            tables = (token, tag, intent, language)
+            parts = torch.split(lstm.weight_ih_l0.index_select(0, order),
+                                [table.embedding_dim for table in tables], dim=1)
+            gates = [table.weight @ part.T for table, part in zip(tables, parts)]
+            # every row has an intent: its rows carry the biases
+            gates[2] += (lstm.bias_ih_l0 + lstm.bias_hh_l0).index_select(0, order)
+            # Rows of the one table: tokens, then tags, intents, languages.
+            self.gates = torch.cat(gates)
+            self.recurrent = lstm.weight_hh_l0.index_select(0, order).T.contiguous()
         self.tag_offset = token.num_embeddings
         self.intent_offset = self.tag_offset + tag.num_embeddings
         self.language_offset = self.intent_offset + intent.num_embeddings

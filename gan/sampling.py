@@ -90,7 +90,7 @@ def _search(cumulative: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """(..., V) cumulative sums and (..., K) uniforms -> (..., K) indices."""
     total = cumulative[..., -1:]
     # Strictly below the total, so that a row always lands on an entry with mass.
-    target = torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
+    target = torch.minimum(uniforms * total, torch.nextafter(total, total.new_zeros(())))
     return torch.searchsorted(cumulative, target, right=True)
 
 
@@ -116,7 +116,7 @@ def _draw(cumulative: torch.Tensor, uniforms: torch.Tensor,
     return draws
 
 
-GATHER_LIMIT = 1 << 16  # floats: below this, copying rows per draw costs less than the grid
+GATHER_LIMIT = 1 << 18  # floats: below this, copying rows per draw costs less than the grid
 
 
 def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | None = None,

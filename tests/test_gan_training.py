@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from gan.augment import Augmenter
+from gan.augment import Augmenter, _spares
 from gan.gate import GateConfig
 from gan.sampling import SamplingConfig
 from gan.training import GanConfig, train_gan
@@ -88,7 +89,7 @@ def test_quotas_language_and_gate(utterances, tmp_path):
     assert report.kept == 30 and report.seen >= 30
     dropped = report.malformed + report.duplicates + report.train_copies + report.low_score
     assert report.seen == dropped + report.kept + report.surplus
-    assert report.surplus >= 1  # the spare row of the last round, at least
+    assert report.surplus >= 1  # the spare rows of the last round, at least one
     with pytest.raises(ValueError, match="quotas"):
         next(augmenter.generate(0, sampling=SamplingConfig(), seed=1, quotas={"no/such": 1}))
 
@@ -125,6 +126,12 @@ def test_embeddings_transfer_from_an_nlu_model(utterances, tmp_path):
     assert torch.all(table[augmenter.vocab.token_index["Wecker"]] == 6.0)
     reloaded = Augmenter.from_dir(tmp_path / "generator")
     assert torch.equal(reloaded.generator.token_embedding.weight, table)
+
+
+def test_a_gated_round_has_one_spare_row_per_condition_and_a_tenth_of_its_rows():
+    conditions = [("book", "en")] * 25 + [("play", "en")] * 3 + [("book", "de")] * 10
+    assert Counter(_spares(conditions)) == {("book", "en"): 3, ("play", "en"): 1,
+                                            ("book", "de"): 2}
 
 
 def test_config_errors_name_the_field():
