@@ -147,7 +147,8 @@ class Generator(nn.Module):
                             positions: torch.Tensor | None) -> torch.Tensor:
         """``tag_logits`` for (R, H) hidden states, from the tables; ``positions`` None when
         no row can be at the length limit yet."""
-        bias = tables.tag_bias.index_select(0, intents * self.tag_head.out_features + previous_tags)
+        bias = tables.tag_bias.index_select(
+            0, intents * self.tag_head.out_features + previous_tags)
         logits = torch.addmm(bias, hidden, tables.tag_from_hidden)
         if positions is not None:
             at_limit = positions >= self.max_length
@@ -208,7 +209,7 @@ class Generator(nn.Module):
         if state is None:
             hidden, cell = tables.lstm_step.zero_state(inputs.numel())
         else:
-            hidden, cell = state[0][0].index_select(0, inputs), state[1][0].index_select(0, inputs)
+            hidden, cell = (part[0].index_select(0, inputs) for part in state)
         previous_tokens, previous_tags, positions, intents, languages = (
             values.index_select(0, inputs)
             for values in (previous_tokens, previous_tags, positions, intents, languages))
@@ -226,9 +227,8 @@ class Generator(nn.Module):
             tag_logits = self._sampled_tag_logits(
                 tables, hidden, previous_tags, intents,
                 positions if step >= first_limit_step else None)
-            tags = pick(tag_logits, config,
-                        None if uniforms is None else uniforms[:, step, 0].index_select(0, active), random,
-                        rows=row_group)
+            tags = pick(tag_logits, config, None if uniforms is None
+                        else uniforms[:, step, 0].index_select(0, active), random, rows=row_group)
             tags_out[active, step] = tags
             used = step + 1
             # A row that drew the EOS tag ends here: its token is EOS for sure (no head, no
@@ -247,9 +247,8 @@ class Generator(nn.Module):
                 one_language)
             if isinstance(generator, RandomStreams):
                 random = generator.subset(active)
-            tokens = pick(token_logits, config,
-                          None if uniforms is None else uniforms[:, step, 1].index_select(0, active), random,
-                          rows=row_pair)
+            tokens = pick(token_logits, config, None if uniforms is None
+                          else uniforms[:, step, 1].index_select(0, active), random, rows=row_pair)
             tokens_out[active, step] = tokens
             histories, row_group = torch.unique(row_pair * token_count + tokens,
                                                 return_inverse=True)
@@ -285,7 +284,7 @@ class SamplingTables:
     The token tables have ``token_columns`` columns, the vocabulary padded to a multiple of
     ``COLUMN_MULTIPLE`` with impossible (-inf) tokens: MKL's matrix product is up to 1.7x
     faster per column at such widths (e.g. 1,456 columns vs 1,450, see
-    ``benchmarks/gan_speed.py``), and the token head is most of sampling's arithmetic.
+    experiments/RESULTS.md), and the token head is most of sampling's arithmetic.
     """
 
     COLUMN_MULTIPLE = 16
