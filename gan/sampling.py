@@ -175,9 +175,10 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
                              choice[unsure].unsqueeze(1), top_p)
     rejected = unsure[~in_nucleus.squeeze(1)]
     if rejected.numel() and NUCLEUS_ATTEMPTS > 1:
-        draws = _search(cumulative.index_select(0, rows[rejected]), _uniforms(
+        rejected_rows = rows[rejected]
+        draws = _search(cumulative.index_select(0, rejected_rows), _uniforms(
             generator, choice.numel(), rejected, NUCLEUS_ATTEMPTS - 1, dtype=probabilities.dtype))
-        accepted = _in_nucleus(probabilities.index_select(0, rows[rejected]), draws, top_p)
+        accepted = _in_nucleus(probabilities.index_select(0, rejected_rows), draws, top_p)
         found = accepted.any(dim=1)
         first = accepted[found].int().argmax(dim=1)
         choice[rejected[found]] = draws[found].gather(1, first.unsqueeze(1)).squeeze(1)
