@@ -30,8 +30,10 @@ class EmbeddingLSTMStep:
     Each embedding table is multiplied by its slice of the input weights once, so a step's
     input gates are a sum of four rows of one table (one ``embedding_bag``) and the only
     matrix product left per step is the recurrent one: on a CPU this takes about a third off
-    every step of sampling and scoring. Mathematically the same as the module's forward pass;
-    floats may differ in the last bits.
+    every step of sampling and scoring. ``tanh`` is computed as ``2 sigmoid(2x) - 1`` (the
+    candidate gate's weights are doubled, so all four gates are one ``sigmoid``): this torch
+    build's ``tanh`` costs 4.5 ns per float, its ``sigmoid`` 0.7. Mathematically the same as
+    the module's forward pass; floats may differ in the last bits.
     """
 
     def __init__(self, lstm: nn.LSTM, token: nn.Embedding, tag: nn.Embedding,
@@ -47,8 +49,11 @@ class EmbeddingLSTMStep:
             # every row has an intent: its rows carry the biases
             gates[2] += (lstm.bias_ih_l0 + lstm.bias_hh_l0).index_select(0, order)
             # Rows of the one table: tokens, then tags, intents, languages.
-            self.gates = torch.cat(gates)
-            self.recurrent = lstm.weight_hh_l0.index_select(0, order).T.contiguous()
+            candidate_doubled = torch.ones_like(lstm.bias_ih_l0)
+            candidate_doubled[3 * lstm.hidden_size:] = 2.0
+            self.gates = torch.cat(gates) * candidate_doubled
+            self.recurrent = (lstm.weight_hh_l0.index_select(0, order).T
+                              * candidate_doubled).contiguous()
         self.tag_offset = token.num_embeddings
         self.intent_offset = self.tag_offset + tag.num_embeddings
         self.language_offset = self.intent_offset + intent.num_embeddings
@@ -69,9 +74,8 @@ class EmbeddingLSTMStep:
         rows = torch.cat([tokens.unsqueeze(1), (tags + self.tag_offset).unsqueeze(1),
                           condition_rows], dim=1)
         gates = nn.functional.embedding_bag(rows, self.gates, mode="sum").addmm_(
-            hidden, self.recurrent)
-        size = self.hidden_size
-        in_gate, forget_gate, out_gate = gates[:, :3 * size].sigmoid_().chunk(3, dim=1)
-        candidate = gates[:, 3 * size:].tanh_()
-        cell = torch.addcmul(forget_gate * cell, in_gate, candidate)
-        return out_gate * torch.tanh(cell), cell
+            hidden, self.recurrent).sigmoid_()
+        in_gate, forget_gate, out_gate, half_candidate = gates.chunk(4, dim=1)
+        # cell = f * cell + i * tanh(x), tanh(x) = 2 sigmoid(2x) - 1
+        cell = torch.addcmul(forget_gate * cell, in_gate, half_candidate, value=2).sub_(in_gate)
+        return torch.sigmoid(cell * 2).mul_(2).sub_(1).mul_(out_gate), cell
