@@ -36,6 +36,9 @@ class Vocabulary:
     language_tokens: dict[str, list[str]]  # the per-language vocabularies
     intent_slot_types: dict[str, list[str]]  # slot types seen with each intent in training
     condition_counts: dict[str, int]  # "intent\tlanguage" -> training utterances
+    # words seen with each tag in training (None in vocabularies saved before it existed:
+    # then every word goes with every tag)
+    tag_tokens: dict[str, list[str]] | None = None
     token_index: dict[str, int] = field(init=False, repr=False)
     tag_index: dict[str, int] = field(init=False, repr=False)
     intent_index: dict[str, int] = field(init=False, repr=False)
@@ -55,8 +58,11 @@ class Vocabulary:
         intent_slot_types: dict[str, set[str]] = {}
         conditions: Counter = Counter()
         slot_types: set[str] = set()
+        tag_tokens: dict[str, set[str]] = {}
         for utterance in utterances:
             language_tokens.setdefault(utterance.language, Counter()).update(utterance.tokens)
+            for token, tag in zip(utterance.tokens, utterance.tags):
+                tag_tokens.setdefault(tag, set()).add(token)
             types = intent_slot_types.setdefault(utterance.intent, set())
             types.update(utterance.slot_types)
             slot_types.update(utterance.slot_types)
@@ -73,6 +79,7 @@ class Vocabulary:
             language_tokens={language: sorted(counts) for language, counts in language_tokens.items()},
             intent_slot_types={intent: sorted(types) for intent, types in intent_slot_types.items()},
             condition_counts=dict(sorted(conditions.items())),
+            tag_tokens={tag: sorted(tokens) for tag, tokens in sorted(tag_tokens.items())},
         )
 
     # --- persistence -------------------------------------------------------------------
@@ -80,7 +87,7 @@ class Vocabulary:
         return {"tokens": self.tokens, "tags": self.tags, "intents": self.intents,
                 "languages": self.languages, "language_tokens": self.language_tokens,
                 "intent_slot_types": self.intent_slot_types,
-                "condition_counts": self.condition_counts}
+                "condition_counts": self.condition_counts, "tag_tokens": self.tag_tokens}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocabulary":
@@ -177,4 +184,20 @@ class Vocabulary:
         for language_id, language in enumerate(self.languages):
             ids = [self.token_index[token] for token in self.language_tokens[language]]
             allowed[language_id, ids] = True
+        return allowed
+
+    def tag_token_mask(self) -> np.ndarray:
+        """``allowed[tag, token]``: a word goes only with the tags it was seen with in training
+        (so "the" is never a city and a city never ``O`` unless the data says so); the EOS
+        tag with the EOS token, PAD with PAD, BOS with nothing."""
+        allowed = np.zeros((len(self.tags), len(self.tokens)), dtype=bool)
+        for tag_id, tag in enumerate(self.tags):
+            if tag in TAG_SPECIALS:
+                continue
+            if self.tag_tokens is None:
+                allowed[tag_id, len(TOKEN_SPECIALS):] = True
+            else:
+                allowed[tag_id, [self.token_index[token]
+                                 for token in self.tag_tokens.get(tag, [])]] = True
+        allowed[self.tag_index[EOS], EOS_ID] = allowed[self.tag_index[PAD], PAD_ID] = True
         return allowed

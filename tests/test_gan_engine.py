@@ -336,19 +336,39 @@ def test_sampling_tables_give_the_heads_masked_logits(vocab):
     intents = torch.randint(0, len(vocab.intents), (40,))
     positions = torch.randint(0, 5, (40,))  # some at the length limit
     languages = torch.zeros(40, dtype=torch.long)
-    tag_logits = generator._sampled_tag_logits(tables, hidden, previous_tags, intents, positions)
+    tag_logits = generator._sampled_tag_logits(tables, hidden, previous_tags, intents, languages,
+                                               positions)
     torch.testing.assert_close(torch.softmax(tag_logits, -1), torch.softmax(
-        generator.tag_logits(hidden, previous_tags, intents, positions), -1))
-    # The token head is only asked for tags that go on; its padding columns are impossible.
+        generator.tag_logits(hidden, previous_tags, intents, languages, positions), -1))
+    # The token head is only asked for tags that go on, in (language, tag) block order; a
+    # block's columns are its words, the padding columns impossible.
     tags = torch.randint(0, len(vocab.tags), (40,))
-    tags = tags[~generator.end_tags[tags]]
-    vocabulary = len(vocab.tokens)
+    tags = tags[generator.language_tag_mask[0, tags] & ~generator.end_tags[tags]].sort().values
+    blocks = languages[:len(tags)] * len(vocab.tags) + tags
     assert tables.token_columns % tables.COLUMN_MULTIPLE == 0
-    assert vocabulary < tables.token_columns < vocabulary + tables.COLUMN_MULTIPLE  # 132 -> 144
-    expected = torch.softmax(generator.token_logits(hidden[:len(tags)], tags,
-                                                    languages[:len(tags)]), -1)
-    for language in (0, None):
-        probabilities = torch.softmax(generator._sampled_token_logits(
-            tables, hidden[:len(tags)], tags, languages[:len(tags)], language), -1)
-        assert torch.all(probabilities[:, vocabulary:] == 0)
-        torch.testing.assert_close(probabilities[:, :vocabulary], expected)
+    assert tables.token_columns < len(vocab.tokens)  # the largest block (O) is not every word
+    probabilities = torch.softmax(generator._sampled_token_logits(
+        tables, hidden[:len(tags)], blocks), -1)
+    words = tables.block_tokens[blocks]
+    in_full = torch.zeros(len(tags), len(vocab.tokens)).scatter_add_(1, words, probabilities)
+    torch.testing.assert_close(in_full, torch.softmax(
+        generator.token_logits(hidden[:len(tags)], tags, languages[:len(tags)]), -1))
+    assert torch.all(probabilities[words == 0] == 0)  # padding columns (PAD_ID) never drawn
+
+
+def test_words_go_only_with_the_tags_they_were_seen_with(vocab):
+    generator, _ = tiny_models(vocab)
+    intents, languages = conditions(vocab, 400)
+    with torch.no_grad():
+        tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"),
+                                        generator=torch.Generator().manual_seed(0))
+    seen = {(word, tag) for tag, words in vocab.tag_tokens.items() for word in words}
+    pairs = {(word, tag) for utterance in as_utterances(vocab, tokens, tags, intents)
+             for word, tag in zip(utterance.tokens, utterance.tags)}
+    assert len(pairs) > 100 and pairs <= seen  # an untrained G, yet never "der" as a city
+    # A vocabulary saved before words were tied to tags lets every word go with every tag.
+    legacy = Vocabulary.from_dict({key: value for key, value in vocab.to_dict().items()
+                                   if key != "tag_tokens"})
+    mask = legacy.tag_token_mask()
+    assert mask[legacy.tag_index["O"]].sum() == len(vocab.tokens) - 4
+    assert mask.sum() > Vocabulary.from_dict(vocab.to_dict()).tag_token_mask().sum()
