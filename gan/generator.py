@@ -281,12 +281,15 @@ class Generator(nn.Module):
                tables: "SamplingTables | None" = None,
                generator: Random = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances for the given conditions: step tokens and tags (B, T), EOS-ended."""
-        conditions, sources = torch.unique(torch.stack([intents, languages], dim=1), dim=0,
+        # one key per (intent, language): unique(dim=0) on pairs goes row by row (2.7 ms for 464)
+        language_count = self.language_embedding.num_embeddings
+        conditions, sources = torch.unique(intents * language_count + languages,
                                            return_inverse=True)
         start = torch.zeros(conditions.size(0), dtype=torch.long, device=intents.device)
         return self.continue_sequences(
-            None, start + BOS_ID, start + self.bos_tag, start, conditions[:, 0], conditions[:, 1],
-            self.max_length + 1, config, sources=sources, tables=tables, generator=generator)
+            None, start + BOS_ID, start + self.bos_tag, start, conditions // language_count,
+            conditions % language_count, self.max_length + 1, config, sources=sources,
+            tables=tables, generator=generator)
 
 
 class SamplingTables:

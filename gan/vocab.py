@@ -4,7 +4,9 @@ One token table is shared by all languages (so one embedding matrix serves them 
 each language has its own *vocabulary*: the tokens seen in that language's training data.
 The generator only ever samples tokens of the requested language, never a special symbol
 and never ``<unk>``; ``<unk>`` exists only so the discriminator can score utterances with
-words it has not seen.
+words it has not seen. A word also goes only with the tags it was seen with (``tag_tokens``):
+the generator writes no "the" as a city, and its token head is one small block per
+(language, tag) instead of the whole vocabulary.
 
 Every training word is kept (no frequency cut-off): with a few hundred utterances most
 words are rare, and a cut-off would put ``<unk>`` into the generator's training targets.
