@@ -51,6 +51,9 @@ class GanConfig:
     max_length: int = 30  # longer training utterances are cut; samples have at most this many tokens
     embeddings: str | None = None  # None | "<file>.vec" | "nlu:<TrainedNlu dir>" | "nlu" (nlu_model)
     freeze_embeddings: bool = False
+    # G writes a word only with tags it was seen with (gan/vocab.py): consistent annotations
+    # and a faster head; False lets any word take any tag (more diverse sets, see RESULTS)
+    tie_words_to_tags: bool = True
     # schedule
     batch_size: int = 64
     mle_epochs: int = 20  # more memorises a few hundred utterances (novelty falls)
@@ -196,6 +199,8 @@ def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     vocab = Vocabulary.build(train)
+    if not config.tie_words_to_tags:
+        vocab = dataclasses.replace(vocab, tag_tokens=None)
     embeddings = load_embeddings(config, vocab, nlu_model)
     if embeddings is not None and embeddings.shape[1] != config.embedding_dim:
         # The pretrained vectors fix the size; the saved config must say so to load again.

@@ -75,6 +75,19 @@ def test_saved_generator_reproduces_samples_for_a_seed(utterances, tmp_path):
     assert scores.shape == (10,) and ((scores >= 0) & (scores <= 1)).all()
 
 
+def test_words_can_be_untied_from_their_tags(utterances, tmp_path):
+    train = utterances[:50]
+    seen = {pair for u in train for pair in zip(u.tokens, u.tags)}
+    augmenter = train_gan(train, tiny_config(adversarial_steps=0, eval_samples=0,
+                                             tie_words_to_tags=False), run_dir=tmp_path)
+    loaded = Augmenter.from_dir(tmp_path / "generator")
+    assert loaded.vocab.tag_tokens is None  # saved untied: loads untied
+    samples = list(augmenter.generate(200, sampling=SamplingConfig(method="temperature"),
+                                      seed=0, batch_size=64))
+    pairs = {pair for u in samples for pair in zip(u.tokens, u.tags)}
+    assert pairs - seen  # some word with a tag it never had in training
+
+
 def test_quotas_language_and_gate(utterances, tmp_path):
     augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
                           run_dir=tmp_path)
