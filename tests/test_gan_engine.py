@@ -55,6 +55,13 @@ def conditions(vocab: Vocabulary, rows: int) -> tuple[torch.Tensor, torch.Tensor
     return intents, torch.zeros(rows, dtype=torch.long)
 
 
+def temperature_samples(generator: Generator, intents, languages, seed: int):
+    """Whole utterances drawn at temperature 1 from a seeded generator: (tokens, tags)."""
+    with torch.no_grad():
+        return generator.sample(intents, languages, SamplingConfig(method="temperature"),
+                                generator=torch.Generator().manual_seed(seed))
+
+
 def as_utterances(vocab, tokens, tags, intents) -> list[Utterance]:
     """Decode step sequences; ``Utterance`` raises if tags are not IOB2."""
     result = []
@@ -139,9 +146,8 @@ def test_the_fast_lstm_step_equals_the_modules_forward_pass(vocab):
 def test_scoring_continuations_from_a_prefix_state_equals_scoring_whole_sequences(vocab):
     generator, discriminator = tiny_models(vocab)
     intents, languages = conditions(vocab, 16)
+    tokens, tags = temperature_samples(generator, intents, languages, seed=0)
     with torch.no_grad():
-        tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"),
-                                        generator=torch.Generator().manual_seed(0))
         states = discriminator.prefix_states(tokens, tags, intents, languages)
         continued = discriminator.continuation_logits(
             tokens[:, 1:], tags[:, 1:], intents, languages,
@@ -218,9 +224,7 @@ def test_batched_rollout_equals_the_per_prefix_reference(vocab):
     try:
         generator, discriminator = tiny_models(vocab)
         intents, languages = conditions(vocab, 12)
-        with torch.no_grad():
-            tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"),
-                                            generator=torch.Generator().manual_seed(1))
+        tokens, tags = temperature_samples(generator, intents, languages, seed=1)
         uniforms = rewards.rollout_uniforms(4, tokens, generator.max_length,
                                             torch.Generator().manual_seed(2))
         batched = rewards.rollout_rewards(generator, discriminator, tokens, tags, intents,
@@ -359,9 +363,7 @@ def test_sampling_tables_give_the_heads_masked_logits(vocab):
 def test_words_go_only_with_the_tags_they_were_seen_with(vocab):
     generator, _ = tiny_models(vocab)
     intents, languages = conditions(vocab, 400)
-    with torch.no_grad():
-        tokens, tags = generator.sample(intents, languages, SamplingConfig(method="temperature"),
-                                        generator=torch.Generator().manual_seed(0))
+    tokens, tags = temperature_samples(generator, intents, languages, seed=0)
     seen = {(word, tag) for tag, words in vocab.tag_tokens.items() for word in words}
     pairs = {(word, tag) for utterance in as_utterances(vocab, tokens, tags, intents)
              for word, tag in zip(utterance.tokens, utterance.tags)}
