@@ -18,6 +18,7 @@ What a client can rely on:
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import hmac
 import logging
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 AUGMENTATION_SERVICE = augmentation_pb2.DESCRIPTOR.services_by_name["AugmentationService"].full_name
 TRAINING_SERVICE = training_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
 HEALTH_METHOD_PREFIX = "/grpc.health.v1.Health/"
+STUCK_SHUTDOWN_SECONDS = 20.0  # past the grace period, a shutdown this late is stuck
 
 
 @dataclass
@@ -82,6 +84,7 @@ class RunningServer:
         self.generators = generators
         self.runner = runner
         self.augmentation = augmentation
+        self.stopping = threading.Event()  # set by stop(); ends the registry load retries
 
     def load_generators(self) -> None:
         """Read the generator registry (and preload aliased generators), then serve."""
@@ -93,6 +96,7 @@ class RunningServer:
 
     def stop(self, grace: float = 10.0) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace`` s, stop job workers."""
+        self.stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.runner.shutdown()
@@ -102,8 +106,9 @@ class RunningServer:
 
 
 def start_server(config: ServerConfig, *, load_in_background: bool = True) -> RunningServer:
-    """Build, bind and start the server. The registry loads in a thread unless told not to
-    (then call ``load_generators()``; until then health says NOT_SERVING)."""
+    """Build, bind and start the server. The registry loads in a thread (retrying until it
+    can be read) unless told not to (then call ``load_generators()``); until it has loaded,
+    health says NOT_SERVING."""
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", int(config.reuse_port))]
@@ -142,17 +147,26 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
     server.start()
     running = RunningServer(server, port, health_servicer, generators, runner, augmentation)
     if load_in_background:
-        threading.Thread(target=_load_or_log, args=(running,), name="load-generators",
+        threading.Thread(target=_load_until_serving, args=(running,), name="load-generators",
                          daemon=True).start()
     return running
 
 
-def _load_or_log(running: RunningServer) -> None:
-    try:
-        running.load_generators()
-    except Exception:  # the server stays up (NOT_SERVING) so that health checks say why
-        log.exception("could not read the generator registry; staying NOT_SERVING")
-        return
+def _load_until_serving(running: RunningServer, first_retry_seconds: float = 1.0,
+                        max_retry_seconds: float = 30.0) -> None:
+    """Read the registry, retrying with backoff while it cannot be read (a tracking server
+    still starting, a store another process is creating); health stays NOT_SERVING meanwhile."""
+    retry_seconds = first_retry_seconds
+    while True:
+        try:
+            running.load_generators()
+            break
+        except Exception:
+            log.exception("could not read the generator registry; NOT_SERVING, retrying in "
+                          "%.0f s", retry_seconds)
+        if running.stopping.wait(retry_seconds):
+            return
+        retry_seconds = min(2 * retry_seconds, max_retry_seconds)
     # The imports and loaded models are ~400k long-lived objects, and a full garbage
     # collection walking them paused the whole process for 210-270 ms: the p99 of a loaded
     # server. Frozen, they are left out of every collection.
@@ -179,7 +193,12 @@ def serve(config: ServerConfig, *, grace: float = 10.0) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
-    stopping.wait()
+    # Timed waits: Python runs a signal handler in the main thread only when that thread
+    # wakes, and the kernel may deliver the signal to one of gRPC's threads instead.
+    while not stopping.wait(1.0):
+        pass
+    # A shutdown that outlives its grace by far is stuck: print every thread's stack and exit.
+    faulthandler.dump_traceback_later(grace + STUCK_SHUTDOWN_SECONDS, exit=True)
     running.stop(grace)
 
 
@@ -195,8 +214,12 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
     import multiprocessing
     import socket
 
+    from nlu.tracking import client
     from service.training import JobStore, recover_interrupted_jobs
 
+    # Create (or upgrade) the MLflow tables here, once: several processes migrating a new
+    # sqlite store at the same time leave it half-migrated and unreadable.
+    client(config.tracking_uri)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     recover_interrupted_jobs(JobStore(config.state_dir / "jobs.db"))  # before any child serves
     host, _, port = config.address.rpartition(":")
@@ -225,7 +248,11 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
             if child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
         for child in children:
-            child.join()
+            child.join(grace + 2 * STUCK_SHUTDOWN_SECONDS)
+            if child.is_alive():  # its own watchdog failed too
+                log.error("%s did not stop; killing it", child.name)
+                child.kill()
+                child.join()
     return 0 if all(child.exitcode == 0 for child in children) else 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -178,22 +179,60 @@ def test_oversized_messages_are_refused(tmp_path, config_for):
         running.stop(grace=0)
 
 
+def test_a_registry_that_cannot_be_read_yet_is_retried_until_it_can(tmp_path, config_for,
+                                                                   monkeypatch):
+    from service.augmentation import GeneratorStore
+
+    attempts = []
+    read_registry = GeneratorStore.load
+
+    def unreachable_at_first(store):
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise ConnectionError("tracking server not up yet")
+        read_registry(store)
+
+    monkeypatch.setattr(GeneratorStore, "load", unreachable_at_first)
+    running = start_server(config_for(tmp_path))  # loads in the background
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            responses = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=""), timeout=60)
+            statuses = []
+            for response in responses:
+                statuses.append(response.status)
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            assert statuses[0] == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert client.list_generators(channel) == []
+        assert len(attempts) == 2 and attempts[1] - attempts[0] >= 1.0  # after a pause
+    finally:
+        running.stop(grace=0)
+
+
 @pytest.mark.parametrize("processes", ["2"])  # its processes each run `serve`
 def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path, processes):
     import os
     import signal
     import sys
+    import threading
 
     command = [sys.executable, "-m", "service.cli", "serve", "--tracking-uri", tracking_uri,
                "--port", "0", "--state-dir", str(tmp_path / "state"), "--processes", processes]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parents[1])
+    # Read the log all along: a server blocked on a full stderr pipe would never stop.
+    log_lines: list[str] = []
+    reader = threading.Thread(target=lambda: log_lines.extend(process.stderr), daemon=True)
+    reader.start()
     try:
         port = None
-        for line in process.stderr:  # the log says which free port it picked
-            if "listening on port" in line:
-                port = int(line.split("listening on port")[1].split()[0])
+        for _ in range(600):  # the log says which free port it picked
+            said = [line for line in list(log_lines) if "listening on port" in line]
+            if said:
+                port = int(said[0].split("listening on port")[1].split()[0])
                 break
+            time.sleep(0.1)
         assert port, "the server never said where it listens"
         with client.connect(f"127.0.0.1:{port}") as channel:
             health_stub = health_pb2_grpc.HealthStub(channel)
@@ -205,8 +244,12 @@ def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path, proce
                     break
             assert client.list_generators(channel) == []
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-        assert "SIGTERM: stopping" in process.stderr.read()  # (every process logs it)
+        exit_code = process.wait(timeout=60)
+        reader.join(timeout=10)
+        log = "".join(log_lines)
+        assert exit_code == 0, log  # (a stuck process prints its threads' stacks to the log)
+        assert log.count("SIGTERM: stopping") == int(processes)  # every process drains
+        assert "Traceback" not in log, log
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
