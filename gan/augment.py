@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from gan.training import GanConfig
 
 MAX_ATTEMPT_FACTOR = 20  # with a gate: give up after generating this many times the request
-SPARE_FRACTION = 0.1
+SPARE_FRACTION = 0.2
 
 
 def _spares(conditions: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -162,8 +162,9 @@ class Augmenter:
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
         the copy check and D's scores); generation continues until each ``(intent, language)``
         has its share or ``MAX_ATTEMPT_FACTOR`` times the request was generated (then fewer
-        are yielded). A gated batch has ``batch_size`` rows plus spare rows (``_spares``);
-        survivors beyond a share are counted as ``surplus``.
+        are yielded). A gated batch has up to ``batch_size`` rows plus spare rows
+        (``_spares``); survivors beyond a share fill later batches' shares, and those left at
+        the end are counted as ``surplus``.
         The gate's running totals are in ``self.last_gate_report``.
         """
         import torch
@@ -185,24 +186,35 @@ class Augmenter:
         pending = deque(pending)
         budget = MAX_ATTEMPT_FACTOR * len(pending)
         produced = 0
+        # Survivors beyond a round's share wait here for a later round's share of their
+        # (intent, language): spare rows then cost nothing but in a call's last round.
+        reserve: dict[tuple[str, str], deque[Utterance]] = defaultdict(deque)
         while pending and produced < budget:
-            conditions = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-            spares = _spares(conditions) if quality_gate is not None else []
-            batch = self._sample(conditions + spares, sampling, random, start=produced)
-            produced += len(batch)
-            if quality_gate is not None:
-                batch, _ = quality_gate.filter(batch)
+            wanted, conditions = [], []
+            for key in [pending.popleft() for _ in range(min(batch_size, len(pending)))]:
+                if reserve[key]:
+                    wanted.append(reserve[key].popleft())
+                else:
+                    conditions.append(key)
             unfilled = Counter(conditions)
-            wanted = []
+            batch = []
+            if conditions:
+                spares = _spares(conditions) if quality_gate is not None else []
+                batch = self._sample(conditions + spares, sampling, random, start=produced)
+                produced += len(batch)
+                if quality_gate is not None:
+                    batch, _ = quality_gate.filter(batch)
             for utterance in batch:
                 key = (utterance.intent, utterance.language)
                 if unfilled[key] > 0:
                     unfilled[key] -= 1
                     wanted.append(utterance)
-            if len(wanted) < len(batch):
-                quality_gate.set_aside(len(batch) - len(wanted))
+                else:
+                    reserve[key].append(utterance)
             yield from wanted
             pending.extend(sorted((+unfilled).elements()))  # ask again for what the gate dropped
+        if quality_gate is not None:
+            quality_gate.set_aside(sum(len(kept) for kept in reserve.values()))
 
     def _sample(self, conditions: list[tuple[str, str]], sampling: SamplingConfig,
                 random, start: int) -> list[Utterance]:
