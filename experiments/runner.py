@@ -416,11 +416,12 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
                   for index, intent in enumerate(data.focus_intents)}
     # The generator refills what its gate drops; NLU agreement needs the baseline model, which
     # the generator does not hold, so it is a second, final filter here.
-    synthetic = list(augmenter.generate(
+    generation = augmenter.generate(
         count, sampling=SamplingConfig(**study.samplers[arm.sampler]), seed=seed, quotas=quotas,
         language=task.language, gate=dataclasses.replace(gate_config, nlu_agreement=False),
-        train=data.target_train))
-    gate_report: GateReport = augmenter.last_gate_report
+        train=data.target_train)
+    synthetic = list(generation)
+    gate_report: GateReport = generation.report
     if gate_config.nlu_agreement:
         agreement_gate = QualityGate(GateConfig(deduplicate=False, drop_train_copies=False,
                                                 nlu_agreement=True), [], nlu_model=baseline)

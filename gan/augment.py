@@ -33,7 +33,7 @@ from gan.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from gan.discriminator import Discriminator
-    from gan.gate import GateConfig, GateReport
+    from gan.gate import GateConfig, GateReport, QualityGate
     from gan.generator import Generator
     from gan.training import GanConfig
 
@@ -47,6 +47,22 @@ def _spares(conditions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     much time as the first, as the time of a round is set by its number of steps, not rows."""
     counts = Counter(conditions)
     return [key for key in sorted(counts) for _ in range(1 + int(counts[key] * SPARE_FRACTION))]
+
+
+class Generation:
+    """The utterances of one ``Augmenter.generate`` call, as an iterator, and ``report``:
+    that call's quality-gate counts (None without a gate), final once the iterator is done.
+    Each call has its own report, so concurrent calls on one augmenter do not mix them."""
+
+    def __init__(self, utterances: Iterator[Utterance], report: "GateReport | None"):
+        self._utterances = utterances
+        self.report = report
+
+    def __iter__(self) -> "Generation":
+        return self
+
+    def __next__(self) -> Utterance:
+        return next(self._utterances)
 
 
 @dataclass
@@ -66,7 +82,6 @@ class Augmenter:
         self.generator = generator.eval()
         self.discriminator = discriminator.eval()
         self.info = info
-        self.last_gate_report: "GateReport | None" = None
         self.sampler = SharedSampler(self.generator)  # an augmenter's G does not train
 
     # --- persistence -------------------------------------------------------------------------
@@ -156,19 +171,18 @@ class Augmenter:
     def generate(self, count: int, *, sampling: SamplingConfig, seed: int,
                  quotas: dict[str, int] | None = None, language: str | None = None,
                  gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
-                 batch_size: int = 256) -> Iterator[Utterance]:
-        """Yield ``count`` (or ``sum(quotas)``) new utterances, batch by batch.
+                 batch_size: int = 256) -> "Generation":
+        """``count`` (or ``sum(quotas)``) new utterances, generated batch by batch as the
+        returned iterator is read; its ``report`` counts what the gate saw and dropped.
 
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
         the copy check and D's scores); generation continues until each ``(intent, language)``
         has its share or ``MAX_ATTEMPT_FACTOR`` times the request was generated (then fewer
         are yielded). A gated batch has up to ``batch_size`` rows plus spare rows
         (``_spares``); survivors beyond a share fill later batches' shares, and those left at
-        the end are counted as ``surplus``.
-        The gate's running totals are in ``self.last_gate_report``.
+        the end are counted as ``surplus``. Bad arguments raise ``ValueError`` here, not
+        when the iterator is first read.
         """
-        import torch
-
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if count < 0:
@@ -179,7 +193,13 @@ class Augmenter:
             from gan.gate import QualityGate
 
             quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores)
-            self.last_gate_report = quality_gate.report
+        return Generation(self._generate(plan, sampling, seed, quality_gate, batch_size),
+                          None if quality_gate is None else quality_gate.report)
+
+    def _generate(self, plan: Counter, sampling: SamplingConfig, seed: int,
+                  quality_gate: "QualityGate | None", batch_size: int) -> Iterator[Utterance]:
+        import torch
+
         random = torch.Generator().manual_seed(seed)
         pending = [key for key, n in sorted(plan.items()) for _ in range(n)]
         np.random.default_rng(seed).shuffle(pending)

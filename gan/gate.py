@@ -50,8 +50,9 @@ class GateConfig:
 class GateReport:
     """How many samples each step saw and dropped. ``seen`` = all the others + ``kept``.
 
-    ``surplus`` passed every step but was not needed: ``Augmenter.generate`` samples a spare
-    row per intent in each round, so that a dropped sample seldom costs another round.
+    ``surplus`` passed every step but was not needed: ``Augmenter.generate`` samples spare
+    rows in each round, so that a dropped sample seldom costs another round, and the spares
+    that survive and are still unused at the end are surplus.
     """
 
     seen: int = 0

@@ -227,11 +227,11 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             self.counters.started += 1
         seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
-        utterances = augmenter.generate(
+        generation = augmenter.generate(
             request.count, sampling=sampling, seed=seed, quotas=quotas, language=language,
             gate=gate, batch_size=min(request.count, self.batch_size))
         chunk = []
-        for utterance in utterances:
+        for utterance in generation:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
@@ -240,9 +240,10 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                 yield augmentation_pb2.AugmentResponse(utterances=chunk)
                 stream.sent += len(chunk)
                 chunk = []
-        if chunk:
-            yield augmentation_pb2.AugmentResponse(utterances=chunk)
-            stream.sent += len(chunk)
+        # The last message carries the gate's counts (with the last utterances, if any).
+        yield augmentation_pb2.AugmentResponse(utterances=chunk,
+                                               gate_report=gate_report_message(generation.report))
+        stream.sent += len(chunk)
         stream.complete = True
 
     def _finish(self, stream: "_StreamRecord") -> None:
@@ -309,6 +310,13 @@ def sampling_config(options: augmentation_pb2.SamplingOptions):
         return SamplingConfig(**values)
     except ValueError as error:  # the engine's message starts with the field name
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"sampling.{error}") from None
+
+
+def gate_report_message(report) -> augmentation_pb2.GateReport:
+    """The wire form of a ``gan.gate.GateReport`` (the steps the server runs)."""
+    return augmentation_pb2.GateReport(
+        seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
+        low_score=report.low_score, kept=report.kept, surplus=report.surplus)
 
 
 def gate_config(options: augmentation_pb2.GateOptions):

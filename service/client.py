@@ -83,13 +83,34 @@ def augment_request(generator: str, count: int, *, sampling=None, seed: int | No
         gate=augmentation_pb2.GateOptions(**gate), **({} if seed is None else {"seed": seed}))
 
 
+class AugmentStream:
+    """The utterances of one ``Augment`` call, as an iterator that reads them as they arrive;
+    ``gate_report`` (the server's ``GateReport`` message) is set once the stream has ended."""
+
+    def __init__(self, responses, source: str):
+        self.gate_report: augmentation_pb2.GateReport | None = None
+        self._utterances = self._read(responses, source)
+
+    def _read(self, responses, source: str) -> Iterator[Utterance]:
+        for response in responses:
+            if response.HasField("gate_report"):
+                self.gate_report = response.gate_report
+            for message in response.utterances:
+                yield message_to_utterance(message, source=source)
+
+    def __iter__(self) -> "AugmentStream":
+        return self
+
+    def __next__(self) -> Utterance:
+        return next(self._utterances)
+
+
 def augment(channel: grpc.Channel, generator: str, count: int, *, timeout: float | None = None,
-            **options) -> Iterator[Utterance]:
+            **options) -> AugmentStream:
     """Stream ``count`` generated utterances (options as in ``augment_request``)."""
     stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
-    for response in stub.Augment(augment_request(generator, count, **options), timeout=timeout):
-        for message in response.utterances:
-            yield message_to_utterance(message, source=f"gan:{generator}")
+    responses = stub.Augment(augment_request(generator, count, **options), timeout=timeout)
+    return AugmentStream(responses, source=f"gan:{generator}")
 
 
 def list_generators(channel: grpc.Channel, *, timeout: float | None = 30):

@@ -92,13 +92,13 @@ def test_quotas_language_and_gate(utterances, tmp_path):
     augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
                           run_dir=tmp_path)
     intent = utterances[0].intent
-    samples = list(augmenter.generate(0, sampling=SamplingConfig(), seed=1,
-                                      quotas={intent: 30}, language="de",
-                                      gate=GateConfig(), train=utterances[:50]))
+    generation = augmenter.generate(0, sampling=SamplingConfig(), seed=1, quotas={intent: 30},
+                                    language="de", gate=GateConfig(), train=utterances[:50])
+    samples = list(generation)
     assert len(samples) == 30 and {u.intent for u in samples} == {intent}
     assert len({u.key() for u in samples}) == 30  # de-duplicated
     assert not {u.tokens for u in samples} & {u.tokens for u in utterances[:50]}
-    report = augmenter.last_gate_report
+    report = generation.report
     assert report.kept == 30 and report.seen >= 30
     dropped = report.malformed + report.duplicates + report.train_copies + report.low_score
     assert report.seen == dropped + report.kept + report.surplus
@@ -151,10 +151,11 @@ def test_spare_survivors_fill_later_rounds(utterances, tmp_path):
     augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
                           run_dir=tmp_path)
     intent = utterances[0].intent
-    samples = list(augmenter.generate(0, sampling=SamplingConfig(), seed=3, quotas={intent: 60},
-                                      language="de", gate=GateConfig(), batch_size=10))
+    generation = augmenter.generate(0, sampling=SamplingConfig(), seed=3, quotas={intent: 60},
+                                    language="de", gate=GateConfig(), batch_size=10)
+    samples = list(generation)
     assert len(samples) == 60 and len({u.key() for u in samples}) == 60
-    report = augmenter.last_gate_report
+    report = generation.report
     assert report.kept == 60
     # Six or more rounds of 10 rows and 3 spares each; unused survivors wait for the next
     # round, so at most one round's spares are left over at the end.

@@ -88,8 +88,13 @@ def test_list_and_describe_generators(channel, store):
 
 
 def test_full_augment_stream_is_valid_and_reproducible(channel):
-    first = list(client.augment(channel, GENERATOR, 40, seed=7, timeout=30))
+    stream = client.augment(channel, GENERATOR, 40, seed=7, timeout=30)
+    first = list(stream)
     assert len(first) == 40
+    report = stream.gate_report  # the last message's gate counts
+    assert report.kept == 40 and report.surplus >= 1  # the last round's unused spares
+    assert report.seen == (report.malformed + report.duplicates + report.low_score
+                           + report.kept + report.surplus)
     description = client.describe_generator(channel, GENERATOR)
     assert {u.intent for u in first} <= set(description.intents)
     assert {u.language for u in first} == {"de"}
@@ -184,7 +189,7 @@ def test_graceful_stop_lets_an_inflight_stream_finish(store, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["conll", "jsonl"])
-def test_augment_cli_streams_from_the_server(server, tmp_path, fmt):
+def test_augment_cli_streams_from_the_server(server, tmp_path, fmt, capsys):
     from service.cli import main
 
     out = tmp_path / f"generated.{fmt}"
@@ -193,6 +198,8 @@ def test_augment_cli_streams_from_the_server(server, tmp_path, fmt):
                  "--format", fmt]) == 0
     written = read_utterances(out, fmt)
     assert len(written) == 25 and {u.language for u in written} == {"de"}
+    printed = capsys.readouterr().out
+    assert "gate: seen " in printed and "kept 25" in printed
 
 
 def test_augment_cli_reports_server_errors(server, tmp_path, capsys):

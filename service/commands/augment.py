@@ -79,11 +79,12 @@ def run(args: argparse.Namespace) -> int:
     except ModelNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    utterances = list(augmenter.generate(args.count, sampling=sampling, seed=args.seed,
-                                         quotas=_quotas(args.quota), language=args.language,
-                                         gate=gate, train=train, batch_size=args.batch_size))
+    generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
+                                    quotas=_quotas(args.quota), language=args.language,
+                                    gate=gate, train=train, batch_size=args.batch_size)
+    utterances = list(generation)
     write_utterances(utterances, args.out, args.format)
-    report = augmenter.last_gate_report
+    report = generation.report
     gate_note = f"; gate: {report.as_dict()}" if report is not None else ""
     print(f"wrote {len(utterances)} utterances to {args.out} ({args.format}){gate_note}")
     return 0
@@ -109,14 +110,20 @@ def _run_remote(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
     try:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
-            utterances = list(client.augment(
+            stream = client.augment(
                 channel, args.generator, sum(quotas.values()) if quotas else args.count,
                 timeout=args.timeout, sampling=sampling, seed=args.seed, quotas=quotas,
                 language=args.language or "", deduplicate=gated,
-                min_discriminator_score=args.min_discriminator_score))
+                min_discriminator_score=args.min_discriminator_score)
+            utterances = list(stream)
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 2
     write_utterances(utterances, args.out, args.format)
-    print(f"wrote {len(utterances)} utterances from {args.server} to {args.out} ({args.format})")
+    gate_note = ""
+    if gated and stream.gate_report is not None:
+        gate_note = "; gate: " + ", ".join(f"{field.name} {value}" for field, value
+                                           in stream.gate_report.ListFields())
+    print(f"wrote {len(utterances)} utterances from {args.server} to {args.out} "
+          f"({args.format}){gate_note}")
     return 0

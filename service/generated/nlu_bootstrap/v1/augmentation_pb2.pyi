@@ -66,11 +66,29 @@ class AugmentRequest(_message.Message):
     gate: GateOptions
     def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ...) -> None: ...
 
+class GateReport(_message.Message):
+    __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus")
+    SEEN_FIELD_NUMBER: _ClassVar[int]
+    MALFORMED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    LOW_SCORE_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    SURPLUS_FIELD_NUMBER: _ClassVar[int]
+    seen: int
+    malformed: int
+    duplicates: int
+    low_score: int
+    kept: int
+    surplus: int
+    def __init__(self, seen: _Optional[int] = ..., malformed: _Optional[int] = ..., duplicates: _Optional[int] = ..., low_score: _Optional[int] = ..., kept: _Optional[int] = ..., surplus: _Optional[int] = ...) -> None: ...
+
 class AugmentResponse(_message.Message):
-    __slots__ = ("utterances",)
+    __slots__ = ("utterances", "gate_report")
     UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    GATE_REPORT_FIELD_NUMBER: _ClassVar[int]
     utterances: _containers.RepeatedCompositeFieldContainer[_utterance_pb2.AnnotatedUtterance]
-    def __init__(self, utterances: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
+    gate_report: GateReport
+    def __init__(self, utterances: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ..., gate_report: _Optional[_Union[GateReport, _Mapping]] = ...) -> None: ...
 
 class ListGeneratorsRequest(_message.Message):
     __slots__ = ()
