@@ -3,15 +3,17 @@
 What a client can rely on:
 
 * ``grpc.health.v1``: the overall status and each service report NOT_SERVING until the
-  generator registry has been read from MLflow (``Augment`` answers UNAVAILABLE meanwhile),
-  then SERVING; NOT_SERVING again while shutting down.
+  generator registry has been read from MLflow (retried with backoff while it cannot be;
+  ``Augment`` answers UNAVAILABLE meanwhile), then SERVING; NOT_SERVING again while
+  shutting down.
 * Server reflection for the two services and health (``grpcurl`` works without the protos).
 * Limits: request/response message size, concurrent RPCs (RESOURCE_EXHAUSTED beyond them),
   utterances per ``Augment`` call, concurrent ``Augment`` streams, running training jobs.
 * Optional TLS (PEM cert + key) and an optional bearer token checked on every call except
   health (UNAUTHENTICATED otherwise).
 * SIGTERM / SIGINT: stop accepting calls, give in-flight calls ``grace`` seconds to finish,
-  cancel the rest, stop the training workers.
+  cancel the rest, stop the training workers. A shutdown still running
+  ``STUCK_SHUTDOWN_SECONDS`` after its grace prints every thread's stack and exits.
 * ``serve_processes``: the same server in several processes on one port, because one
   Python process generates at most one call's worth at a time (GIL).
 """
