@@ -52,7 +52,8 @@ class GanConfig:
     embeddings: str | None = None  # None | "<file>.vec" | "nlu:<TrainedNlu dir>" | "nlu" (nlu_model)
     freeze_embeddings: bool = False
     # G writes a word only with tags it was seen with (gan/vocab.py): consistent annotations
-    # and a faster head; False lets any word take any tag (more diverse sets, see RESULTS)
+    # and a faster head. False lets any word take any tag: slightly more diverse sets, and in
+    # the studies better for scarce intents inside a language (see RESULTS, "again")
     tie_words_to_tags: bool = True
     # schedule
     batch_size: int = 64
