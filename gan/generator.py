@@ -130,12 +130,20 @@ class Generator(nn.Module):
         previous_tokens, previous_tags = self._shifted(tokens, tags)
         hidden, _ = self.lstm(self._inputs(previous_tokens, previous_tags, intents, languages))
         hidden = self.dropout(hidden)
-        positions = torch.arange(tokens.size(1), device=tokens.device).expand_as(tokens)
+        # The heads only at real steps (a padding step's probability is 1 by construction):
+        # in a batch of sampled utterances about 40 % of the steps are padding.
+        rows, steps = (tags != self.pad_tag).nonzero(as_tuple=True)
+        real_hidden, real_tags = hidden[rows, steps], tags[rows, steps]
         tag_log_probs = torch.log_softmax(
-            self.tag_logits(hidden, previous_tags, intents, languages, positions), dim=-1)
-        token_log_probs = torch.log_softmax(self.token_logits(hidden, tags, languages), dim=-1)
-        return (tag_log_probs.gather(-1, tags.unsqueeze(-1)).squeeze(-1)
-                + token_log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+            self.tag_logits(real_hidden, previous_tags[rows, steps], intents[rows],
+                            languages[rows], steps), dim=-1)
+        token_log_probs = torch.log_softmax(
+            self.token_logits(real_hidden, real_tags, languages[rows]), dim=-1)
+        log_probs = hidden.new_zeros(tokens.shape)
+        log_probs[rows, steps] = (
+            tag_log_probs.gather(-1, real_tags.unsqueeze(-1)).squeeze(-1)
+            + token_log_probs.gather(-1, tokens[rows, steps].unsqueeze(-1)).squeeze(-1))
+        return log_probs
 
     def prefix_states(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
                       languages: torch.Tensor) -> LSTMState:

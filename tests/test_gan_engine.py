@@ -199,6 +199,23 @@ def test_step_log_probs_are_finite_on_real_data_and_zero_on_padding(utterances, 
     padding = encoded["tags"] == vocab.tag_index["<pad>"]
     assert torch.isfinite(log_probs).all()
     assert (log_probs[~padding] < 0).all() and (log_probs[padding] == 0).all()
+    # step_log_probs applies the heads at real steps only; over the whole grid they agree
+    # there (and give probability 1 to padding)
+    generator.eval()
+    tokens, tags, intents, languages = (encoded[key] for key in
+                                        ("tokens", "tags", "intents", "languages"))
+    previous_tokens, previous_tags = generator._shifted(tokens, tags)
+    with torch.no_grad():
+        hidden, _ = generator.lstm(generator._inputs(previous_tokens, previous_tags, intents,
+                                                     languages))
+        positions = torch.arange(tokens.size(1)).expand_as(tokens)
+        grid = (torch.log_softmax(generator.tag_logits(hidden, previous_tags, intents, languages,
+                                                       positions), -1)
+                .gather(-1, tags.unsqueeze(-1)).squeeze(-1)
+                + torch.log_softmax(generator.token_logits(hidden, tags, languages), -1)
+                .gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+        assert torch.allclose(generator.step_log_probs(tokens, tags, intents, languages), grid,
+                              atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["token", "rollout", "sentence"])
