@@ -158,8 +158,19 @@ class Generator(nn.Module):
 
     # --- sampling --------------------------------------------------------------------------
     def sampling_tables(self) -> "SamplingTables":
-        """G's weights rearranged for fast sampling; valid until the weights change."""
-        return SamplingTables(self)
+        """G's weights rearranged for fast sampling, rebuilt only after a weight changed: every
+        in-place update (an optimizer step, ``load_state_dict``) bumps a tensor's version."""
+        versions = tuple(parameter._version for parameter in self.parameters())
+        cached = self.__dict__.get("_cached_tables")
+        if cached is None or cached[0] != versions:
+            cached = (versions, SamplingTables(self))
+            self.__dict__["_cached_tables"] = cached  # a cache, not a module attribute
+        return cached[1]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cached_tables", None)  # derived from the weights; not worth saving
+        return state
 
     def _sampled_tag_logits(self, tables: "SamplingTables", hidden: torch.Tensor,
                             previous_tags: torch.Tensor, intents: torch.Tensor,
@@ -346,12 +357,19 @@ class SamplingTables:
                                      ) * self.COLUMN_MULTIPLE
             self.block_bias = torch.full((words.size(0), self.token_columns), float("-inf"))
             self.block_tokens = torch.full((words.size(0), self.token_columns), PAD_ID)
-            self.block_weights: dict[int, torch.Tensor] = {}
-            for block in sizes.nonzero().squeeze(1).tolist():
-                ids = words[block].nonzero().squeeze(1)
-                self.block_bias[block, :ids.numel()] = from_tag[block % self.tag_count, ids]
-                self.block_tokens[block, :ids.numel()] = ids
-                self.block_weights[block] = from_hidden[ids].T.contiguous()
+            # Every (block, word) pair at once, block by block (tables are rebuilt after each
+            # G update, so a loop of per-block gathers here cost a step several ms)
+            pair_blocks, pair_words = words.nonzero(as_tuple=True)
+            starts = sizes.cumsum(0) - sizes
+            pair_columns = torch.arange(pair_words.numel()) - starts[pair_blocks]
+            self.block_tokens[pair_blocks, pair_columns] = pair_words
+            self.block_bias[pair_blocks, pair_columns] = from_tag[pair_blocks % self.tag_count,
+                                                                 pair_words]
+            pair_weights = from_hidden.index_select(0, pair_words)  # (pairs, H)
+            self.block_weights: dict[int, torch.Tensor] = {
+                block: pair_weights[start:start + size].T
+                for block, start, size in zip(range(words.size(0)), starts.tolist(),
+                                              sizes.tolist()) if size}
 
     def tag_bias_row(self, languages: torch.Tensor, intents: torch.Tensor,
                      previous_tags: torch.Tensor) -> torch.Tensor:

@@ -348,6 +348,29 @@ def test_a_failed_shared_batch_raises_in_every_caller(vocab, monkeypatch):
     assert tokens.size(0) == 3  # the sampler is not left busy
 
 
+def test_sampling_tables_are_rebuilt_after_a_weight_update_only(vocab):
+    import copy
+    import pickle
+
+    from gan.generator import SamplingTables
+
+    generator, _ = tiny_models(vocab)
+    tables = generator.sampling_tables()
+    assert generator.sampling_tables() is tables  # unchanged weights: the same tables
+    optimizer = torch.optim.SGD(generator.parameters(), lr=0.1)
+    intents, languages = conditions(vocab, 8)
+    tokens, tags = generator.sample(intents, languages, SamplingConfig(method="greedy"))
+    generator.step_log_probs(tokens, tags, intents, languages).sum().backward()
+    optimizer.step()
+    rebuilt = generator.sampling_tables()
+    assert rebuilt is not tables
+    fresh = SamplingTables(generator)
+    assert torch.equal(rebuilt.block_bias, fresh.block_bias)
+    assert torch.equal(rebuilt.tag_from_hidden, fresh.tag_from_hidden)
+    assert "_cached_tables" not in pickle.loads(pickle.dumps(generator)).__dict__
+    assert copy.deepcopy(generator).sampling_tables() is not rebuilt
+
+
 def test_sampling_tables_give_the_heads_masked_logits(vocab):
     generator, _ = tiny_models(vocab, max_length=3)
     tables = generator.sampling_tables()
