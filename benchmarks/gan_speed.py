@@ -1,6 +1,6 @@
 """GAN speed on this machine: rollout reward, generation throughput, full training time.
 
-    .venv/bin/python benchmarks/gan_speed.py [--threads 1]
+    .venv/bin/python benchmarks/gan_speed.py [--threads 1] [--seed 0]
 
 Data: 1,000 utterances drawn (seed 0) from the xSID English training set, default GanConfig
 (the sizes experiments/gan_*.yaml use). Prints, in this order,
@@ -55,13 +55,13 @@ def adversarial_step(generator, discriminator, optimizer, reward_function, batch
     optimizer.step()
 
 
-def steps_per_second(reward_function, models, batch, config, steps: int) -> float:
+def steps_per_second(reward_function, models, batch, config, steps: int, seed: int) -> float:
     """Adversarial steps/s from copies of ``models`` and the same seed: the two reward
     functions give equal rewards from equal random draws, so both paths sample, reward and
     update the very same batches (the same sizes, not just the same settings)."""
     generator, discriminator = copy.deepcopy(models[0]), copy.deepcopy(models[1])
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.adversarial_lr)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     adversarial_step(generator, discriminator, optimizer, reward_function, batch, config)  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
@@ -72,6 +72,7 @@ def steps_per_second(reward_function, models, batch, config, steps: int) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="draws the batches of (a)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train = sample_train(1000)
@@ -98,8 +99,9 @@ def main() -> None:
     encoded = vocab.encode(train[:config.batch_size], config.max_length)
     batch = (torch.from_numpy(encoded["intents"]), torch.from_numpy(encoded["languages"]))
     models = (augmenter.generator, augmenter.discriminator)
-    batched = steps_per_second(rewards.rollout_rewards, models, batch, config, steps=5)
-    reference = steps_per_second(rewards.rollout_rewards_reference, models, batch, config, steps=5)
+    batched = steps_per_second(rewards.rollout_rewards, models, batch, config, 5, args.seed)
+    reference = steps_per_second(rewards.rollout_rewards_reference, models, batch, config, 5,
+                                 args.seed)
     print(f"(a) rollout adversarial steps/s (batch {config.batch_size}, N={config.rollout_n}, "
           f"max_length {config.max_length}): batched {batched:.2f}, per-prefix loop "
           f"{reference:.2f}, speed-up {batched / reference:.1f}x", flush=True)
