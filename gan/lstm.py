@@ -42,16 +42,24 @@ class EmbeddingLSTMStep:
             # Gate rows in the order (input, forget, output, candidate): the three sigmoids
             # of a step are then one call.
             order = torch.arange(4 * lstm.hidden_size).view(4, -1)[[0, 1, 3, 2]].flatten()
-            tables = (token, tag, intent, language)
-            parts = torch.split(lstm.weight_ih_l0.index_select(0, order),
-                                [table.embedding_dim for table in tables], dim=1)
-            gates = [table.weight @ part.T for table, part in zip(tables, parts)]
-            # every row has an intent: its rows carry the biases
-            gates[2] += (lstm.bias_ih_l0 + lstm.bias_hh_l0).index_select(0, order)
-            # Rows of the one table: tokens, then tags, intents, languages.
             candidate_doubled = torch.ones_like(lstm.bias_ih_l0)
             candidate_doubled[3 * lstm.hidden_size:] = 2.0
-            self.gates = torch.cat(gates) * candidate_doubled
+            tables = (token, tag, intent, language)
+            parts = torch.split(lstm.weight_ih_l0.index_select(0, order)
+                                * candidate_doubled.unsqueeze(1),
+                                [table.embedding_dim for table in tables], dim=1)
+            # Rows of the one table: tokens, then tags, intents, languages (each product
+            # written in place: the table is rebuilt after every weight update)
+            self.gates = torch.empty(sum(table.num_embeddings for table in tables),
+                                     4 * lstm.hidden_size)
+            start = 0
+            for table, part in zip(tables, parts):
+                torch.mm(table.weight, part.T, out=self.gates[start:start + table.num_embeddings])
+                start += table.num_embeddings
+            # every row has an intent: its rows carry the biases
+            self.gates[token.num_embeddings + tag.num_embeddings:
+                       token.num_embeddings + tag.num_embeddings + intent.num_embeddings] += (
+                (lstm.bias_ih_l0 + lstm.bias_hh_l0).index_select(0, order) * candidate_doubled)
             self.recurrent = (lstm.weight_hh_l0.index_select(0, order).T
                               * candidate_doubled).contiguous()
         self.tag_offset = token.num_embeddings
