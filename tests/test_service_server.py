@@ -217,12 +217,15 @@ def test_a_registry_that_cannot_be_read_yet_is_retried_until_it_can(tmp_path, co
 
 
 @pytest.mark.parametrize("processes", ["2"])  # its processes each run `serve`
-def test_serve_command_stops_gracefully_on_sigterm(tracking_uri, tmp_path, processes):
+def test_serve_command_stops_gracefully_on_sigterm(tmp_path, processes):
     import os
     import signal
     import sys
     import threading
 
+    # A new store: its processes must not race to create its tables (they did, and both
+    # stayed NOT_SERVING)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = [sys.executable, "-m", "service.cli", "serve", "--tracking-uri", tracking_uri,
                "--port", "0", "--state-dir", str(tmp_path / "state"), "--processes", processes]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
