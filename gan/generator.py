@@ -12,7 +12,8 @@ ends with the EOS tag (its token is EOS); after that only PAD is possible. Impos
 (``I-x`` not after ``B-x``/``I-x``, slot types never seen with the intent, tags no word of
 the language was seen with, EOS as the first step, anything but EOS at ``max_length``) and
 impossible words (of another language, or never seen with the tag in training: no "the" as a
-city) get probability 0 in training and sampling alike,
+city; ``GanConfig.tie_words_to_tags: false`` drops this one) get probability 0 in training
+and sampling alike,
 so every sample is well-formed IOB2 by construction and the policy that is trained is the
 policy that is sampled.
 """
