@@ -369,8 +369,8 @@ class SamplingTables:
             pair_weights = from_hidden.index_select(0, pair_words)  # (pairs, H)
             self.block_weights: dict[int, torch.Tensor] = {
                 block: pair_weights[start:start + size].T
-                for block, start, size in zip(range(words.size(0)), starts.tolist(),
-                                              sizes.tolist()) if size}
+                for block, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist()))
+                if size}
 
     def tag_bias_row(self, languages: torch.Tensor, intents: torch.Tensor,
                      previous_tags: torch.Tensor) -> torch.Tensor:

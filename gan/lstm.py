@@ -38,34 +38,32 @@ class EmbeddingLSTMStep:
 
     def __init__(self, lstm: nn.LSTM, token: nn.Embedding, tag: nn.Embedding,
                  intent: nn.Embedding, language: nn.Embedding):
+        # Rows of the one gate table: tokens, then tags, intents, languages.
+        self.tag_offset = token.num_embeddings
+        self.intent_offset = self.tag_offset + tag.num_embeddings
+        self.language_offset = self.intent_offset + intent.num_embeddings
+        self.hidden_size = lstm.hidden_size
+        tables = (token, tag, intent, language)
+        starts = (0, self.tag_offset, self.intent_offset, self.language_offset)
         with torch.no_grad():
             # Gate rows in the order (input, forget, output, candidate): the three sigmoids
             # of a step are then one call.
             order = torch.arange(4 * lstm.hidden_size).view(4, -1)[[0, 1, 3, 2]].flatten()
             candidate_doubled = torch.ones_like(lstm.bias_ih_l0)
             candidate_doubled[3 * lstm.hidden_size:] = 2.0
-            tables = (token, tag, intent, language)
             parts = torch.split(lstm.weight_ih_l0.index_select(0, order)
                                 * candidate_doubled.unsqueeze(1),
                                 [table.embedding_dim for table in tables], dim=1)
-            # Rows of the one table: tokens, then tags, intents, languages (each product
-            # written in place: the table is rebuilt after every weight update)
-            self.gates = torch.empty(sum(table.num_embeddings for table in tables),
+            # each product written in place: the table is rebuilt after every weight update
+            self.gates = torch.empty(self.language_offset + language.num_embeddings,
                                      4 * lstm.hidden_size)
-            start = 0
-            for table, part in zip(tables, parts):
+            for table, part, start in zip(tables, parts, starts):
                 torch.mm(table.weight, part.T, out=self.gates[start:start + table.num_embeddings])
-                start += table.num_embeddings
             # every row has an intent: its rows carry the biases
-            self.gates[token.num_embeddings + tag.num_embeddings:
-                       token.num_embeddings + tag.num_embeddings + intent.num_embeddings] += (
+            self.gates[self.intent_offset:self.language_offset] += (
                 (lstm.bias_ih_l0 + lstm.bias_hh_l0).index_select(0, order) * candidate_doubled)
             self.recurrent = (lstm.weight_hh_l0.index_select(0, order).T
                               * candidate_doubled).contiguous()
-        self.tag_offset = token.num_embeddings
-        self.intent_offset = self.tag_offset + tag.num_embeddings
-        self.language_offset = self.intent_offset + intent.num_embeddings
-        self.hidden_size = lstm.hidden_size
 
     def condition_rows(self, intents: torch.Tensor, languages: torch.Tensor) -> torch.Tensor:
         """The gate-table rows fixed for a whole sequence, (R, 2)."""

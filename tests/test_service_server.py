@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -181,8 +182,6 @@ def test_oversized_messages_are_refused(tmp_path, config_for):
 
 def test_a_registry_that_cannot_be_read_yet_is_retried_until_it_can(tmp_path, config_for,
                                                                    monkeypatch):
-    import threading
-
     from service.augmentation import GeneratorStore
 
     attempts = []
@@ -221,7 +220,6 @@ def test_serve_command_stops_gracefully_on_sigterm(tmp_path, processes):
     import os
     import signal
     import sys
-    import threading
 
     # A new store: its processes must not race to create its tables (they did, and both
     # stayed NOT_SERVING)
