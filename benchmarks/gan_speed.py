@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from gan import rewards
-from gan.module import evaluating
+from gan.module import evaluating, without_dropout
 from gan.sampling import UNRESTRICTED, SamplingConfig
 from gan.training import GanConfig, train_gan
 from gan.vocab import Vocabulary
@@ -48,7 +48,8 @@ def adversarial_step(generator, discriminator, optimizer, reward_function, batch
         reward = reward_function(generator, discriminator, tokens, tags, intents, languages,
                                  config.rollout_n)
     mask = (tags != generator.pad_tag).float()
-    log_probs = generator.step_log_probs(tokens, tags, intents, languages)
+    with without_dropout(generator):  # as GanModule: the log-probabilities of the sampler
+        log_probs = generator.step_log_probs(tokens, tags, intents, languages)
     loss = -(log_probs * (reward - reward[mask.bool()].mean()) * mask).sum() / mask.sum()
     optimizer.zero_grad()
     loss.backward()
@@ -60,7 +61,7 @@ def steps_per_second(reward_function, models, batch, config, steps: int, seed: i
     functions give equal rewards from equal random draws, so both paths sample, reward and
     update the very same batches (the same sizes, not just the same settings)."""
     generator, discriminator = copy.deepcopy(models[0]), copy.deepcopy(models[1])
-    optimizer = torch.optim.Adam(generator.parameters(), lr=config.adversarial_lr)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=config.adversarial_lr, fused=True)
     torch.manual_seed(seed)
     adversarial_step(generator, discriminator, optimizer, reward_function, batch, config)  # warm-up
     start = time.perf_counter()

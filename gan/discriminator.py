@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan.lstm import EmbeddingLSTMStep, LSTMState, states_after_each_step
+from gan.lstm import EmbeddingLSTMStep, LSTMState, WeightCache, states_after_each_step
 from gan.vocab import PAD, PAD_ID, Vocabulary
 
 
-class Discriminator(nn.Module):
+class Discriminator(WeightCache, nn.Module):
     def __init__(self, vocab: Vocabulary, *, embedding_dim: int = 64, tag_dim: int = 16,
                  condition_dim: int = 16, hidden_dim: int = 64, dropout: float = 0.2,
                  embeddings: np.ndarray | None = None):
@@ -65,10 +65,22 @@ class Discriminator(nn.Module):
         return self.logits(last_hidden(hidden, tags, self.pad_tag))
 
     def prefix_states(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
-                      languages: torch.Tensor) -> LSTMState:
+                      languages: torch.Tensor, *, fast: bool = False) -> LSTMState:
         """LSTM state after steps 0..s, for every s: two (B, T, H). Lets the rollouts of a
-        prefix be scored by reading only their continuations."""
+        prefix be scored by reading only their continuations. ``fast``: the same states from
+        ``scoring_step`` (no dropout, no gradient)."""
+        if fast:
+            step = self.scoring_step()
+            with torch.no_grad():
+                return step.states_after_each_step(step.condition_rows(intents, languages),
+                                                   tokens, tags)
         return states_after_each_step(self.lstm, self._inputs(tokens, tags, intents, languages))
+
+    def scoring_step(self) -> EmbeddingLSTMStep:
+        """D's LSTM step for scoring without gradients, rebuilt only after a weight changed."""
+        return self.derived("scoring_step", lambda: EmbeddingLSTMStep(
+            self.lstm, self.token_embedding, self.tag_embedding, self.intent_embedding,
+            self.language_embedding))
 
     @torch.no_grad()
     def continuation_logits(self, tokens: torch.Tensor, tags: torch.Tensor, intents: torch.Tensor,
@@ -80,8 +92,7 @@ class Discriminator(nn.Module):
         reading at a step are a leading slice. Rollouts end at very different lengths, and
         reading them padded to the longest was most of D's work.
         """
-        step = EmbeddingLSTMStep(self.lstm, self.token_embedding, self.tag_embedding,
-                                 self.intent_embedding, self.language_embedding)
+        step = self.scoring_step()
         lengths = (tags != self.pad_tag).sum(dim=1)
         order = lengths.argsort(descending=True)
         tokens, tags, intents, languages = (values.index_select(0, order)

@@ -33,17 +33,23 @@ PHASES = ("mle", "discriminator", "adversarial", "done")
 
 
 @contextlib.contextmanager
-def evaluating(*modules: nn.Module) -> Iterator[None]:
-    """Sample and score without dropout, then restore each module's mode."""
+def without_dropout(*modules: nn.Module) -> Iterator[None]:
+    """Run the modules in eval mode (no dropout), then restore each module's mode."""
     modes = [module.training for module in modules]
     for module in modules:
         module.eval()
     try:
-        with torch.no_grad():
-            yield
+        yield
     finally:
         for module, mode in zip(modules, modes):
             module.train(mode)
+
+
+@contextlib.contextmanager
+def evaluating(*modules: nn.Module) -> Iterator[None]:
+    """Sample and score: no dropout, no gradients."""
+    with without_dropout(*modules), torch.no_grad():
+        yield
 
 
 def _masked_bce(logits: torch.Tensor, target: float, mask: torch.Tensor) -> torch.Tensor:
@@ -77,8 +83,10 @@ class GanModule(pl.LightningModule):
 
     def configure_optimizers(self):
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
-        return [torch.optim.Adam(trainable, lr=self.config.g_lr),
-                torch.optim.Adam(self.discriminator.parameters(), lr=self.config.d_lr)]
+        # fused: one kernel per step instead of a dozen per tensor (0.9 -> 0.4 ms for G)
+        return [torch.optim.Adam(trainable, lr=self.config.g_lr, fused=True),
+                torch.optim.Adam(self.discriminator.parameters(), lr=self.config.d_lr,
+                                 fused=True)]
 
     def training_step(self, batch, batch_idx):
         phase = self.phase()
@@ -166,7 +174,11 @@ class GanModule(pl.LightningModule):
                 advantages = rewards - (rewards * mask).sum(0) / mask.sum(0).clamp(min=1)
             else:
                 advantages = rewards
-            log_probs = self.generator.step_log_probs(fake_tokens, fake_tags, intents, languages)
+            # On-policy: the log-probabilities of the policy that sampled, i.e. without
+            # dropout (with it, the gradient is that of a randomly thinned policy)
+            with without_dropout(self.generator):
+                log_probs = self.generator.step_log_probs(fake_tokens, fake_tags, intents,
+                                                          languages)
             loss = -(log_probs * advantages * mask).sum() / mask.sum()
             self._generator_update(loss, config.adversarial_lr)
             self.baseline.mul_(config.baseline_decay).add_((1 - config.baseline_decay) * mean_reward)

@@ -22,7 +22,7 @@ from typing import Literal
 
 import torch
 
-from gan.discriminator import Discriminator, last_step
+from gan.discriminator import Discriminator, last_hidden, last_step
 from gan.generator import Generator
 from gan.sampling import UNRESTRICTED
 
@@ -54,13 +54,12 @@ def rollout_uniforms(rollouts: int, tokens: torch.Tensor, max_length: int,
                       dtype=torch.get_default_dtype())
 
 
-def _finish(rollout_means: torch.Tensor, discriminator: Discriminator, tokens, tags, intents,
-            languages) -> torch.Tensor:
-    """(B, T-1) rollout means -> (B, T) rewards: means before the last step, D's sequence score
-    at the last step, 0 after it."""
-    last = last_step(tags, discriminator.pad_tag).unsqueeze(1)
-    steps = torch.arange(tokens.size(1), device=tokens.device).unsqueeze(0)
-    whole = torch.sigmoid(discriminator.sequence_logits(tokens, tags, intents, languages))
+def _finish(rollout_means: torch.Tensor, whole: torch.Tensor, tags: torch.Tensor,
+            pad_tag: int) -> torch.Tensor:
+    """(B, T-1) rollout means and (B,) D scores of the sequences -> (B, T) rewards: means
+    before the last step, the sequence's score at the last step, 0 after it."""
+    last = last_step(tags, pad_tag).unsqueeze(1)
+    steps = torch.arange(tags.size(1), device=tags.device).unsqueeze(0)
     means = torch.cat([rollout_means, torch.zeros_like(rollout_means[:, :1])], dim=1)
     return torch.where(steps < last, means, torch.where(steps == last, whole.unsqueeze(1),
                                                         torch.zeros_like(means)))
@@ -74,9 +73,12 @@ def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, 
     batch, steps = tokens.shape
     prefixes = steps - 1
     max_length = rollout_generator.max_length
+    # D's state after every prefix; the last is the whole sequence's, which scores the last step
+    d_hidden, d_cell = discriminator.prefix_states(tokens, tags, intents, languages, fast=True)
+    whole = torch.sigmoid(discriminator.logits(last_hidden(d_hidden, tags,
+                                                           discriminator.pad_tag)))
     if prefixes == 0:
-        return _finish(tokens.new_zeros((batch, 0), dtype=torch.get_default_dtype()),
-                       discriminator, tokens, tags, intents, languages)
+        return _finish(whole.new_zeros((batch, 0)), whole, tags, discriminator.pad_tag)
     if uniforms is None:
         uniforms = rollout_uniforms(rollouts, tokens, max_length, generator)
     prefix_rows = prefixes * batch  # order: (prefix, utterance)
@@ -100,21 +102,22 @@ def rollout_rewards(rollout_generator: Generator, discriminator: Discriminator, 
     live = (prefix_ends < per_prefix(last_step(tags, discriminator.pad_tag)))[sources]
     live_sources = sources[live]
     continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
-        state_per_prefix(rollout_generator.prefix_states(tokens, tags, intents, languages)),
+        state_per_prefix(rollout_generator.prefix_states(tokens, tags, intents, languages,
+                                                         fast=True)),
         tokens[:, :prefixes].T.reshape(-1), tags[:, :prefixes].T.reshape(-1), prefix_ends + 1,
         prefix_intents, prefix_languages, max_length, UNRESTRICTED, sources=live_sources,
         uniforms=uniforms.reshape(rows, max_length, 2)[live])
 
     # D is left to right, so the continuations are scored by reading only them, starting
     # from D's state after the prefix: every rollout of a prefix shares that part of D's work.
-    d_state = state_per_prefix(discriminator.prefix_states(tokens, tags, intents, languages))
+    d_state = state_per_prefix((d_hidden, d_cell))
     scores = torch.zeros(rows, dtype=torch.get_default_dtype(), device=tokens.device)
     scores[live] = torch.sigmoid(discriminator.continuation_logits(
         continuation_tokens, continuation_tags, prefix_intents[live_sources],
         prefix_languages[live_sources],
         (d_state[0][:, live_sources], d_state[1][:, live_sources])))
     rollout_means = scores.view(rollouts, prefixes, batch).mean(dim=0).T
-    return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
+    return _finish(rollout_means, whole, tags, discriminator.pad_tag)
 
 
 @torch.no_grad()
@@ -145,7 +148,8 @@ def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discr
             scores = torch.sigmoid(discriminator.sequence_logits(whole_tokens, whole_tags,
                                                                  intents, languages))
             rollout_means[:, prefix_end] += scores / rollouts
-    return _finish(rollout_means, discriminator, tokens, tags, intents, languages)
+    whole = torch.sigmoid(discriminator.sequence_logits(tokens, tags, intents, languages))
+    return _finish(rollout_means, whole, tags, discriminator.pad_tag)
 
 
 def compute_rewards(kind: RewardKind, rollout_generator: Generator, discriminator: Discriminator,
