@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from torch import nn
 
 from gan import rewards, sampling
 from gan.batching import SharedSampler
@@ -125,21 +126,42 @@ def test_draws_that_share_a_row_equal_draws_from_copies_of_it(method, gather_lim
     assert torch.equal(shared, copied)
 
 
-def test_the_fast_lstm_step_equals_the_modules_forward_pass(vocab):
+def test_the_fast_lstm_step_equals_the_modules_forward_pass():
+    torch.manual_seed(0)
+    token, tag = nn.Embedding(30, 8), nn.Embedding(7, 4)
+    intent, language = nn.Embedding(5, 3), nn.Embedding(3, 3)  # several languages
+    lstm = nn.LSTM(8 + 4 + 3 + 3, 10, batch_first=True)
+    step = EmbeddingLSTMStep(lstm, token, tag, intent, language)
+    tokens, tags = torch.randint(0, 30, (9, 4)), torch.randint(0, 7, (9, 4))
+    intents, languages = torch.randint(0, 5, (9,)), torch.arange(9) % 3
+    inputs = torch.cat([token(tokens), tag(tags),
+                        intent(intents).unsqueeze(1).expand(-1, 4, -1),
+                        language(languages).unsqueeze(1).expand(-1, 4, -1)], dim=-1)
+    with torch.no_grad():
+        expected_output, (_, expected_cell) = lstm(inputs)
+    state = step.zero_state(9)
+    for position in range(4):
+        state = step(step.condition_rows(intents, languages), tokens[:, position],
+                     tags[:, position], state)
+        torch.testing.assert_close(state[0], expected_output[:, position])
+    torch.testing.assert_close(state[1], expected_cell[0])
+    every_hidden, every_cell = step.states_after_each_step(
+        step.condition_rows(intents, languages), tokens, tags)
+    torch.testing.assert_close(every_hidden, expected_output)
+    torch.testing.assert_close(every_cell[:, -1], expected_cell[0])
+
+
+def test_fast_prefix_states_equal_the_modules(vocab):
     generator, discriminator = tiny_models(vocab)
-    intents, languages = conditions(vocab, 7)
-    tokens, tags = torch.randint(4, len(vocab.tokens), (7, 3)), torch.randint(0, 5, (7, 3))
+    intents, languages = conditions(vocab, 16)
+    tokens, tags = temperature_samples(generator, intents, languages, seed=0)
     for model in (generator, discriminator):
-        step = EmbeddingLSTMStep(model.lstm, model.token_embedding, model.tag_embedding,
-                                 model.intent_embedding, model.language_embedding)
-        expected_output, (expected_hidden, expected_cell) = model.lstm(
-            model._inputs(tokens, tags, intents, languages))
-        state = step.zero_state(7)
-        for position in range(3):
-            state = step(step.condition_rows(intents, languages), tokens[:, position],
-                         tags[:, position], state)
-            torch.testing.assert_close(state[0], expected_output[:, position])
-        torch.testing.assert_close(state[1], expected_cell[0])
+        model.eval()
+        with torch.no_grad():
+            expected = model.prefix_states(tokens, tags, intents, languages)
+        fast = model.prefix_states(tokens, tags, intents, languages, fast=True)
+        for part, expected_part in zip(fast, expected):
+            torch.testing.assert_close(part, expected_part)
 
 
 def test_scoring_continuations_from_a_prefix_state_equals_scoring_whole_sequences(vocab):
@@ -347,27 +369,34 @@ def test_a_failed_shared_batch_raises_in_every_caller(vocab, monkeypatch):
     assert tokens.size(0) == 3  # the sampler is not left busy
 
 
-def test_sampling_tables_are_rebuilt_after_a_weight_update_only(vocab):
+def test_fast_tables_are_rebuilt_after_a_weight_update_only(vocab):
     import copy
     import pickle
 
     from gan.generator import SamplingTables
 
-    generator, _ = tiny_models(vocab)
-    tables = generator.sampling_tables()
-    assert generator.sampling_tables() is tables  # unchanged weights: the same tables
-    optimizer = torch.optim.SGD(generator.parameters(), lr=0.1)
+    generator, discriminator = tiny_models(vocab)
+    tables, step = generator.sampling_tables(), discriminator.scoring_step()
+    # unchanged weights: the same tables
+    assert generator.sampling_tables() is tables and discriminator.scoring_step() is step
     intents, languages = conditions(vocab, 8)
     tokens, tags = generator.sample(intents, languages, SamplingConfig(method="greedy"))
-    generator.step_log_probs(tokens, tags, intents, languages).sum().backward()
-    optimizer.step()
+    for model, loss in ((generator, generator.step_log_probs(tokens, tags, intents, languages)),
+                        (discriminator, discriminator.prefix_logits(tokens, tags, intents,
+                                                                    languages))):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss.sum().backward()
+        optimizer.step()
     rebuilt = generator.sampling_tables()
     assert rebuilt is not tables
     fresh = SamplingTables(generator)
     assert torch.equal(rebuilt.block_bias, fresh.block_bias)
     assert torch.equal(rebuilt.tag_from_hidden, fresh.tag_from_hidden)
-    assert "_cached_tables" not in pickle.loads(pickle.dumps(generator)).__dict__
-    assert copy.deepcopy(generator).sampling_tables() is not rebuilt
+    rebuilt_step = discriminator.scoring_step()
+    assert rebuilt_step is not step and not torch.equal(rebuilt_step.gates, step.gates)
+    for model in (generator, discriminator):
+        assert "_weight_cache" not in pickle.loads(pickle.dumps(model)).__dict__
+        assert "_weight_cache" not in copy.deepcopy(model).__dict__
 
 
 def test_sampling_tables_give_the_heads_masked_logits(vocab):

@@ -61,6 +61,25 @@ def test_each_reward_trains_and_samples_valid_annotated_utterances(utterances, t
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
+def test_policy_gradient_uses_the_sampling_policy_without_dropout(utterances, tmp_path,
+                                                                  monkeypatch):
+    from gan.generator import Generator
+
+    modes = []  # (dropout on, gradients on) at each log-probability call
+    original = Generator.step_log_probs
+
+    def recording(self, *args):
+        modes.append((self.training, torch.is_grad_enabled()))
+        return original(self, *args)
+
+    monkeypatch.setattr(Generator, "step_log_probs", recording)
+    config = tiny_config(adversarial_steps=2, g_steps=2, dropout=0.5)
+    train_gan(utterances[:32], config, run_dir=tmp_path)
+    mle_calls = config.mle_epochs * 2  # 32 utterances in batches of 16
+    assert modes[:mle_calls] == [(True, True)] * mle_calls  # MLE keeps its dropout
+    assert modes[mle_calls:] == [(False, True)] * 4  # 2 steps x 2 G updates: on-policy
+
+
 def test_saved_generator_reproduces_samples_for_a_seed(utterances, tmp_path):
     augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
                           run_dir=tmp_path)
