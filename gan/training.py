@@ -74,8 +74,10 @@ class GanConfig:
     d_mislabeled_negatives: bool = True
     seed: int = 0
     steps_per_checkpoint: int = 50
-    # torch threads while training (0 = leave torch's setting). These models are small: a
-    # second thread gains little, and on a shared, busy machine it can cost a lot.
+    # torch threads while training (0 = leave torch's setting). One per job, as the studies
+    # and the service run jobs side by side; alone on an idle 2-core machine a second thread
+    # makes rollout steps about 1.4x as fast but a whole training only about 1.15x
+    # (benchmarks/gan_speed.py), and on a shared, busy machine it can cost a lot.
     threads: int = 1
     # reporting
     eval_samples: int = 500  # generated (top-p 0.9) after training for the quality metrics
