@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from gan.generator import Generator
     from gan.training import GanConfig
 
-MAX_ATTEMPT_FACTOR = 20  # with a gate: give up after generating this many times the request
+MAX_ATTEMPT_FACTOR = 20  # gate or slot quotas: stop after sampling this many times the request
 SPARE_FRACTION = 0.2
 
 
@@ -47,6 +47,37 @@ def _spares(conditions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     much time as the first, as the time of a round is set by its number of steps, not rows."""
     counts = Counter(conditions)
     return [key for key in sorted(counts) for _ in range(1 + int(counts[key] * SPARE_FRACTION))]
+
+
+def _split(count: int, weights: dict[tuple, int]) -> Counter:
+    """``count`` split over the keys in proportion to their weights (largest remainders)."""
+    total = sum(weights.values())
+    shares = [(count * weight / total, key) for key, weight in weights.items()]
+    split = Counter({key: int(share) for share, key in shares})
+    by_remainder = sorted(shares, key=lambda item: (-(item[0] - int(item[0])), item[1]))
+    for _, key in by_remainder[:count - sum(split.values())]:
+        split[key] += 1
+    return +split
+
+
+def _share(utterance: Utterance, unfilled: Counter,
+           slot_shares: bool) -> tuple[str, str, str] | None:
+    """The unfilled share an utterance fills: with ``slot_shares`` in the plan, a share for one
+    of its slot types first (those are the scarce ones), else one for any utterance of its
+    intent."""
+    intent, language = utterance.intent, utterance.language
+    for slot in sorted(utterance.slot_types) if slot_shares else ():
+        if unfilled[(intent, language, slot)] > 0:
+            return intent, language, slot
+    return (intent, language, "") if unfilled[(intent, language, "")] > 0 else None
+
+
+def _take(waiting: list[Utterance], slot: str) -> Utterance | None:
+    """The first waiting utterance with a span of ``slot`` ("" = any), removed."""
+    for position, utterance in enumerate(waiting):
+        if not slot or slot in utterance.slot_types:
+            return waiting.pop(position)
+    return None
 
 
 class Generation:
@@ -137,43 +168,68 @@ class Augmenter:
 
     # --- generation --------------------------------------------------------------------------
     def plan(self, count: int, *, quotas: dict[str, int] | None = None,
+             slot_quotas: dict[str, int] | None = None,
              language: str | None = None) -> Counter:
-        """How many utterances of each ``(intent, language)`` to write.
+        """How many utterances of each ``(intent, language, slot type)`` to write; slot type ""
+        = any utterance of the intent.
 
-        With ``quotas`` (intent -> count) exactly those; otherwise ``count`` split in
-        proportion to the training data (largest remainders), restricted to ``language``.
+        With ``quotas`` (intent -> count) and/or ``slot_quotas`` (slot type -> count of
+        utterances with at least one span of it) exactly those; otherwise ``count`` split in
+        proportion to the training data (largest remainders). ``language`` restricts the
+        split and the slot quotas and sets the intent quotas' language (else an intent's most
+        frequent one). A slot quota is split over the (intent, language) pairs the slot type
+        was seen with, in proportion to their training counts.
         """
         if language is not None and language not in self.vocab.languages:
             raise ValueError(f"language: {language!r} is not one of the generator's "
                              f"{self.vocab.languages}")
         conditions = self.vocab.conditions()
-        if quotas is not None:
-            plan: Counter = Counter()
-            for intent, wanted in quotas.items():
-                seen = [(c, lang) for i, lang, c in conditions if i == intent]
-                if not seen:
-                    raise ValueError(f"quotas: intent {intent!r} is unknown to this generator")
-                if wanted < 0:
-                    raise ValueError(f"quotas: {intent!r} has a negative count")
-                chosen = language or max(seen)[1]  # else the intent's most frequent language
-                plan[(intent, chosen)] += wanted
-            return plan
         if language is not None:
-            conditions = [c for c in conditions if c[1] == language]
-        total = sum(c for _, _, c in conditions)
-        shares = [(count * c / total, (intent, lang)) for intent, lang, c in conditions]
-        plan = Counter({key: int(share) for share, key in shares})
-        by_remainder = sorted(shares, key=lambda item: (-(item[0] - int(item[0])), item[1]))
-        for _, key in by_remainder[:count - sum(plan.values())]:
-            plan[key] += 1
+            in_language = [c for c in conditions if c[1] == language]
+        else:
+            in_language = conditions
+        if quotas is None and slot_quotas is None:
+            return _split(count, {(intent, lang, ""): c for intent, lang, c in in_language})
+        plan: Counter = Counter()
+        for intent, wanted in (quotas or {}).items():
+            seen = [(c, lang) for i, lang, c in conditions if i == intent]
+            if not seen:
+                raise ValueError(f"quotas: intent {intent!r} is unknown to this generator")
+            if wanted < 0:
+                raise ValueError(f"quotas: {intent!r} has a negative count")
+            chosen = language or max(seen)[1]  # else the intent's most frequent language
+            plan[(intent, chosen, "")] += wanted
+        for slot, wanted in (slot_quotas or {}).items():
+            if slot not in self.vocab.slot_types:
+                raise ValueError(f"slot_quotas: slot type {slot!r} is unknown to this generator")
+            if wanted < 0:
+                raise ValueError(f"slot_quotas: {slot!r} has a negative count")
+            weights = {(intent, lang, slot): c for intent, lang, c in in_language
+                       if slot in self.vocab.intent_slot_types.get(intent, ())
+                       and self._writes_slot(slot, lang)}
+            if not weights:
+                raise ValueError(f"slot_quotas: no intent was seen with slot type {slot!r}"
+                                 + (f" in {language!r}" if language else ""))
+            plan.update(_split(wanted, weights))
         return +plan
 
+    def _writes_slot(self, slot: str, language: str) -> bool:
+        """Can G tag a word of ``language`` with ``B-slot`` (was one seen with it)?"""
+        return bool(self.generator.language_tag_mask[self.vocab.language_index[language],
+                                                     self.vocab.tag_index[f"B-{slot}"]])
+
     def generate(self, count: int, *, sampling: SamplingConfig, seed: int,
-                 quotas: dict[str, int] | None = None, language: str | None = None,
+                 quotas: dict[str, int] | None = None,
+                 slot_quotas: dict[str, int] | None = None, language: str | None = None,
                  gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
                  batch_size: int = 256) -> "Generation":
-        """``count`` (or ``sum(quotas)``) new utterances, generated batch by batch as the
-        returned iterator is read; its ``report`` counts what the gate saw and dropped.
+        """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
+        batch as the returned iterator is read; its ``report`` counts what the gate saw and
+        dropped.
+
+        Slot quotas are met by rejection: an utterance sampled for a slot type without a span
+        of it waits for another share of its intent (it is a sample of G like any other), so
+        ``MAX_ATTEMPT_FACTOR`` bounds the work for a slot type G seldom writes.
 
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
         the copy check and D's scores); generation continues until each ``(intent, language)``
@@ -187,7 +243,7 @@ class Augmenter:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if count < 0:
             raise ValueError(f"count: must be >= 0, got {count}")
-        plan = self.plan(count, quotas=quotas, language=language)
+        plan = self.plan(count, quotas=quotas, slot_quotas=slot_quotas, language=language)
         quality_gate = None
         if gate is not None:
             from gan.gate import QualityGate
@@ -206,33 +262,36 @@ class Augmenter:
         pending = deque(pending)
         budget = MAX_ATTEMPT_FACTOR * len(pending)
         produced = 0
+        slot_shares = any(slot for _, _, slot in plan)
         # Survivors beyond a round's share wait here for a later round's share of their
         # (intent, language): spare rows then cost nothing but in a call's last round.
-        reserve: dict[tuple[str, str], deque[Utterance]] = defaultdict(deque)
+        reserve: dict[tuple[str, str], list[Utterance]] = defaultdict(list)
         while pending and produced < budget:
             wanted, conditions = [], []
             for key in [pending.popleft() for _ in range(min(batch_size, len(pending)))]:
-                if reserve[key]:
-                    wanted.append(reserve[key].popleft())
+                kept = _take(reserve[key[:2]], key[2])
+                if kept is not None:
+                    wanted.append(kept)
                 else:
                     conditions.append(key)
             unfilled = Counter(conditions)
             batch = []
             if conditions:
-                spares = _spares(conditions) if quality_gate is not None else []
-                batch = self._sample(conditions + spares, sampling, random, start=produced)
+                pairs = [key[:2] for key in conditions]
+                spares = _spares(pairs) if quality_gate is not None else []
+                batch = self._sample(pairs + spares, sampling, random, start=produced)
                 produced += len(batch)
                 if quality_gate is not None:
                     batch, _ = quality_gate.filter(batch)
             for utterance in batch:
-                key = (utterance.intent, utterance.language)
-                if unfilled[key] > 0:
+                key = _share(utterance, unfilled, slot_shares)
+                if key is not None:
                     unfilled[key] -= 1
                     wanted.append(utterance)
                 else:
-                    reserve[key].append(utterance)
+                    reserve[(utterance.intent, utterance.language)].append(utterance)
             yield from wanted
-            pending.extend(sorted((+unfilled).elements()))  # ask again for what the gate dropped
+            pending.extend(sorted((+unfilled).elements()))  # ask again for what was not filled
         if quality_gate is not None:
             quality_gate.set_aside(sum(len(kept) for kept in reserve.values()))
 

@@ -52,7 +52,8 @@ class GateReport:
 
     ``surplus`` passed every step but was not needed: ``Augmenter.generate`` samples spare
     rows in each round, so that a dropped sample seldom costs another round, and the spares
-    that survive and are still unused at the end are surplus.
+    that survive and are still unused at the end are surplus (with slot quotas, so are the
+    samples that lacked their slot type and filled no other share).
     """
 
     seen: int = 0

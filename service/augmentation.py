@@ -210,8 +210,13 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             sampling = sampling_config(request.sampling)
             gate = gate_config(request.gate)
             _, augmenter = self._generator(reference)
-            quotas = check_quotas(request, augmenter.info)
+            quotas, slot_quotas = check_quotas(request, augmenter.info)
             language = check_language(request.language, augmenter.info)
+            try:  # e.g. a slot type the generator never wrote in the language asked for
+                augmenter.plan(request.count, quotas=quotas, slot_quotas=slot_quotas,
+                               language=language)
+            except ValueError as error:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except RequestError as error:
             context.abort(error.code, str(error))
         if not self._streams.acquire(blocking=False):
@@ -228,7 +233,8 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
         generation = augmenter.generate(
-            request.count, sampling=sampling, seed=seed, quotas=quotas, language=language,
+            request.count, sampling=sampling, seed=seed, quotas=quotas,
+            slot_quotas=slot_quotas, language=language,
             gate=gate, batch_size=min(request.count, self.batch_size))
         chunk = []
         for utterance in generation:
@@ -335,22 +341,25 @@ def gate_config(options: augmentation_pb2.GateOptions):
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate.{error}") from None
 
 
-def check_quotas(request, info) -> dict[str, int] | None:
-    quotas = dict(request.intent_quotas)
-    if not quotas:
-        return None
-    for intent, quota in quotas.items():
-        if intent not in info.intents:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"intent_quotas: the generator knows no intent {intent!r}")
-        if quota < 0:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"intent_quotas[{intent}]: must be >= 0, got {quota}")
-    if sum(quotas.values()) != request.count:
+def check_quotas(request, info) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    """The request's intent and slot-type quotas (None when not given), checked."""
+    given = {"intent_quotas": (dict(request.intent_quotas), info.intents, "intent"),
+             "slot_quotas": (dict(request.slot_quotas), info.slot_types, "slot type")}
+    for field, (quotas, known, what) in given.items():
+        for name, quota in quotas.items():
+            if name not in known:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{field}: the generator knows no {what} {name!r}")
+            if quota < 0:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{field}[{name}]: must be >= 0, got {quota}")
+    intent_quotas, slot_quotas = (given[field][0] or None for field in given)
+    total = sum((intent_quotas or {}).values()) + sum((slot_quotas or {}).values())
+    if (intent_quotas or slot_quotas) and total != request.count:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"intent_quotas: they add up to {sum(quotas.values())}, "
+                           f"intent_quotas and slot_quotas: they add up to {total}, "
                            f"not to count {request.count}")
-    return quotas
+    return intent_quotas, slot_quotas
 
 
 def check_language(language: str, info) -> str | None:

@@ -72,14 +72,15 @@ def sampling_options(method: str = "temperature", *, temperature: float | None =
 
 
 def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,
-                    quotas: dict[str, int] | None = None, language: str = "",
+                    quotas: dict[str, int] | None = None,
+                    slot_quotas: dict[str, int] | None = None, language: str = "",
                     deduplicate: bool | None = None, min_discriminator_score: float | None = None):
     gate = {name: value for name, value in (("deduplicate", deduplicate),
                                             ("min_discriminator_score", min_discriminator_score))
             if value is not None}
     return augmentation_pb2.AugmentRequest(
         generator=generator, count=count, sampling=sampling or sampling_options(),
-        intent_quotas=quotas or {}, language=language,
+        intent_quotas=quotas or {}, slot_quotas=slot_quotas or {}, language=language,
         gate=augmentation_pb2.GateOptions(**gate), **({} if seed is None else {"seed": seed}))
 
 

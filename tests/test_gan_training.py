@@ -160,6 +160,30 @@ def test_embeddings_transfer_from_an_nlu_model(utterances, tmp_path):
     assert torch.equal(reloaded.generator.token_embedding.weight, table)
 
 
+def test_slot_quotas_yield_utterances_with_that_slot_type(utterances, tmp_path):
+    train = utterances[:50]
+    augmenter = train_gan(train, tiny_config(adversarial_steps=0, eval_samples=0),
+                          run_dir=tmp_path)
+    slot = Counter(t for u in train for t in u.slot_types).most_common(1)[0][0]
+    with_slot = {u.intent for u in train if slot in u.slot_types}
+    intent = sorted({u.intent for u in train} - with_slot)[0]
+    plan = augmenter.plan(0, quotas={intent: 5}, slot_quotas={slot: 20})
+    assert sum(plan.values()) == 25 and {i for i, _, s in plan if s == slot} <= with_slot
+    generation = augmenter.generate(0, sampling=SamplingConfig(), seed=2, quotas={intent: 5},
+                                    slot_quotas={slot: 20}, gate=GateConfig(), batch_size=16)
+    samples = list(generation)
+    assert len(samples) == 25
+    assert sum(u.intent == intent for u in samples) == 5
+    assert sum(slot in u.slot_types for u in samples if u.intent in with_slot) >= 20
+    report = generation.report
+    dropped = report.malformed + report.duplicates + report.train_copies + report.low_score
+    # samples lacking the slot type wait for another share; those never needed are surplus
+    assert report.kept == 25 and report.seen == dropped + report.kept + report.surplus
+    for bad, reason in (({"no_such_slot": 3}, "unknown"), ({slot: -1}, "negative")):
+        with pytest.raises(ValueError, match=f"slot_quotas.*{reason}"):
+            augmenter.generate(0, sampling=SamplingConfig(), seed=1, slot_quotas=bad)
+
+
 def test_a_gated_round_has_one_spare_row_per_condition_and_a_fifth_of_its_rows():
     conditions = [("book", "en")] * 25 + [("play", "en")] * 3 + [("book", "de")] * 10
     assert Counter(_spares(conditions)) == {("book", "en"): 6, ("play", "en"): 1,
@@ -239,6 +263,13 @@ def test_augment_cli_writes_conll_from_a_registered_generator(utterances, tmp_pa
     assert code == 0
     written = read_utterances(out, "conll", language="de")
     assert len(written) == 25
+    slot = Counter(t for u in utterances[:50] for t in u.slot_types).most_common(1)[0][0]
+    intent = utterances[0].intent
+    assert main(["augment", "--generator", "gan-cli@prod", "--tracking-uri", uri,
+                 "--slot-quota", f"{slot}=7", "--quota", f"{intent}=3", "--out", str(out),
+                 "--format", "conll"]) == 0
+    written = read_utterances(out, "conll", language="de")
+    assert len(written) == 10 and sum(slot in u.slot_types for u in written) >= 7
     assert main(["augment", "--generator", "missing@none", "--tracking-uri", uri,
                  "--out", str(out)]) == 2
 

@@ -118,6 +118,7 @@ def test_quotas_run_id_sampling_and_seed_metadata(channel, store):
 @pytest.mark.parametrize("options, field", [
     ({"language": "xx"}, "language:"),
     ({"quotas": {"no_such_intent": 5}}, "intent_quotas:"),
+    ({"slot_quotas": {"no_such_slot": 5}}, "slot_quotas:"),
     ({"sampling": client.sampling_options("top-p", top_p=1.5)}, "sampling.top_p:"),
 ])
 def test_invalid_requests_name_the_field(channel, options, field):
@@ -129,6 +130,15 @@ def test_invalid_requests_name_the_field(channel, options, field):
 def test_quotas_must_add_up_to_count(channel):
     intent = client.describe_generator(channel, GENERATOR).intents[0]
     error = rpc_error(lambda: client.augment(channel, GENERATOR, 5, quotas={intent: 2}))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "add up" in error.details()
+
+
+def test_slot_quotas_stream_utterances_with_that_slot_type(channel):
+    slot = sorted(client.describe_generator(channel, GENERATOR).slot_types)[0]
+    received = list(client.augment(channel, GENERATOR, 6, slot_quotas={slot: 6}, seed=2,
+                                   timeout=30))
+    assert len(received) == 6 and all(slot in u.slot_types for u in received)
+    error = rpc_error(lambda: client.augment(channel, GENERATOR, 5, slot_quotas={slot: 4}))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "add up" in error.details()
 
 

@@ -18,6 +18,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="utterances to write, split like the training data")
     parser.add_argument("--quota", action="append", default=[], metavar="INTENT=N",
                         help="write N utterances of INTENT (repeatable; replaces --count)")
+    parser.add_argument("--slot-quota", action="append", default=[], metavar="SLOT=N",
+                        help="write N utterances with a span of slot type SLOT, for the "
+                        "intents it was seen with (repeatable; replaces --count)")
     parser.add_argument("--language", help="only this language (default: as in training)")
     parser.add_argument("--sampling", choices=METHODS, default="top-p")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -42,16 +45,27 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     remote.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds")
 
 
-def _quotas(values: list[str]) -> dict[str, int] | None:
+def _quotas(values: list[str], option: str = "--quota",
+            name: str = "INTENT") -> dict[str, int] | None:
     if not values:
         return None
     quotas = {}
     for value in values:
-        intent, _, count = value.rpartition("=")
-        if not intent or not count.isdigit():
-            raise ValueError(f"--quota: expected INTENT=N, got {value!r}")
-        quotas[intent] = int(count)
+        key, _, count = value.rpartition("=")
+        if not key or not count.isdigit():
+            raise ValueError(f"{option}: expected {name}=N, got {value!r}")
+        quotas[key] = int(count)
     return quotas
+
+
+def _slot_quotas(values: list[str]) -> dict[str, int] | None:
+    return _quotas(values, "--slot-quota", "SLOT")
+
+
+def _requested(count: int, *quotas: dict[str, int] | None) -> int:
+    """What a call asks for: the quotas' sum if any are given (they replace --count)."""
+    given = [quota for quota in quotas if quota]
+    return sum(sum(quota.values()) for quota in given) if given else count
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
-                                    quotas=_quotas(args.quota), language=args.language,
+                                    quotas=_quotas(args.quota),
+                                    slot_quotas=_slot_quotas(args.slot_quota),
+                                    language=args.language,
                                     gate=gate, train=train, batch_size=args.batch_size)
     utterances = list(generation)
     write_utterances(utterances, args.out, args.format)
@@ -103,7 +119,7 @@ def _run_remote(args: argparse.Namespace) -> int:
         print("error: --train: the copy check runs only locally (a server has no training "
               "data to compare with)", file=sys.stderr)
         return 2
-    quotas = _quotas(args.quota)
+    quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
     sampling = client.sampling_options(args.sampling, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p)
     gated = args.gate or args.min_discriminator_score is not None
@@ -111,8 +127,9 @@ def _run_remote(args: argparse.Namespace) -> int:
     try:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
             stream = client.augment(
-                channel, args.generator, sum(quotas.values()) if quotas else args.count,
+                channel, args.generator, _requested(args.count, quotas, slot_quotas),
                 timeout=args.timeout, sampling=sampling, seed=args.seed, quotas=quotas,
+                slot_quotas=slot_quotas,
                 language=args.language or "", deduplicate=gated,
                 min_discriminator_score=args.min_discriminator_score)
             utterances = list(stream)

@@ -42,8 +42,15 @@ class GateOptions(_message.Message):
     def __init__(self, deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
-    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate")
+    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate", "slot_quotas")
     class IntentQuotasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class SlotQuotasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +64,7 @@ class AugmentRequest(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     GATE_FIELD_NUMBER: _ClassVar[int]
+    SLOT_QUOTAS_FIELD_NUMBER: _ClassVar[int]
     generator: str
     count: int
     sampling: SamplingOptions
@@ -64,7 +72,8 @@ class AugmentRequest(_message.Message):
     seed: int
     language: str
     gate: GateOptions
-    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ...) -> None: ...
+    slot_quotas: _containers.ScalarMap[str, int]
+    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GateReport(_message.Message):
     __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus")
