@@ -69,8 +69,7 @@ def steps_per_second(reward_function, models, batch, config, steps: int, seed: i
     best = float("inf")
     for _ in range(repeats):
         generator, discriminator = copy.deepcopy(models[0]), copy.deepcopy(models[1])
-        optimizer = torch.optim.Adam(generator.parameters(), lr=config.adversarial_lr,
-                                     fused=True)
+        optimizer = torch.optim.Adam(generator.parameters(), lr=config.adversarial_lr)
         torch.manual_seed(seed)
         adversarial_step(generator, discriminator, optimizer, reward_function, batch,
                          config)  # warm-up

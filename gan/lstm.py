@@ -29,8 +29,10 @@ def states_after_each_step(lstm: nn.LSTM, inputs: torch.Tensor) -> LSTMState:
 class WeightCache:
     """Mix-in for modules that keep values derived from their weights (fast inference tables):
     ``derived(name, build)`` rebuilds a value only after a weight changed — every in-place
-    update (an optimizer step, ``load_state_dict``) bumps a tensor's version. The values are
-    not module attributes and are dropped from pickles and deep copies."""
+    update (an optimizer step, ``load_state_dict``) bumps a tensor's version. Not a fused
+    optimizer's step: on torch 2.13 ``Adam(fused=True)`` leaves the versions as they were,
+    so these models are trained with the default one. The values are not module attributes
+    and are dropped from pickles and deep copies."""
 
     def derived(self, name: str, build: Callable[[], Derived]) -> Derived:
         versions = tuple(parameter._version for parameter in self.parameters())

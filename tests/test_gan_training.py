@@ -80,6 +80,23 @@ def test_policy_gradient_uses_the_sampling_policy_without_dropout(utterances, tm
     assert modes[mle_calls:] == [(False, True)] * 4  # 2 steps x 2 G updates: on-policy
 
 
+def test_fast_tables_follow_every_training_update(utterances, tmp_path):
+    from gan.generator import SamplingTables
+    from gan.lstm import EmbeddingLSTMStep
+
+    # G and D keep fast tables until a step of their optimisers bumps the weights' versions;
+    # a stale table would sample and score with old weights (a fused Adam does not bump them)
+    augmenter = train_gan(utterances[:32], tiny_config(adversarial_steps=3, eval_samples=0),
+                          run_dir=tmp_path)
+    generator, discriminator = augmenter.generator, augmenter.discriminator
+    assert torch.equal(generator.sampling_tables().block_bias,
+                       SamplingTables(generator).block_bias)
+    fresh = EmbeddingLSTMStep(discriminator.lstm, discriminator.token_embedding,
+                              discriminator.tag_embedding, discriminator.intent_embedding,
+                              discriminator.language_embedding)
+    assert torch.equal(discriminator.scoring_step().gates, fresh.gates)
+
+
 def test_saved_generator_reproduces_samples_for_a_seed(utterances, tmp_path):
     augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
                           run_dir=tmp_path)
