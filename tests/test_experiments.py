@@ -1,15 +1,17 @@
 """A micro study (tiny models, two tasks, four arms, one seed) through runner and compare."""
 
 import random
+from pathlib import Path
 
 import pytest
 import yaml
 
 from experiments.compare import build_report, markdown_table, summarize
-from experiments.runner import (StudyConfigError, load_study, run_study, task_data,
-                                trained_generator)
+from experiments.runner import (StudyConfigError, load_study, nlu_config, run_study,
+                                study_gan_config, task_data, trained_generator)
 from nlu.formats import write_utterances
 from nlu.utterance import Utterance
+from shared_data import SHARED_DATA
 
 WORDS = {
     "en": {"play": ["play", "put", "on"], "genre": ["jazz", "rock", "pop", "blues", "soul"],
@@ -98,6 +100,25 @@ def test_profiles_grid_and_validation(study_file, tmp_path):
         load_study(study_file, "nope")
     with pytest.raises(StudyConfigError, match="data root"):
         load_study(study_file, data_root=tmp_path / "missing")
+
+
+SHIPPED_STUDIES = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("study_*.yaml"))
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the full studies read ../shared/data")
+@pytest.mark.parametrize("study_path", SHIPPED_STUDIES, ids=lambda path: path.stem)
+def test_shipped_studies_load_with_every_profile(study_path):
+    """A typo in a shipped study or one of its profiles fails here, not hours into a run."""
+    from gan.training import GanConfig
+
+    profiles = yaml.safe_load(study_path.read_text(encoding="utf-8"))["profiles"]
+    for profile in [None, *profiles]:
+        study = load_study(study_path, profile)
+        assert study.tasks and study.arms and study.seeds, profile
+        nlu_config(study, study.seeds[0])
+        for arm in study.arms:
+            if arm.augment == "generator":
+                GanConfig.from_dict(study_gan_config(study, arm))
 
 
 def test_cli_reports_a_bad_study_as_an_error(tmp_path, capsys):
