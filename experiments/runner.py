@@ -403,32 +403,23 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
         # upsample returns the originals first (already in the training set), then the copies
         return upsample(augmentable, len(augmentable) + count, seed)[len(augmentable):], {}
 
-    from gan.gate import GateConfig, GateReport, QualityGate
+    from gan.gate import GateConfig, GateReport
     from gan.quality import quality_metrics
     from gan.sampling import SamplingConfig
 
     augmenter = trained_generator(study, task, arm, data, seed, work_dir, baseline)
-    gate_config = GateConfig(**study.gate)
     quotas = None
     if data.focus_intents:
         share, rest = divmod(count, len(data.focus_intents))
         quotas = {intent: share + (index < rest)
                   for index, intent in enumerate(data.focus_intents)}
-    # The generator refills what its gate drops; NLU agreement needs the baseline model, which
-    # the generator does not hold, so it is a second, final filter here.
+    # The generator refills what its gate drops (the NLU agreement check with the baseline)
     generation = augmenter.generate(
         count, sampling=SamplingConfig(**study.samplers[arm.sampler]), seed=seed, quotas=quotas,
-        language=task.language, gate=dataclasses.replace(gate_config, nlu_agreement=False),
-        train=data.target_train)
+        language=task.language, gate=GateConfig(**study.gate), train=data.target_train,
+        nlu_model=baseline)
     synthetic = list(generation)
     gate_report: GateReport = generation.report
-    if gate_config.nlu_agreement:
-        agreement_gate = QualityGate(GateConfig(deduplicate=False, drop_train_copies=False,
-                                                nlu_agreement=True), [], nlu_model=baseline)
-        synthetic, agreement_report = agreement_gate.filter(synthetic)
-        gate_report = dataclasses.replace(gate_report,
-                                          disagreement=agreement_report.disagreement,
-                                          kept=agreement_report.kept)
     heldout = [u for u in data.dev if u.language == task.language]
     metrics = {f"synthetic/{name}": value for name, value
                in quality_metrics(synthetic, heldout, data.target_train,

@@ -16,7 +16,6 @@ also when concurrent calls share sampling batches (``gan.batching``).
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from gan.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from gan.discriminator import Discriminator
-    from gan.gate import GateConfig, GateReport, QualityGate
+    from gan.gate import GateConfig, GateReport, Predictor, QualityGate
     from gan.generator import Generator
     from gan.training import GanConfig
 
@@ -143,11 +142,9 @@ class Augmenter:
     @classmethod
     def load(cls, reference: str, tracking_uri: str) -> "Augmenter":
         """From a run id, ``runs:/<id>/model``, ``name@alias`` or ``models:/name@alias``."""
-        from nlu.tracking import download_model
+        from nlu.tracking import load_model
 
-        # from_dir reads every file into memory, so the download is not kept.
-        with tempfile.TemporaryDirectory(prefix="nlu-bootstrap-model-") as scratch:
-            return cls.from_dir(download_model(reference, tracking_uri, scratch))
+        return load_model(reference, tracking_uri, cls.from_dir)  # from_dir reads it all
 
     # --- scoring -----------------------------------------------------------------------------
     def _tensors(self, utterances: Sequence[Utterance]):
@@ -222,7 +219,7 @@ class Augmenter:
                  quotas: dict[str, int] | None = None,
                  slot_quotas: dict[str, int] | None = None, language: str | None = None,
                  gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
-                 batch_size: int = 256) -> "Generation":
+                 nlu_model: "Predictor | None" = None, batch_size: int = 256) -> "Generation":
         """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
         batch as the returned iterator is read; its ``report`` counts what the gate saw and
         dropped.
@@ -232,7 +229,8 @@ class Augmenter:
         ``MAX_ATTEMPT_FACTOR`` bounds the work for a slot type G seldom writes.
 
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
-        the copy check and D's scores); generation continues until each ``(intent, language)``
+        the copy check, D's scores, and ``nlu_model`` for ``gate.nlu_agreement``: a model
+        trained on the real data, e.g. ``nlu.training.TrainedNlu``); generation continues until each ``(intent, language)``
         has its share or ``MAX_ATTEMPT_FACTOR`` times the request was generated (then fewer
         are yielded). A gated batch has up to ``batch_size`` rows plus spare rows
         (``_spares``); survivors beyond a share fill later batches' shares, and those left at
@@ -248,7 +246,8 @@ class Augmenter:
         if gate is not None:
             from gan.gate import QualityGate
 
-            quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores)
+            quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores,
+                                       nlu_model=nlu_model)
         return Generation(self._generate(plan, sampling, seed, quality_gate, batch_size),
                           None if quality_gate is None else quality_gate.report)
 

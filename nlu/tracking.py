@@ -11,10 +11,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import yaml
+
+Loaded = TypeVar("Loaded")
 
 DEFAULT_HOME = Path(".nlu-bootstrap")
 MODEL_ARTIFACT = "model"
@@ -158,3 +161,10 @@ def download_model(reference: str, tracking_uri: str, destination: Path | str) -
     except Exception as error:  # mlflow raises several types for a missing artifact
         raise ModelNotFoundError(f"run {run_id} has no {MODEL_ARTIFACT}/ artifact") from error
     return Path(local)
+
+
+def load_model(reference: str, tracking_uri: str, load_dir: Callable[[Path], Loaded]) -> Loaded:
+    """The model ``reference`` names in the store, downloaded to a scratch folder and read by
+    ``load_dir``, which must read everything into memory: the download is not kept."""
+    with tempfile.TemporaryDirectory(prefix="nlu-bootstrap-model-") as scratch:
+        return load_dir(download_model(reference, tracking_uri, scratch))

@@ -225,6 +225,13 @@ class TrainedNlu:
         module.eval()
         return cls(config, tokenizer, labels["intents"], labels["tags"], module)
 
+    @classmethod
+    def from_store(cls, reference: str, tracking_uri: str) -> "TrainedNlu":
+        """From a run id, ``runs:/<id>/model``, ``name@alias`` or ``models:/name@alias``."""
+        from nlu.tracking import load_model
+
+        return load_model(reference, tracking_uri, cls.load)  # load reads it all
+
 
 # -- evaluation on dev during training -----------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -201,6 +202,32 @@ def test_slot_quotas_yield_utterances_with_that_slot_type(utterances, tmp_path):
             augmenter.generate(0, sampling=SamplingConfig(), seed=1, slot_quotas=bad)
 
 
+class EvenLengthAgreeing:
+    """An NLU model stand-in that agrees with utterances of an even length only."""
+
+    def predict(self, utterances):
+        return [u if len(u.tokens) % 2 == 0 else dataclasses.replace(u, intent="other/intent")
+                for u in utterances]
+
+
+def test_nlu_agreement_gate_refills_what_the_model_disagrees_with(utterances, tmp_path):
+    augmenter = train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
+                          run_dir=tmp_path)
+    generation = augmenter.generate(30, sampling=SamplingConfig(), seed=4,
+                                    gate=GateConfig(nlu_agreement=True),
+                                    nlu_model=EvenLengthAgreeing(), batch_size=16)
+    samples = list(generation)
+    assert len(samples) == 30 and all(len(u.tokens) % 2 == 0 for u in samples)
+    report = generation.report
+    assert report.disagreement > 0 and report.kept == 30
+    dropped = (report.malformed + report.duplicates + report.train_copies + report.low_score
+               + report.disagreement)
+    assert report.seen == dropped + report.kept + report.surplus
+    with pytest.raises(ValueError, match="nlu_model"):
+        augmenter.generate(5, sampling=SamplingConfig(), seed=4,
+                           gate=GateConfig(nlu_agreement=True))
+
+
 def test_a_gated_round_has_one_spare_row_per_condition_and_a_fifth_of_its_rows():
     conditions = [("book", "en")] * 25 + [("play", "en")] * 3 + [("book", "de")] * 10
     assert Counter(_spares(conditions)) == {("book", "en"): 6, ("play", "en"): 1,
@@ -291,9 +318,46 @@ def test_augment_cli_writes_conll_from_a_registered_generator(utterances, tmp_pa
                  "--out", str(out)]) == 2
 
 
-def test_gan_train_cli_runs_a_job_yaml_with_data_relative_to_it(utterances, tmp_path, capsys):
-    import dataclasses
+def test_augment_cli_keeps_what_a_registered_nlu_model_agrees_with(utterances, tmp_path,
+                                                                    capsys):
+    import mlflow
 
+    from gan.gate import agrees
+    from nlu.model import JointModelConfig
+    from nlu.tracking import log_model_dir, start_run
+    from nlu.training import TrainedNlu, fit
+    from service.cli import main
+
+    train = utterances[:50]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    train_gan(train, tiny_config(adversarial_steps=0, eval_samples=0), run_dir=tmp_path / "gan")
+    nlu = fit(train, None, JointModelConfig(embedding_dim=16, hidden_dim=32, num_layers=1,
+                                            batch_size=8, max_epochs=8, lr=1e-2,
+                                            enable_progress_bar=False, num_threads=1),
+              run_dir=tmp_path / "nlu")
+    nlu.save(tmp_path / "nlu-model")
+    with start_run("nlu-cli", uri):
+        log_model_dir(tmp_path / "nlu-model", registered_name="nlu-cli", alias="prod")
+    mlflow.end_run()
+
+    out = tmp_path / "agreed.jsonl"
+    assert main(["augment", "--generator", str(tmp_path / "gan" / "generator"), "--count", "10",
+                 "--seed", "3", "--agree-with", "nlu-cli@prod", "--tracking-uri", uri,
+                 "--out", str(out), "--format", "jsonl"]) == 0
+    written = read_utterances(out, "jsonl")
+    printed = capsys.readouterr()
+    assert "disagreement" in printed.out
+    # a tiny model agrees with few samples: fewer than asked within the attempt budget, said
+    assert 0 < len(written) <= 10 and (len(written) < 10) == ("warning: " in printed.err)
+    assert all(agrees(u, p) for u, p in
+               zip(written, TrainedNlu.from_store("nlu-cli@prod", uri).predict(written)))
+    assert main(["augment", "--generator", str(tmp_path / "gan" / "generator"),
+                 "--agree-with", "no-such@model", "--tracking-uri", uri, "--out", str(out)]) == 2
+    assert main(["augment", "--generator", "gan@x", "--server", "localhost:1",
+                 "--agree-with", "nlu-cli@prod", "--out", str(out)]) == 2
+
+
+def test_gan_train_cli_runs_a_job_yaml_with_data_relative_to_it(utterances, tmp_path, capsys):
     import yaml
 
     from gan.training import load_job

@@ -30,10 +30,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--gate", action="store_true",
                         help="filter through the quality gate (malformed, duplicates, copies of "
-                        "--train, and --min-discriminator-score)")
+                        "--train, --min-discriminator-score and --agree-with)")
     parser.add_argument("--train", type=Path,
                         help="the real training data, for the gate's copy check")
     parser.add_argument("--min-discriminator-score", type=float)
+    parser.add_argument("--agree-with", metavar="NLU_MODEL",
+                        help="keep only utterances whose intent and tags this NLU model, trained "
+                        "on the real data, predicts too (run id | name@alias | a saved model dir; "
+                        "local only)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--format", default="conll", help="output format: conll, jsonl, ...")
     # Remote generation through a running `nlu-bootstrap serve` (service.client).
@@ -68,41 +72,59 @@ def _requested(count: int, *quotas: dict[str, int] | None) -> int:
     return sum(sum(quota.values()) for quota in given) if given else count
 
 
+def _load(reference: str, tracking_uri: str | None, from_dir, from_store):
+    """A model from a local directory, else from the tracking store."""
+    from nlu.tracking import resolve_tracking_uri
+
+    if Path(reference).is_dir():
+        return from_dir(reference)
+    return from_store(reference, resolve_tracking_uri(tracking_uri))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.server:
         return _run_remote(args)
-    from gan.augment import Augmenter
+    from gan.augment import MAX_ATTEMPT_FACTOR, Augmenter
     from gan.sampling import SamplingConfig
     from nlu.formats import read_utterances, write_utterances
-    from nlu.tracking import ModelNotFoundError, resolve_tracking_uri
+    from nlu.tracking import ModelNotFoundError
 
     sampling = SamplingConfig(method=args.sampling, temperature=args.temperature,
                               top_k=args.top_k, top_p=args.top_p)
     gate = train = None
-    if args.gate or args.min_discriminator_score is not None:
+    if args.gate or args.min_discriminator_score is not None or args.agree_with is not None:
         from gan.gate import GateConfig
 
         gate = GateConfig(min_discriminator_score=args.min_discriminator_score,
-                          drop_train_copies=args.train is not None)
+                          drop_train_copies=args.train is not None,
+                          nlu_agreement=args.agree_with is not None)
         train = read_utterances(args.train) if args.train else None
     try:
-        if Path(args.generator).is_dir():
-            augmenter = Augmenter.from_dir(args.generator)
-        else:
-            augmenter = Augmenter.load(args.generator, resolve_tracking_uri(args.tracking_uri))
+        augmenter = _load(args.generator, args.tracking_uri, Augmenter.from_dir, Augmenter.load)
+        nlu_model = None
+        if args.agree_with is not None:
+            from nlu.training import TrainedNlu
+
+            nlu_model = _load(args.agree_with, args.tracking_uri, TrainedNlu.load,
+                              TrainedNlu.from_store)
     except ModelNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
                                     quotas=_quotas(args.quota),
                                     slot_quotas=_slot_quotas(args.slot_quota),
-                                    language=args.language,
-                                    gate=gate, train=train, batch_size=args.batch_size)
+                                    language=args.language, gate=gate, train=train,
+                                    nlu_model=nlu_model, batch_size=args.batch_size)
     utterances = list(generation)
     write_utterances(utterances, args.out, args.format)
     report = generation.report
     gate_note = f"; gate: {report.as_dict()}" if report is not None else ""
     print(f"wrote {len(utterances)} utterances to {args.out} ({args.format}){gate_note}")
+    requested = _requested(args.count, _quotas(args.quota), _slot_quotas(args.slot_quota))
+    if len(utterances) < requested:
+        print(f"warning: {len(utterances)} of the {requested} requested: the gate or the slot "
+              f"quotas left too few within the attempt budget ({MAX_ATTEMPT_FACTOR}x the "
+              "request)", file=sys.stderr)
     return 0
 
 
@@ -118,6 +140,9 @@ def _run_remote(args: argparse.Namespace) -> int:
     if args.train is not None:
         print("error: --train: the copy check runs only locally (a server has no training "
               "data to compare with)", file=sys.stderr)
+        return 2
+    if args.agree_with is not None:
+        print("error: --agree-with: the NLU agreement check runs only locally", file=sys.stderr)
         return 2
     quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
     sampling = client.sampling_options(args.sampling, temperature=args.temperature,
