@@ -1,8 +1,8 @@
 """AugmentationService: stream synthetic annotated utterances from registered generators.
 
-Generators are found in the MLflow model registry only: a request names ``name@alias`` or
-the run id that logged the generator, never a path or URI. Loaded generators are cached
-(LRU by run id); reference look-ups are cached for a few seconds so that moving an alias
+Generators, and the NLU models of the agreement gate (``gate.agree_with``), are found in the
+MLflow model registry only: a request names ``name@alias`` or the run id that logged the
+model, never a path or URI. Loaded models are cached (LRU by run id); reference look-ups are cached for a few seconds so that moving an alias
 takes effect quickly without a registry query per call.
 
 ``Augment`` pulls utterances from the engine's lazy iterator one batch at a time, sends them
@@ -62,7 +62,8 @@ class GeneratorEntry:
 
 
 class GeneratorStore:
-    """The registered generators of one MLflow store, and a cache of loaded ones."""
+    """The registered generators of one MLflow store, and a cache of loaded models:
+    generators, and the NLU models of the agreement gate."""
 
     REFERENCE_TTL_SECONDS = 10.0
 
@@ -70,7 +71,8 @@ class GeneratorStore:
         self.tracking_uri = tracking_uri
         self.cache_size = cache_size
         self.ready = threading.Event()
-        self._loaded: OrderedDict[str, object] = OrderedDict()  # run id -> Augmenter
+        # run id -> (is a generator, Augmenter | TrainedNlu)
+        self._loaded: OrderedDict[str, tuple[bool, object]] = OrderedDict()
         self._runs: dict[str, tuple[float, str]] = {}  # reference -> (expiry, run id)
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()  # one model load at a time: they are CPU-bound
@@ -133,37 +135,61 @@ class GeneratorStore:
         Raises ``ModelNotFoundError`` for an unknown reference and ``RequestError`` for a
         model that is not a generator or does not load.
         """
-        from nlu.tracking import ModelNotFoundError
+        from gan.augment import Augmenter
 
         run_id = self.run_id(reference)
-        with self._lock:
-            if run_id in self._loaded:
-                self._loaded.move_to_end(run_id)
-                return run_id, self._loaded[run_id]
-        with self._load_lock:
-            with self._lock:
-                if run_id in self._loaded:
-                    return run_id, self._loaded[run_id]
-            from gan.augment import Augmenter
-            from nlu.tracking import client
+        return run_id, self._cached(run_id, reference, "generator", True, Augmenter.load)
 
-            tag, value = GENERATOR_RUN_TAG
-            if client(self.tracking_uri).get_run(run_id).data.tags.get(tag) != value:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"generator: {reference!r} is a model but not a GAN generator")
-            try:
-                augmenter = Augmenter.load(run_id, self.tracking_uri)
-            except ModelNotFoundError:
-                raise
-            except Exception as error:  # a registered generator that cannot be loaded
-                log.exception("loading generator %s (run %s) failed", reference, run_id)
-                raise RequestError(grpc.StatusCode.INTERNAL,
-                                   f"generator: {reference!r} could not be loaded: {error}") from None
-            with self._lock:
-                self._loaded[run_id] = augmenter
-                while len(self._loaded) > self.cache_size:
-                    self._loaded.popitem(last=False)
-        return run_id, augmenter
+    def nlu_model(self, reference: str, field: str = "gate.agree_with"):
+        """The ``TrainedNlu`` a checked reference names, loaded on first use (errors as
+        ``get``'s, for a model that is a generator)."""
+        from nlu.training import TrainedNlu
+
+        return self._cached(self.run_id(reference), reference, field, False,
+                            TrainedNlu.from_store)
+
+    def _cached(self, run_id: str, reference: str, field: str, generator: bool, load):
+        """The model of ``run_id`` (cached, else loaded), checked to be a generator or not, as
+        asked."""
+        with self._lock:
+            cached = self._loaded.get(run_id)
+            if cached is not None:
+                self._loaded.move_to_end(run_id)
+        if cached is None:
+            with self._load_lock:
+                with self._lock:
+                    cached = self._loaded.get(run_id)
+                if cached is None:
+                    cached = self._load(run_id, reference, field, generator, load)
+        is_generator, model = cached
+        if is_generator != generator:
+            wanted = "a GAN generator" if generator else "an NLU model (it is a GAN generator)"
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"{field}: {reference!r} is a model but not {wanted}")
+        return model
+
+    def _load(self, run_id: str, reference: str, field: str, generator: bool, load):
+        """``(is a generator, model)``: the model loaded and cached (LRU; generators and NLU
+        models alike) if its run's tag says it is the kind asked for, else not loaded."""
+        from nlu.tracking import ModelNotFoundError, client
+
+        tag, value = GENERATOR_RUN_TAG
+        is_generator = client(self.tracking_uri).get_run(run_id).data.tags.get(tag) == value
+        if is_generator != generator:
+            return is_generator, None
+        try:
+            model = load(run_id, self.tracking_uri)
+        except ModelNotFoundError:
+            raise
+        except Exception as error:  # a registered model that cannot be loaded
+            log.exception("loading %s %s (run %s) failed", field, reference, run_id)
+            raise RequestError(grpc.StatusCode.INTERNAL,
+                               f"{field}: {reference!r} could not be loaded: {error}") from None
+        with self._lock:
+            self._loaded[run_id] = (is_generator, model)
+            while len(self._loaded) > self.cache_size:
+                self._loaded.popitem(last=False)
+        return is_generator, model
 
 
 @dataclass
@@ -209,6 +235,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             reference = check_reference(request.generator)
             sampling = sampling_config(request.sampling)
             gate = gate_config(request.gate)
+            nlu_model = self._nlu_model(request.gate.agree_with) if gate.nlu_agreement else None
             _, augmenter = self._generator(reference)
             quotas, slot_quotas = check_quotas(request, augmenter.info)
             language = check_language(request.language, augmenter.info)
@@ -234,8 +261,8 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
         generation = augmenter.generate(
             request.count, sampling=sampling, seed=seed, quotas=quotas,
-            slot_quotas=slot_quotas, language=language,
-            gate=gate, batch_size=min(request.count, self.batch_size))
+            slot_quotas=slot_quotas, language=language, gate=gate, nlu_model=nlu_model,
+            batch_size=min(request.count, self.batch_size))
         chunk = []
         for utterance in generation:
             remaining = context.time_remaining()
@@ -300,6 +327,14 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         except ModelNotFoundError as error:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"generator: {error}") from None
 
+    def _nlu_model(self, reference: str):
+        from nlu.tracking import ModelNotFoundError
+
+        try:
+            return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))
+        except ModelNotFoundError as error:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error}") from None
+
 
 def sampling_config(options: augmentation_pb2.SamplingOptions):
     """The engine's ``SamplingConfig`` for wire options; unset fields keep its defaults."""
@@ -322,11 +357,13 @@ def gate_report_message(report) -> augmentation_pb2.GateReport:
     """The wire form of a ``gan.gate.GateReport`` (the steps the server runs)."""
     return augmentation_pb2.GateReport(
         seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
-        low_score=report.low_score, kept=report.kept, surplus=report.surplus)
+        low_score=report.low_score, kept=report.kept, surplus=report.surplus,
+        disagreement=report.disagreement)
 
 
 def gate_config(options: augmentation_pb2.GateOptions):
-    """The engine's ``GateConfig``: dedupe unless turned off, optional D-score threshold.
+    """The engine's ``GateConfig``: dedupe unless turned off, optional D-score threshold,
+    optional NLU agreement (``agree_with``, loaded by the caller).
 
     The training-copy check stays off: a registered generator does not carry its training
     data, and a check against nothing would only pretend to filter.
@@ -336,7 +373,8 @@ def gate_config(options: augmentation_pb2.GateOptions):
     values = {name: getattr(options, name) for name in ("deduplicate", "min_discriminator_score")
               if options.HasField(name)}
     try:
-        return GateConfig(drop_train_copies=False, **values)
+        return GateConfig(drop_train_copies=False, nlu_agreement=bool(options.agree_with),
+                          **values)
     except ValueError as error:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate.{error}") from None
 

@@ -74,9 +74,11 @@ def sampling_options(method: str = "temperature", *, temperature: float | None =
 def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,
                     quotas: dict[str, int] | None = None,
                     slot_quotas: dict[str, int] | None = None, language: str = "",
-                    deduplicate: bool | None = None, min_discriminator_score: float | None = None):
+                    deduplicate: bool | None = None, min_discriminator_score: float | None = None,
+                    agree_with: str | None = None):
     gate = {name: value for name, value in (("deduplicate", deduplicate),
-                                            ("min_discriminator_score", min_discriminator_score))
+                                            ("min_discriminator_score", min_discriminator_score),
+                                            ("agree_with", agree_with))
             if value is not None}
     return augmentation_pb2.AugmentRequest(
         generator=generator, count=count, sampling=sampling or sampling_options(),

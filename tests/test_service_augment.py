@@ -142,6 +142,50 @@ def test_slot_quotas_stream_utterances_with_that_slot_type(channel):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "add up" in error.details()
 
 
+@pytest.fixture(scope="module")
+def nlu_model(store):
+    """A tiny NLU model on the generator's training data, registered as svc-nlu@prod."""
+    import mlflow
+
+    from nlu.model import JointModelConfig
+    from nlu.tracking import log_model_dir, start_run
+    from nlu.training import fit
+
+    tracking_uri, _ = store
+    root = Path(tracking_uri[len("sqlite:///"):]).parent
+    model = fit(read_utterances(XSID_DE_VALID, "conll")[:50], None,
+                JointModelConfig(embedding_dim=16, hidden_dim=32, num_layers=1, batch_size=8,
+                                 max_epochs=10, lr=1e-2, enable_progress_bar=False,
+                                 num_threads=1),
+                run_dir=root / "nlu")
+    model.save(root / "nlu-model")
+    with start_run("svc-nlu", tracking_uri):
+        log_model_dir(root / "nlu-model", registered_name="svc-nlu", alias="prod")
+    mlflow.end_run()
+    return model
+
+
+def test_agreement_gate_keeps_what_a_registered_nlu_model_reads_the_same_way(channel, nlu_model):
+    from gan.gate import agrees
+
+    stream = client.augment(channel, GENERATOR, 20, seed=1, agree_with="svc-nlu@prod",
+                            timeout=60)
+    received = list(stream)
+    report = stream.gate_report
+    assert received and report.kept == len(received) and report.disagreement > 0
+    assert report.seen == (report.malformed + report.duplicates + report.low_score
+                           + report.disagreement + report.kept + report.surplus)
+    assert all(agrees(u, p) for u, p in zip(received, nlu_model.predict(received)))
+    for reference, code in ((GENERATOR, grpc.StatusCode.INVALID_ARGUMENT),  # not an NLU model
+                            ("../models", grpc.StatusCode.INVALID_ARGUMENT),
+                            ("no-such@model", grpc.StatusCode.NOT_FOUND)):
+        error = rpc_error(lambda: client.augment(channel, GENERATOR, 5, agree_with=reference))
+        assert error.code() == code and error.details().startswith("gate.agree_with:")
+    error = rpc_error(lambda: client.augment(channel, "svc-nlu@prod", 5))  # not a generator
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("generator:")
+
+
 def test_client_cancellation_stops_generation(channel, server):
     counters = server.augmentation.counters
     stopped_before = counters.stopped_early
@@ -210,6 +254,19 @@ def test_augment_cli_streams_from_the_server(server, tmp_path, fmt, capsys):
     assert len(written) == 25 and {u.language for u in written} == {"de"}
     printed = capsys.readouterr().out
     assert "gate: seen " in printed and "kept 25" in printed
+
+
+def test_augment_cli_asks_the_server_for_nlu_agreement(server, nlu_model, tmp_path, capsys):
+    from service.cli import main
+
+    out = tmp_path / "agreed.jsonl"
+    assert main(["augment", "--server", f"127.0.0.1:{server.port}", "--generator", GENERATOR,
+                 "--count", "20", "--seed", "1", "--agree-with", "svc-nlu@prod",
+                 "--out", str(out), "--format", "jsonl"]) == 0
+    written = read_utterances(out, "jsonl")
+    printed = capsys.readouterr()
+    assert f"kept {len(written)}" in printed.out and "disagreement " in printed.out
+    assert (len(written) < 20) == ("warning: " in printed.err)
 
 
 def test_augment_cli_reports_server_errors(server, tmp_path, capsys):

@@ -36,8 +36,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-discriminator-score", type=float)
     parser.add_argument("--agree-with", metavar="NLU_MODEL",
                         help="keep only utterances whose intent and tags this NLU model, trained "
-                        "on the real data, predicts too (run id | name@alias | a saved model dir; "
-                        "local only)")
+                        "on the real data, predicts too (run id | name@alias; locally also a "
+                        "saved model dir)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--format", default="conll", help="output format: conll, jsonl, ...")
     # Remote generation through a running `nlu-bootstrap serve` (service.client).
@@ -84,7 +84,7 @@ def _load(reference: str, tracking_uri: str | None, from_dir, from_store):
 def run(args: argparse.Namespace) -> int:
     if args.server:
         return _run_remote(args)
-    from gan.augment import MAX_ATTEMPT_FACTOR, Augmenter
+    from gan.augment import Augmenter
     from gan.sampling import SamplingConfig
     from nlu.formats import read_utterances, write_utterances
     from nlu.tracking import ModelNotFoundError
@@ -120,12 +120,15 @@ def run(args: argparse.Namespace) -> int:
     report = generation.report
     gate_note = f"; gate: {report.as_dict()}" if report is not None else ""
     print(f"wrote {len(utterances)} utterances to {args.out} ({args.format}){gate_note}")
-    requested = _requested(args.count, _quotas(args.quota), _slot_quotas(args.slot_quota))
-    if len(utterances) < requested:
-        print(f"warning: {len(utterances)} of the {requested} requested: the gate or the slot "
-              f"quotas left too few within the attempt budget ({MAX_ATTEMPT_FACTOR}x the "
-              "request)", file=sys.stderr)
+    _warn_if_short(len(utterances), _requested(args.count, _quotas(args.quota),
+                                               _slot_quotas(args.slot_quota)))
     return 0
+
+
+def _warn_if_short(written: int, requested: int) -> None:
+    if written < requested:
+        print(f"warning: {written} of the {requested} requested: the gate or the slot quotas "
+              "left too few within the attempt budget", file=sys.stderr)
 
 
 def _run_remote(args: argparse.Namespace) -> int:
@@ -141,13 +144,10 @@ def _run_remote(args: argparse.Namespace) -> int:
         print("error: --train: the copy check runs only locally (a server has no training "
               "data to compare with)", file=sys.stderr)
         return 2
-    if args.agree_with is not None:
-        print("error: --agree-with: the NLU agreement check runs only locally", file=sys.stderr)
-        return 2
     quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
     sampling = client.sampling_options(args.sampling, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p)
-    gated = args.gate or args.min_discriminator_score is not None
+    gated = args.gate or args.min_discriminator_score is not None or args.agree_with is not None
     token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
     try:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
@@ -156,7 +156,7 @@ def _run_remote(args: argparse.Namespace) -> int:
                 timeout=args.timeout, sampling=sampling, seed=args.seed, quotas=quotas,
                 slot_quotas=slot_quotas,
                 language=args.language or "", deduplicate=gated,
-                min_discriminator_score=args.min_discriminator_score)
+                min_discriminator_score=args.min_discriminator_score, agree_with=args.agree_with)
             utterances = list(stream)
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
@@ -168,4 +168,5 @@ def _run_remote(args: argparse.Namespace) -> int:
                                            in stream.gate_report.ListFields())
     print(f"wrote {len(utterances)} utterances from {args.server} to {args.out} "
           f"({args.format}){gate_note}")
+    _warn_if_short(len(utterances), _requested(args.count, quotas, slot_quotas))
     return 0

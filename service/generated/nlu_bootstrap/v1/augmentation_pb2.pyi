@@ -34,12 +34,14 @@ class SamplingOptions(_message.Message):
     def __init__(self, method: _Optional[_Union[SamplingMethod, str]] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ...) -> None: ...
 
 class GateOptions(_message.Message):
-    __slots__ = ("deduplicate", "min_discriminator_score")
+    __slots__ = ("deduplicate", "min_discriminator_score", "agree_with")
     DEDUPLICATE_FIELD_NUMBER: _ClassVar[int]
     MIN_DISCRIMINATOR_SCORE_FIELD_NUMBER: _ClassVar[int]
+    AGREE_WITH_FIELD_NUMBER: _ClassVar[int]
     deduplicate: bool
     min_discriminator_score: float
-    def __init__(self, deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ...) -> None: ...
+    agree_with: str
+    def __init__(self, deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ..., agree_with: _Optional[str] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
     __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate", "slot_quotas")
@@ -76,20 +78,22 @@ class AugmentRequest(_message.Message):
     def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GateReport(_message.Message):
-    __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus")
+    __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus", "disagreement")
     SEEN_FIELD_NUMBER: _ClassVar[int]
     MALFORMED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     LOW_SCORE_FIELD_NUMBER: _ClassVar[int]
     KEPT_FIELD_NUMBER: _ClassVar[int]
     SURPLUS_FIELD_NUMBER: _ClassVar[int]
+    DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
     seen: int
     malformed: int
     duplicates: int
     low_score: int
     kept: int
     surplus: int
-    def __init__(self, seen: _Optional[int] = ..., malformed: _Optional[int] = ..., duplicates: _Optional[int] = ..., low_score: _Optional[int] = ..., kept: _Optional[int] = ..., surplus: _Optional[int] = ...) -> None: ...
+    disagreement: int
+    def __init__(self, seen: _Optional[int] = ..., malformed: _Optional[int] = ..., duplicates: _Optional[int] = ..., low_score: _Optional[int] = ..., kept: _Optional[int] = ..., surplus: _Optional[int] = ..., disagreement: _Optional[int] = ...) -> None: ...
 
 class AugmentResponse(_message.Message):
     __slots__ = ("utterances", "gate_report")
