@@ -19,7 +19,8 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
   utterances) and the quality ``gate`` (``gan.gate.GateConfig`` fields).
 * ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
 * ``arms``: name -> ``{augment: none|upsample|generator, gan: {...}, sampler: NAME,
-  embeddings: random|transferred}``; ``grid`` adds ``gan-<reward>-<sampler>-<embeddings>`` arms
+  embeddings: random|transferred, gate: {...}}`` (``gate``: changes to the study's gate for
+  this arm, e.g. ``{nlu_agreement: true}``); ``grid`` adds ``gan-<reward>-<sampler>-<embeddings>`` arms
   for every combination of its ``rewards``, ``samplers`` and ``embeddings`` lists.
 * ``seeds``, ``nlu`` (``JointModelConfig`` fields), ``gan`` (``GanConfig`` fields) and
   ``regime`` (``multilingual.regimes``: how source and target data train the NLU model;
@@ -91,6 +92,7 @@ class Arm:
     gan: dict = field(default_factory=dict)
     sampler: str | None = None
     embeddings: str = "random"
+    gate: dict = field(default_factory=dict)  # over the study's augment.gate
 
 
 @dataclass
@@ -328,6 +330,12 @@ def study_gan_config(study: Study, arm: Arm) -> dict:
     return merge(study.gan, arm.gan)
 
 
+def arm_gate_config(study: Study, arm: Arm):
+    from gan.gate import GateConfig
+
+    return GateConfig(**(study.gate | arm.gate))
+
+
 def nlu_config(study: Study, seed: int):
     from nlu.model import JointModelConfig
 
@@ -403,7 +411,7 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
         # upsample returns the originals first (already in the training set), then the copies
         return upsample(augmentable, len(augmentable) + count, seed)[len(augmentable):], {}
 
-    from gan.gate import GateConfig, GateReport
+    from gan.gate import GateReport
     from gan.quality import quality_metrics
     from gan.sampling import SamplingConfig
 
@@ -416,7 +424,7 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
     # The generator refills what its gate drops (the NLU agreement check with the baseline)
     generation = augmenter.generate(
         count, sampling=SamplingConfig(**study.samplers[arm.sampler]), seed=seed, quotas=quotas,
-        language=task.language, gate=GateConfig(**study.gate), train=data.target_train,
+        language=task.language, gate=arm_gate_config(study, arm), train=data.target_train,
         nlu_model=baseline)
     synthetic = list(generation)
     gate_report: GateReport = generation.report

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from experiments.compare import build_report, markdown_table, summarize
-from experiments.runner import (StudyConfigError, load_study, nlu_config, run_study,
-                                study_gan_config, task_data, trained_generator)
+from experiments.runner import (StudyConfigError, arm_gate_config, load_study, nlu_config,
+                                run_study, study_gan_config, task_data, trained_generator)
 from nlu.formats import write_utterances
 from nlu.utterance import Utterance
 from shared_data import SHARED_DATA
@@ -102,6 +102,18 @@ def test_profiles_grid_and_validation(study_file, tmp_path):
         load_study(study_file, data_root=tmp_path / "missing")
 
 
+def test_an_arm_changes_the_study_gate_for_itself_only(tmp_path):
+    agreeing = tmp_path / "agreeing.yaml"
+    agreeing.write_text(yaml.safe_dump(MICRO_STUDY | {"arms": MICRO_STUDY["arms"] | {
+        "mle-agree": {"augment": "generator", "gan": {"adversarial_steps": 0},
+                      "sampler": "temp", "gate": {"nlu_agreement": True}}}}))
+    study = load_study(agreeing)
+    arms = {arm.name: arm for arm in study.arms}
+    plain, agree = arm_gate_config(study, arms["mle"]), arm_gate_config(study, arms["mle-agree"])
+    assert not plain.nlu_agreement and agree.nlu_agreement
+    assert not plain.drop_train_copies and not agree.drop_train_copies  # the study's setting
+
+
 SHIPPED_STUDIES = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("study_*.yaml"))
 
 
@@ -119,6 +131,7 @@ def test_shipped_studies_load_with_every_profile(study_path):
         for arm in study.arms:
             if arm.augment == "generator":
                 GanConfig.from_dict(study_gan_config(study, arm))
+                arm_gate_config(study, arm)
 
 
 def test_cli_reports_a_bad_study_as_an_error(tmp_path, capsys):
