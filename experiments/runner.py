@@ -20,8 +20,9 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
 * ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
 * ``arms``: name -> ``{augment: none|upsample|generator, gan: {...}, sampler: NAME,
   embeddings: random|transferred, gate: {...}}`` (``gate``: changes to the study's gate for
-  this arm, e.g. ``{nlu_agreement: true}``); ``grid`` adds ``gan-<reward>-<sampler>-<embeddings>`` arms
-  for every combination of its ``rewards``, ``samplers`` and ``embeddings`` lists.
+  this arm, e.g. ``{nlu_agreement: true}``); ``grid`` adds
+  ``gan-<reward>-<sampler>-<embeddings>`` arms for every combination of its ``rewards``,
+  ``samplers`` and ``embeddings`` lists.
 * ``seeds``, ``nlu`` (``JointModelConfig`` fields), ``gan`` (``GanConfig`` fields) and
   ``regime`` (``multilingual.regimes``: how source and target data train the NLU model;
   default ``mixed``, one model on both).

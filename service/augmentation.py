@@ -2,8 +2,9 @@
 
 Generators, and the NLU models of the agreement gate (``gate.agree_with``), are found in the
 MLflow model registry only: a request names ``name@alias`` or the run id that logged the
-model, never a path or URI. Loaded models are cached (LRU by run id); reference look-ups are cached for a few seconds so that moving an alias
-takes effect quickly without a registry query per call.
+model, never a path or URI. Loaded models are cached (LRU by run id); reference look-ups are
+cached for a few seconds so that moving an alias takes effect quickly without a registry
+query per call.
 
 ``Augment`` pulls utterances from the engine's lazy iterator one batch at a time, sends them
 in chunks of ``chunk_size``, and checks before each utterance that the client is still there
