@@ -25,6 +25,10 @@
                      each intent that has slot types in train.
 * ``count``          number of valid samples.
 
+Metrics undefined for an empty set are left out rather than reported as 0: an empty
+``generated`` gives only ``count``, and a set with no valid sample only ``count`` and
+``validity``.
+
 BLEU and self-BLEU are on sacrebleu's 0-100 scale; the rest are in [0, 1].
 """
 
@@ -137,13 +141,13 @@ def quality_metrics(generated: Iterable[Utterance | RawSample], heldout: Iterabl
             valid.append(as_utterance(sample))
         except NluDataError:
             continue
-    metrics: dict[str, float] = {
-        "count": float(len(valid)),
-        "validity": len(valid) / raw_count if raw_count else 0.0,
-        "distinct_1": distinct_n(valid, 1),
-        "distinct_2": distinct_n(valid, 2),
-        "novelty": novelty(valid, train),
-    }
+    metrics: dict[str, float] = {"count": float(len(valid))}
+    if raw_count:
+        metrics["validity"] = len(valid) / raw_count
+    if not valid:  # the rates below are undefined, not 0 (a gate may keep nothing)
+        return metrics
+    metrics.update({"distinct_1": distinct_n(valid, 1), "distinct_2": distinct_n(valid, 2),
+                    "novelty": novelty(valid, train)})
     bleu = bleu4(valid, heldout, max_hypotheses=max_bleu_hypotheses,
                  max_references=max_references, seed=seed)
     if bleu is not None:

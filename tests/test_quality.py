@@ -65,6 +65,14 @@ def test_quality_metrics_end_to_end():
     assert set(metrics) >= {"distinct_1", "distinct_2", "slot_coverage"}
 
 
+def test_an_empty_or_all_invalid_set_reports_no_rates():
+    heldout, train = [utt("play some jazz music")], [utt("play jazz", "O B-genre")]
+    assert quality_metrics([], heldout, train, nlu_model=EchoModel()) == {"count": 0.0}
+    invalid = [(["play"], ["I-genre"], "play", "en")]
+    assert quality_metrics(invalid, heldout, train, nlu_model=EchoModel()) == {
+        "count": 0.0, "validity": 0.0}
+
+
 def test_a_copy_of_the_references_scores_100_bleu():
     heldout = [utt("play some jazz music please"), utt("put on my rock playlist now")]
     metrics = quality_metrics(heldout, heldout, train=[])
