@@ -232,10 +232,10 @@ class Augmenter:
         the copy check, D's scores, and ``nlu_model`` for ``gate.nlu_agreement``: a model
         trained on the real data, e.g. ``nlu.training.TrainedNlu``); generation continues
         until each ``(intent, language)`` has its share or ``MAX_ATTEMPT_FACTOR`` times the
-        request was generated (then fewer are yielded). A gated batch has up to ``batch_size`` rows plus spare rows
-        (``_spares``); survivors beyond a share fill later batches' shares, and those left at
-        the end are counted as ``surplus``. Bad arguments raise ``ValueError`` here, not
-        when the iterator is first read.
+        request was generated (then fewer are yielded). A gated batch has up to
+        ``batch_size`` rows plus spare rows (``_spares``); survivors beyond a share fill later
+        batches' shares, and those left at the end are counted as ``surplus``. Bad arguments
+        raise ``ValueError`` here, not when the iterator is first read.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")

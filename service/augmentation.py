@@ -141,12 +141,12 @@ class GeneratorStore:
         run_id = self.run_id(reference)
         return run_id, self._cached(run_id, reference, "generator", True, Augmenter.load)
 
-    def nlu_model(self, reference: str, field: str = "gate.agree_with"):
-        """The ``TrainedNlu`` a checked reference names, loaded on first use (errors as
-        ``get``'s, for a model that is a generator)."""
+    def nlu_model(self, reference: str):
+        """The ``TrainedNlu`` a checked reference names (for ``gate.agree_with``), loaded on
+        first use (errors as ``get``'s, for a model that is a generator)."""
         from nlu.training import TrainedNlu
 
-        return self._cached(self.run_id(reference), reference, field, False,
+        return self._cached(self.run_id(reference), reference, "gate.agree_with", False,
                             TrainedNlu.from_store)
 
     def _cached(self, run_id: str, reference: str, field: str, generator: bool, load):

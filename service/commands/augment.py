@@ -72,6 +72,11 @@ def _requested(count: int, *quotas: dict[str, int] | None) -> int:
     return sum(sum(quota.values()) for quota in given) if given else count
 
 
+def _gated(args: argparse.Namespace) -> bool:
+    """Does the call ask for the quality gate (directly or by one of its options)?"""
+    return args.gate or args.min_discriminator_score is not None or args.agree_with is not None
+
+
 def _load(reference: str, tracking_uri: str | None, from_dir, from_store):
     """A model from a local directory, else from the tracking store."""
     from nlu.tracking import resolve_tracking_uri
@@ -91,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
 
     sampling = SamplingConfig(method=args.sampling, temperature=args.temperature,
                               top_k=args.top_k, top_p=args.top_p)
+    quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
     gate = train = None
-    if args.gate or args.min_discriminator_score is not None or args.agree_with is not None:
+    if _gated(args):
         from gan.gate import GateConfig
 
         gate = GateConfig(min_discriminator_score=args.min_discriminator_score,
@@ -111,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
-                                    quotas=_quotas(args.quota),
-                                    slot_quotas=_slot_quotas(args.slot_quota),
+                                    quotas=quotas, slot_quotas=slot_quotas,
                                     language=args.language, gate=gate, train=train,
                                     nlu_model=nlu_model, batch_size=args.batch_size)
     utterances = list(generation)
@@ -120,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
     report = generation.report
     gate_note = f"; gate: {report.as_dict()}" if report is not None else ""
     print(f"wrote {len(utterances)} utterances to {args.out} ({args.format}){gate_note}")
-    _warn_if_short(len(utterances), _requested(args.count, _quotas(args.quota),
-                                               _slot_quotas(args.slot_quota)))
+    _warn_if_short(len(utterances), _requested(args.count, quotas, slot_quotas))
     return 0
 
 
@@ -147,7 +151,7 @@ def _run_remote(args: argparse.Namespace) -> int:
     quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
     sampling = client.sampling_options(args.sampling, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p)
-    gated = args.gate or args.min_discriminator_score is not None or args.agree_with is not None
+    gated = _gated(args)
     token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
     try:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
