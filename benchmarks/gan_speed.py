@@ -31,7 +31,8 @@ import torch
 from gan import rewards
 from gan.module import evaluating, without_dropout
 from gan.sampling import UNRESTRICTED, SamplingConfig
-from gan.training import GanConfig, train_gan
+from gan.config import GanConfig
+from gan.training import train_gan
 from gan.vocab import Vocabulary
 from nlu.formats import read_utterances
 

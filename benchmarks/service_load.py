@@ -46,7 +46,9 @@ def train_generator(store: Path, utterances: int, mle_epochs: int,
     """A default-sized generator trained briefly; returns (tracking URI, reference)."""
     import torch
 
-    from gan.training import GanConfig, train_gan
+    from gan.config import GanConfig
+
+    from gan.training import train_gan
     from nlu.formats import read_utterances
 
     torch.set_num_threads(1)

@@ -81,7 +81,8 @@ def main() -> int:
     torch.set_num_threads(1)
 
     from gan import gate, rewards, sampling
-    from gan.training import GanConfig, train_gan
+    from gan.config import GanConfig
+    from gan.training import train_gan
     from gan_speed import sample_train
 
     train = sample_train(1000)

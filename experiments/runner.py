@@ -317,7 +317,7 @@ def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
             "arm": arm.name, "seed": str(seed), "augment": arm.augment,
             "embeddings": arm.embeddings}
     if arm.augment == "generator":
-        from gan.training import GanConfig
+        from gan.config import GanConfig
 
         gan_config = GanConfig.from_dict(study_gan_config(study, arm))
         tags["sampler"] = arm.sampler
@@ -386,7 +386,8 @@ def trained_generator(study: Study, task: Task, arm: Arm, data: TaskData, seed: 
     (same data, settings and seed), so it is trained once per task and seed, kept in the work
     folder under a hash of its settings, and loaded by the other arms."""
     from gan.augment import Augmenter
-    from gan.training import GanConfig, train_gan
+    from gan.config import GanConfig
+    from gan.training import train_gan
 
     gan_settings = study_gan_config(study, arm) | {"seed": seed}
     if arm.embeddings == "transferred":

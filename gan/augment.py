@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from gan.discriminator import Discriminator
     from gan.gate import GateConfig, GateReport, Predictor, QualityGate
     from gan.generator import Generator
-    from gan.training import GanConfig
+    from gan.config import GanConfig
 
 MAX_ATTEMPT_FACTOR = 20  # gate or slot quotas: stop after sampling this many times the request
 SPARE_FRACTION = 0.2
@@ -128,7 +128,8 @@ class Augmenter:
     def from_dir(cls, path: Path | str) -> "Augmenter":
         import torch
 
-        from gan.training import GanConfig, build_models
+        from gan.config import GanConfig
+        from gan.models import build_models
 
         path = Path(path)
         config = GanConfig.from_dict(json.loads((path / "config.json").read_text()))

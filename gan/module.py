@@ -27,7 +27,7 @@ from gan.rewards import compute_rewards
 from gan.sampling import UNRESTRICTED
 
 if TYPE_CHECKING:
-    from gan.training import GanConfig
+    from gan.config import GanConfig
 
 PHASES = ("mle", "discriminator", "adversarial", "done")
 

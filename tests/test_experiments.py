@@ -121,7 +121,7 @@ SHIPPED_STUDIES = sorted((Path(__file__).resolve().parents[1] / "experiments").g
 @pytest.mark.parametrize("study_path", SHIPPED_STUDIES, ids=lambda path: path.stem)
 def test_shipped_studies_load_with_every_profile(study_path):
     """A typo in a shipped study or one of its profiles fails here, not hours into a run."""
-    from gan.training import GanConfig
+    from gan.config import GanConfig
 
     profiles = yaml.safe_load(study_path.read_text(encoding="utf-8"))["profiles"]
     for profile in [None, *profiles]:

@@ -14,7 +14,8 @@ import torch
 from gan.augment import Augmenter, _spares
 from gan.gate import GateConfig
 from gan.sampling import SamplingConfig
-from gan.training import GanConfig, train_gan
+from gan.config import GanConfig
+from gan.training import train_gan
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance, check_iob2
 from shared_data import SHARED_DATA

@@ -172,7 +172,8 @@ def test_the_gan_uses_a_real_trained_model_for_embeddings_and_agreement(trained,
     """The two places the GAN meets a real ``TrainedNlu``: transferred embeddings (from a
     saved model directory, ``nlu:<dir>``) and the quality gate's NLU agreement."""
     from gan.gate import GateConfig, QualityGate
-    from gan.training import GanConfig, train_gan
+    from gan.config import GanConfig
+    from gan.training import train_gan
 
     trained.save(tmp_path / "model")
     config = GanConfig(embeddings=f"nlu:{tmp_path / 'model'}", freeze_embeddings=True,

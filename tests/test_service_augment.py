@@ -31,7 +31,9 @@ def store(tmp_path_factory):
     """An MLflow store holding one registered generator; returns (tracking URI, run id)."""
     import torch
 
-    from gan.training import GanConfig, train_gan
+    from gan.config import GanConfig
+
+    from gan.training import train_gan
     from nlu.tracking import model_run_id
 
     torch.set_num_threads(1)

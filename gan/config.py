@@ -1,0 +1,95 @@
+"""The GAN's configuration, ``GanConfig``: model sizes, the training schedule, the reward.
+
+Validated on construction; ``from_dict`` rejects unknown keys. The lowest room of ``gan``'s
+training side: config -> models -> module -> training -> augment (nothing here imports up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from nlu.config import strict_from_dict
+
+REWARDS = ("token", "rollout", "sentence")
+BASELINES = ("ema", "batch", "none")
+
+
+@dataclass
+class GanConfig:
+    # model sizes
+    embedding_dim: int = 64  # set to the pretrained vectors' size when embeddings are given
+    tag_dim: int = 16
+    condition_dim: int = 16
+    hidden_dim: int = 128
+    d_hidden_dim: int = 64
+    dropout: float = 0.3  # with mle_epochs and g_lr: chosen on a 250/50 split of xSID de dev
+    max_length: int = 30  # longer training utterances are cut; samples have at most this many tokens
+    embeddings: str | None = None  # None | "<file>.vec" | "nlu:<TrainedNlu dir>" | "nlu" (nlu_model)
+    freeze_embeddings: bool = False
+    # G writes a word only with tags it was seen with (gan/vocab.py): consistent annotations
+    # and a faster head. False lets any word take any tag: slightly more diverse sets; the
+    # studies' untied GANs did better on intents cut to 20 examples, within the noise (RESULTS)
+    tie_words_to_tags: bool = True
+    # schedule
+    batch_size: int = 64
+    mle_epochs: int = 20  # more memorises a few hundred utterances (novelty falls)
+    d_pretrain_steps: int = 100
+    adversarial_steps: int = 100  # 0 = the MLE-only baseline
+    g_steps: int = 1
+    d_steps: int = 1
+    reward: str = "rollout"
+    rollout_n: int = 8
+    rollout_update_rate: float = 0.8  # rollout copy <- rate * copy + (1 - rate) * G
+    g_lr: float = 5e-3
+    adversarial_lr: float = 1e-4
+    d_lr: float = 1e-3
+    baseline: str = "ema"
+    baseline_decay: float = 0.9
+    clip: float = 5.0
+    d_mislabeled_negatives: bool = True
+    seed: int = 0
+    steps_per_checkpoint: int = 50
+    # torch threads while training (0 = leave torch's setting). One per job, as the studies
+    # and the service run jobs side by side; alone on an idle 2-core machine a second thread
+    # makes rollout steps about 1.4x as fast but a whole training only about 1.15x
+    # (benchmarks/gan_speed.py), and on a shared, busy machine it can cost a lot.
+    threads: int = 1
+    # reporting
+    eval_samples: int = 500  # generated (top-p 0.9) after training for the quality metrics
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+    experiment: str = "gan"
+    run_name: str | None = None
+    registered_name: str | None = None
+    alias: str | None = None
+
+    def __post_init__(self) -> None:
+        positive = ("embedding_dim", "tag_dim", "condition_dim", "hidden_dim", "d_hidden_dim",
+                    "max_length", "batch_size", "rollout_n", "g_steps", "steps_per_checkpoint",
+                    "log_every_n_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("mle_epochs", "d_pretrain_steps", "adversarial_steps", "d_steps",
+                     "eval_samples", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("g_lr", "adversarial_lr", "d_lr", "clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        for name in ("dropout", "rollout_update_rate", "baseline_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward: {self.reward!r} is not one of {', '.join(REWARDS)}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline: {self.baseline!r} is not one of {', '.join(BASELINES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GanConfig":
+        return strict_from_dict(cls, data)
