@@ -434,7 +434,16 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             raw["regime"] = spec.regime
         raw["tracking"] = {"experiment": DEFAULT_EXPERIMENT, **raw.get("tracking", {})}
         raw["run_dir"] = str(job_dir / "run")
-        return parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
+        config = parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
+        from nlu.devices import DeviceConfig
+
+        if not DeviceConfig.from_dict(config.model.get("devices")).single_process:
+            # DDP relaunches the command line of the process: here, the server's.
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "spec.config_yaml.model.devices: a service job trains in one "
+                               "process (strategy auto, devices 1, num_nodes 1); run multi-"
+                               "process jobs with `nlu-bootstrap train`")
+        return config
 
     def GetJob(self, request, context):
         return training_pb2.GetJobResponse(job=_job_message(self._job(request.job_id, context)))
