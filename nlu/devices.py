@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nlu.config import strict_from_dict
+from nlu.errors import NluDataError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
@@ -98,8 +99,12 @@ def device_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def with_devices(settings: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A model config mapping whose ``devices`` mapping has ``overrides`` applied
-    (validated: a bad value raises ``ValueError`` here, before anything runs)."""
+    (validated: a bad value raises ``NluDataError`` here, before anything runs, and the CLI
+    exits with code 2)."""
     if not overrides:
         return settings
-    devices = dataclasses.replace(DeviceConfig.from_dict(settings.get("devices")), **overrides)
+    try:
+        devices = dataclasses.replace(DeviceConfig.from_dict(settings.get("devices")), **overrides)
+    except ValueError as error:
+        raise NluDataError(str(error), field="devices") from None
     return {**settings, "devices": devices.trainer_kwargs()}

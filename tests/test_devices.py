@@ -66,6 +66,15 @@ def test_cli_flags_override_the_config():
         with_devices({}, {"devices": 0})
 
 
+def test_bad_device_flags_exit_with_code_2(tmp_path, capsys):
+    from service.cli import main
+
+    job = tmp_path / "gan.yaml"
+    job.write_text("data: {train: x.conll}\n", encoding="utf-8")
+    assert main(["gan", "train", "--config", str(job), "--num-nodes", "0"]) == 2
+    assert "num_nodes" in capsys.readouterr().err
+
+
 def test_rank_detection(monkeypatch):
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK"):
         monkeypatch.delenv(name, raising=False)
