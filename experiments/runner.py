@@ -193,9 +193,11 @@ def _arms(raw_arms: dict, grid: dict | None, samplers: dict) -> list[Arm]:
 
 def load_study(path: Path | str, profile: str | None = None,
                data_root: Path | str | None = None,
-               seeds: Sequence[int] | None = None) -> Study:
+               seeds: Sequence[int] | None = None,
+               devices: dict[str, Any] | None = None) -> Study:
     """Read a study YAML, apply ``profile``, validate it into a ``Study``; ``data_root`` and
-    ``seeds`` override the YAML's."""
+    ``seeds`` override the YAML's, ``devices`` (``DeviceConfig`` fields) the NLU models' and,
+    as far as one process goes (accelerator, precision), the GANs' device options."""
     path = Path(path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     profiles = raw.pop("profiles", {}) or {}
@@ -204,6 +206,16 @@ def load_study(path: Path | str, profile: str | None = None,
             raise StudyConfigError(f"profile {profile!r} not in {path} "
                                    f"(has: {', '.join(profiles) or 'none'})")
         raw = merge(raw, profiles[profile])
+    if devices:
+        from nlu.devices import with_devices
+
+        try:
+            raw["nlu"] = with_devices(raw.get("nlu") or {}, devices)
+            raw["gan"] = with_devices(raw.get("gan") or {}, {
+                name: value for name, value in devices.items()
+                if name in ("accelerator", "precision")})
+        except ValueError as error:
+            raise StudyConfigError(f"devices: {error}") from None
     only_arms = raw.pop("only_arms", None)
     only_tasks = raw.pop("only_tasks", None)
     for key in ("study", "experiment", "tasks", "arms", "seeds"):

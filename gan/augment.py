@@ -152,7 +152,9 @@ class Augmenter:
         import torch
 
         encoded = self.vocab.encode(utterances, self.config.max_length)
-        return [torch.from_numpy(encoded[name]) for name in ("tokens", "tags", "intents", "languages")]
+        device = next(self.discriminator.parameters()).device
+        return [torch.from_numpy(encoded[name]).to(device)
+                for name in ("tokens", "tags", "intents", "languages")]
 
     def discriminator_scores(self, utterances: Sequence[Utterance]) -> np.ndarray:
         """D's probability that each utterance is real, in [0, 1] (for the quality gate)."""
@@ -299,8 +301,10 @@ class Augmenter:
                 random, start: int) -> list[Utterance]:
         import torch
 
-        intents = torch.tensor([self.vocab.intent_index[i] for i, _ in conditions])
-        languages = torch.tensor([self.vocab.language_index[lang] for _, lang in conditions])
+        device = self.generator.tag_head.weight.device
+        intents = torch.tensor([self.vocab.intent_index[i] for i, _ in conditions], device=device)
+        languages = torch.tensor([self.vocab.language_index[lang] for _, lang in conditions],
+                                 device=device)
         tokens, tags = self.sampler.sample(intents, languages, sampling, random)
         batch = []
         # Whole tensors to lists once: indexing a tensor row by row costs more than decoding.

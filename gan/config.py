@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nlu.config import strict_from_dict
+from nlu.devices import DeviceConfig
 
 REWARDS = ("token", "rollout", "sentence")
 BASELINES = ("ema", "batch", "none")
@@ -56,6 +57,8 @@ class GanConfig:
     # makes rollout steps about 1.4x as fast but a whole training only about 1.15x
     # (benchmarks/gan_speed.py), and on a shared, busy machine it can cost a lot.
     threads: int = 1
+    # where it trains: one process only (see __post_init__)
+    devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     # reporting
     eval_samples: int = 500  # generated (top-p 0.9) after training for the quality metrics
     progress_bar: bool = True
@@ -66,6 +69,12 @@ class GanConfig:
     alias: str | None = None
 
     def __post_init__(self) -> None:
+        self.devices = DeviceConfig.from_dict(self.devices)  # a mapping from YAML or JSON
+        if not self.devices.single_process:
+            # G, D and the rollout copy are updated by hand, in turn, from G's own samples:
+            # nothing would average the replicas' updates, so each process would train its own GAN.
+            raise ValueError(f"devices: the GAN trains in one process (strategy auto, devices 1, "
+                             f"num_nodes 1), got {self.devices}")
         positive = ("embedding_dim", "tag_dim", "condition_dim", "hidden_dim", "d_hidden_dim",
                     "max_length", "batch_size", "rollout_n", "g_steps", "steps_per_checkpoint",
                     "log_every_n_steps")

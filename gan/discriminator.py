@@ -100,7 +100,7 @@ class Discriminator(WeightCache, nn.Module):
         # copies: updated in place
         hidden, cell = state[0][0].index_select(0, order), state[1][0].index_select(0, order)
         conditions = step.condition_rows(intents, languages)
-        reading = (lengths.unsqueeze(0) > torch.arange(tokens.size(1)).unsqueeze(1)).sum(dim=1)
+        reading = (lengths.unsqueeze(0) > torch.arange(tokens.size(1), device=tokens.device).unsqueeze(1)).sum(dim=1)
         for position, rows in enumerate(reading.tolist()):
             hidden[:rows], cell[:rows] = step(conditions[:rows], tokens[:rows, position],
                                               tags[:rows, position], (hidden[:rows], cell[:rows]))

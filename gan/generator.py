@@ -336,10 +336,10 @@ class SamplingTables:
             allowed = (generator.language_tag_mask[:, None, None, :]
                        & generator.intent_tag_mask[None, :, None, :]
                        & generator.transition_mask)  # (language, intent, previous, next)
-            self.tag_bias = (torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
+            self.tag_bias = (torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, float("-inf"))
                              + generator.tag_head.bias).flatten(0, 2)
             self.tag_from_hidden = generator.tag_head.weight.T.contiguous()
-            self.end_only_bias = torch.zeros(allowed.size(-1)).masked_fill(
+            self.end_only_bias = torch.zeros(allowed.size(-1), device=allowed.device).masked_fill(
                 ~generator.end_tags, float("-inf"))
             weight = generator.token_head.weight
             from_hidden = weight[:, :hidden_size]
@@ -352,13 +352,16 @@ class SamplingTables:
             sizes = words.sum(dim=1)
             self.token_columns = max(1, -(-int(sizes.max()) // self.COLUMN_MULTIPLE)
                                      ) * self.COLUMN_MULTIPLE
-            self.block_bias = torch.full((words.size(0), self.token_columns), float("-inf"))
-            self.block_tokens = torch.full((words.size(0), self.token_columns), PAD_ID)
+            self.block_bias = torch.full((words.size(0), self.token_columns), float("-inf"),
+                                         device=words.device)
+            self.block_tokens = torch.full((words.size(0), self.token_columns), PAD_ID,
+                                           device=words.device)
             # Every (block, word) pair at once, block by block (tables are rebuilt after each
             # G update, so a loop of per-block gathers here cost a step several ms)
             pair_blocks, pair_words = words.nonzero(as_tuple=True)
             starts = sizes.cumsum(0) - sizes
-            pair_columns = torch.arange(pair_words.numel()) - starts[pair_blocks]
+            pair_columns = (torch.arange(pair_words.numel(), device=words.device)
+                            - starts[pair_blocks])
             self.block_tokens[pair_blocks, pair_columns] = pair_words
             self.block_bias[pair_blocks, pair_columns] = from_tag[pair_blocks % self.tag_count,
                                                                  pair_words]

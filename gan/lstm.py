@@ -74,7 +74,8 @@ class EmbeddingLSTMStep:
         with torch.no_grad():
             # Gate rows in the order (input, forget, output, candidate): the three sigmoids
             # of a step are then one call.
-            order = torch.arange(4 * lstm.hidden_size).view(4, -1)[[0, 1, 3, 2]].flatten()
+            order = torch.arange(4 * lstm.hidden_size, device=lstm.bias_ih_l0.device
+                                 ).view(4, -1)[[0, 1, 3, 2]].flatten()
             candidate_doubled = torch.ones_like(lstm.bias_ih_l0)
             candidate_doubled[3 * lstm.hidden_size:] = 2.0
             token_part, tag_part, intent_part, language_part = torch.split(
@@ -83,7 +84,7 @@ class EmbeddingLSTMStep:
             # each product written in place: the table is rebuilt after every weight update
             self.gates = torch.empty(
                 self.condition_offset + intent.num_embeddings * language.num_embeddings,
-                4 * lstm.hidden_size)
+                4 * lstm.hidden_size, device=lstm.bias_ih_l0.device)
             torch.mm(token.weight, token_part.T, out=self.gates[:self.tag_offset])
             torch.mm(tag.weight, tag_part.T, out=self.gates[self.tag_offset:self.condition_offset])
             biases = (lstm.bias_ih_l0 + lstm.bias_hh_l0).index_select(0, order) * candidate_doubled

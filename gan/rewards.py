@@ -50,8 +50,9 @@ def rollout_uniforms(rollouts: int, tokens: torch.Tensor, max_length: int,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """The random numbers of every rollout draw: (N, T-1 prefixes, B, max_length, tag|token)."""
     batch, steps = tokens.shape
+    # Drawn on the CPU (seeded generators are CPU ones), then moved: free on the CPU.
     return torch.rand(rollouts, steps - 1, batch, max_length, 2, generator=generator,
-                      dtype=torch.get_default_dtype())
+                      dtype=torch.get_default_dtype()).to(tokens.device)
 
 
 def _finish(rollout_means: torch.Tensor, whole: torch.Tensor, tags: torch.Tensor,
@@ -130,7 +131,8 @@ def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discr
     max_length = rollout_generator.max_length
     if uniforms is None:
         uniforms = rollout_uniforms(rollouts, tokens, max_length, generator)
-    rollout_means = torch.zeros(batch, steps - 1, dtype=torch.get_default_dtype())
+    rollout_means = torch.zeros(batch, steps - 1, dtype=torch.get_default_dtype(),
+                                device=tokens.device)
     tables = rollout_generator.sampling_tables()
     for prefix_end in range(steps - 1):
         prefix_tokens = tokens[:, :prefix_end + 1]
@@ -139,7 +141,8 @@ def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discr
             hidden, cell = rollout_generator.prefix_states(prefix_tokens, prefix_tags, intents,
                                                            languages)
             state = (hidden[:, -1].unsqueeze(0).contiguous(), cell[:, -1].unsqueeze(0).contiguous())
-            positions = torch.full((batch,), prefix_end + 1, dtype=torch.long)
+            positions = torch.full((batch,), prefix_end + 1, dtype=torch.long,
+                                   device=tokens.device)
             continuation_tokens, continuation_tags = rollout_generator.continue_sequences(
                 state, prefix_tokens[:, -1], prefix_tags[:, -1], positions, intents, languages,
                 max_length, UNRESTRICTED, tables=tables, uniforms=uniforms[rollout, prefix_end])

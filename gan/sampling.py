@@ -59,25 +59,28 @@ class RandomStreams:
 
     def subset(self, draws: torch.Tensor) -> "RandomStreams":
         """The streams of some of the draws (``draws`` ascending)."""
-        return RandomStreams(self.generators, self.streams[draws])
+        return RandomStreams(self.generators, self.streams[draws.to(self.streams.device)])
 
-    def rand(self, *trailing: int, dtype: torch.dtype) -> torch.Tensor:
-        """Uniforms in [0, 1), (draws, *trailing)."""
+    def rand(self, *trailing: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Uniforms in [0, 1), (draws, *trailing), on ``device``."""
         counts = torch.bincount(self.streams, minlength=len(self.generators)).tolist()
         return torch.cat([torch.rand(count, *trailing, generator=generator, dtype=dtype)
-                          for generator, count in zip(self.generators, counts)])
+                          for generator, count in zip(self.generators, counts)]).to(device)
 
 
 Random = torch.Generator | RandomStreams | None  # None: torch's global generator
 
 
 def _uniforms(random: Random, draws: int, subset: torch.Tensor | None = None, *trailing: int,
-              dtype: torch.dtype) -> torch.Tensor:
-    """Uniforms for ``draws`` draws, or for the ``subset`` of them, (draws, *trailing)."""
+              dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Uniforms for ``draws`` draws, or for the ``subset`` of them, (draws, *trailing), on
+    ``device``. Drawn on the CPU (seeded generators are CPU ones), so a seed gives the same
+    samples on every device; moving them is free on the CPU."""
     if isinstance(random, RandomStreams):
-        return (random if subset is None else random.subset(subset)).rand(*trailing, dtype=dtype)
+        return (random if subset is None else random.subset(subset)).rand(
+            *trailing, dtype=dtype, device=device)
     return torch.rand(draws if subset is None else subset.numel(), *trailing, generator=random,
-                      dtype=dtype)
+                      dtype=dtype).to(device)
 
 
 def inverse_cdf_sample(probabilities: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -133,7 +136,8 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
         return best if rows is None else best[rows]
     if uniforms is None:
         shape = logits.shape[:-1] if rows is None else rows.shape
-        uniforms = _uniforms(generator, shape.numel(), dtype=logits.dtype).view(shape)
+        uniforms = _uniforms(generator, shape.numel(), dtype=logits.dtype,
+                             device=logits.device).view(shape)
     if config.temperature != 1.0:
         logits = logits / config.temperature
     if config.method == "top-k" and config.top_k < logits.size(-1):
@@ -177,7 +181,8 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
     if rejected.numel() and NUCLEUS_ATTEMPTS > 1:
         rejected_rows = rows[rejected]
         draws = _search(cumulative.index_select(0, rejected_rows), _uniforms(
-            generator, choice.numel(), rejected, NUCLEUS_ATTEMPTS - 1, dtype=probabilities.dtype))
+            generator, choice.numel(), rejected, NUCLEUS_ATTEMPTS - 1, dtype=probabilities.dtype,
+            device=probabilities.device))
         accepted = _in_nucleus(probabilities.index_select(0, rejected_rows), draws, top_p)
         found = accepted.any(dim=1)
         first = accepted[found].int().argmax(dim=1)
@@ -187,7 +192,7 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
         ordered, order = probabilities.index_select(0, rows[rejected]).sort(dim=-1,
                                                                              descending=True)
         fresh = _uniforms(generator, choice.numel(), rejected,  # the used ones are biased
-                          dtype=ordered.dtype)                 # by the rejection
+                          dtype=ordered.dtype, device=ordered.device)  # by the rejection
         choice[rejected] = _pick_in_order(ordered, order, top_p, fresh)
     return choice.view(shape)
 

@@ -118,7 +118,7 @@ def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
                         "intents": len(vocab.intents) - 1})
         logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run.info.run_id)
     try:
-        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger,
+        trainer = pl.Trainer(**config.devices.trainer_kwargs(), max_epochs=epochs, logger=logger,
                              callbacks=[checkpoint], enable_progress_bar=config.progress_bar,
                              enable_model_summary=False, log_every_n_steps=config.log_every_n_steps,
                              num_sanity_val_steps=0, default_root_dir=str(run_dir))
@@ -194,12 +194,16 @@ def load_job(path: Path | str) -> dict[str, Any]:
 
 
 def train_job(path: Path | str, *, tracking_uri: str | None = None,
-              resume: bool = False) -> "Augmenter":
-    """Read a job YAML (see ``load_job``) and its data, then ``train_gan``."""
+              resume: bool = False, devices: dict[str, Any] | None = None) -> "Augmenter":
+    """Read a job YAML (see ``load_job``) and its data, then ``train_gan``; ``devices``
+    overrides fields of the config's ``devices`` (``DeviceConfig``)."""
+    from nlu.devices import with_devices
     from nlu.formats import read_utterances
     from nlu.tracking import resolve_tracking_uri
 
     job = load_job(path)
+    if devices:
+        job["config"] = GanConfig.from_dict(with_devices(job["config"].to_dict(), devices))
     data = job["data"]
     train = read_utterances(data["train"], data.get("format"), language=data.get("language"))
     heldout = (read_utterances(data["heldout"], data.get("format"), language=data.get("language"))

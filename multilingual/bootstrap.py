@@ -308,8 +308,10 @@ def regime_training_data(regime: str, data: JobData) -> list[Utterance]:
 
 # -- the job -------------------------------------------------------------------------------
 
-def run(config: JobConfig, *, tracking_uri: str | None = None, resume: bool = False) -> dict:
-    """Train, evaluate and track the job; return run id, model reference and final metrics.
+def run(config: JobConfig, *, tracking_uri: str | None = None,
+        resume: bool = False) -> dict | None:
+    """Train, evaluate and track the job; return run id, model reference and final metrics
+    (``None`` in the processes of a DDP job other than rank 0).
 
     ``tracking_uri`` overrides the config's; ``resume`` continues the MLflow run and the
     checkpoints recorded in ``config.run_dir`` (a fresh run if there is nothing to resume).
@@ -318,19 +320,30 @@ def run(config: JobConfig, *, tracking_uri: str | None = None, resume: bool = Fa
 
     from multilingual.regimes import train_regime
     from nlu import tracking
+    from nlu.devices import is_primary_process
     from nlu.domain import SNIPS_DOMAINS, DomainClassifier
     from nlu.metrics import evaluate
     from nlu.model import JointModelConfig
 
-    uri = tracking.resolve_tracking_uri(tracking_uri or config.tracking.uri)
-    run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    previous_run = _stored_run_id(run_dir, uri) if resume else None
+    model_config = JointModelConfig(**config.model)
+    options: dict[str, Any] = {}
+    if config.regime == "finetune":
+        options["finetune_config"] = dataclasses.replace(model_config, **config.finetune_model)
     data = load_data(config.data)
     if config.regime == "zeroshot":
         data.target = []  # zero-shot uses no target data (logged as data/target = 0)
     if not data.test:
         raise JobConfigError("the test files hold no utterances", field="data.test")
+    if not is_primary_process():
+        # A DDP process other than rank 0 (which tracks, saves and evaluates) only trains.
+        train_regime(config.regime, data.source, data.target, model_config,
+                     dev=data.dev or None, run_dir=config.run_dir / config.regime,
+                     resume=resume, **options)
+        return None
+    uri = tracking.resolve_tracking_uri(tracking_uri or config.tracking.uri)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous_run = _stored_run_id(run_dir, uri) if resume else None
     resolved = config.resolved()
 
     with tracking.start_run(config.tracking.experiment, uri, run_id=previous_run,
@@ -345,10 +358,6 @@ def run(config: JobConfig, *, tracking_uri: str | None = None, resume: bool = Fa
                 mlflow.log_text(config.source_yaml, "job.yaml")
             mlflow.log_metrics(data.counts())
 
-        model_config = JointModelConfig(**config.model)
-        options: dict[str, Any] = {}
-        if config.regime == "finetune":
-            options["finetune_config"] = dataclasses.replace(model_config, **config.finetune_model)
         model = train_regime(config.regime, data.source, data.target, model_config,
                              dev=data.dev or None, run_dir=run_dir / config.regime,
                              tracking_uri=uri, resume=resume, **options)

@@ -37,6 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchcrf import CRF
 
 from nlu.config import strict_from_dict
+from nlu.devices import DeviceConfig
 from nlu.embeddings import embedding_matrix, read_vec
 from nlu.tokenizer import PAD_ID, UNK_ID, WORD_BOUNDARY
 
@@ -86,8 +87,10 @@ class JointModelConfig:
     # training step ~10x slower (measured: 7.5 s vs 0.65 s per batch at load 12).
     num_threads: int = 1
     enable_progress_bar: bool = True
+    devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)  # where it trains
 
     def __post_init__(self) -> None:
+        self.devices = DeviceConfig.from_dict(self.devices)  # a mapping from YAML or JSON
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, not {self.encoder!r}")
         if self.slot_head not in SLOT_HEADS:
@@ -294,8 +297,9 @@ class JointNluModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
         loss = self.loss(batch)
+        # sync_dist: under DDP the logged loss is over all processes' shares of the batches
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch["piece_ids"].size(0))
+                 batch_size=batch["piece_ids"].size(0), sync_dist=True)
         return loss
 
     def configure_optimizers(self):

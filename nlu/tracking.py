@@ -17,16 +17,43 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
+from nlu.errors import NluDataError
+
 Loaded = TypeVar("Loaded")
 
 DEFAULT_HOME = Path(".nlu-bootstrap")
 MODEL_ARTIFACT = "model"
 
 
+class TrackingServerUnreachable(NluDataError):
+    """An MLflow server URI that does not answer its health check."""
+
+
+def _check_server(uri: str) -> None:
+    """Fail fast, before any local state is written, if an http(s) tracking server is down
+    (MLflow's own client retries for minutes)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no credentials
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+            return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingServerUnreachable(f"the MLflow server {shown} does not answer ({reason})",
+                                        field="tracking URI") from None
+
+
 def resolve_tracking_uri(uri: str | None = None, home: Path | str | None = None) -> str:
-    """The tracking URI to use; creates the embedded sqlite store's folder when needed."""
+    """The tracking URI to use; creates the embedded sqlite store's folder when needed, and
+    checks that a server URI answers."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
+        if uri.startswith(("http://", "https://")):
+            _check_server(uri)
         return uri
     home = Path(home or DEFAULT_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)

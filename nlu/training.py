@@ -37,6 +37,7 @@ from seqeval.scheme import IOB2
 from torch.utils.data import DataLoader, Sampler
 
 from nlu.atomic import save_torch, write_json
+from nlu.devices import DeviceConfig, is_primary_process
 from nlu.model import (ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, char_ids,
                        pretrained_piece_matrix)
 from nlu.tokenizer import PAD_ID, SubwordTokenizer
@@ -133,15 +134,22 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 
     Each epoch: shuffle (seeded by ``seed`` and the epoch, so a resumed run sees the same
     batches), sort windows of 50 batches by length, cut them into batches, shuffle batches.
+
+    With ``replicas`` > 1 (DDP) every process sees the same batches and takes its share of
+    each (``rank``, ``rank + replicas``, ...): the step's averaged gradient is about the one
+    of the whole batch, so results do not depend on the process count.
     """
 
     window_batches = 50
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int,
+                 rank: int = 0, replicas: int = 1):
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
+        self.rank = rank
+        self.replicas = replicas
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -157,7 +165,9 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             batches.extend(chunk[i:i + self.batch_size]
                            for i in range(0, len(chunk), self.batch_size))
         generator.shuffle(batches)
-        return iter(batches)
+        # A batch smaller than the process count gives some processes its first item again
+        # (every process must take every step).
+        return iter(batch[self.rank::self.replicas] or batch[:1] for batch in batches)
 
     def __len__(self) -> int:
         return math.ceil(len(self.lengths) / self.batch_size)
@@ -188,7 +198,9 @@ class TrainedNlu:
         try:
             for start in range(0, len(order), batch_size):
                 indices = order[start:start + batch_size]
-                intent_ids, tag_ids = self.module.decode(collate([encoded[i] for i in indices]))
+                batch = collate([encoded[i] for i in indices])
+                intent_ids, tag_ids = self.module.decode(
+                    {name: values.to(self.module.device) for name, values in batch.items()})
                 for index, intent_id, word_tag_ids in zip(indices, intent_ids, tag_ids):
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
                     predicted[index] = utterances[index].replace(
@@ -257,6 +269,10 @@ class ReshuffleEveryEpoch(Callback):
     def __init__(self, sampler: LengthBucketBatchSampler):
         self.sampler = sampler
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Known once the processes are up, before the first batch is drawn.
+        self.sampler.rank, self.sampler.replicas = trainer.global_rank, trainer.world_size
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.sampler.set_epoch(trainer.current_epoch)
 
@@ -308,6 +324,18 @@ def _active_run_logger(tracking_uri: str | None, prefix: str) -> ActiveRunLogger
                            run_id=run.info.run_id, prefix=prefix)
 
 
+def _log_device_params(devices: DeviceConfig) -> None:
+    """The device options as params of the active run (a run trains all its models alike)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.log_params({f"devices.{name}": value
+                           for name, value in devices.trainer_kwargs().items()})
+    except MlflowException:  # a run resumed on other devices keeps its first ones
+        pass
+
+
 # -- training ------------------------------------------------------------------------------
 
 def _vocabulary(train: Sequence[Utterance], config: JointModelConfig,
@@ -326,8 +354,9 @@ def _vocabulary(train: Sequence[Utterance], config: JointModelConfig,
         tokenizer = SubwordTokenizer.train(vocabulary_text or train, config.vocab_size,
                                            config.tokenizer_model_type, seed=config.seed)
         intents, tags = label_lists([*(label_inventory or []), *train])
-    tokenizer.save(saved / TOKENIZER_DIRNAME)
-    write_json(saved / LABELS_FILENAME, {"intents": intents, "tags": tags})
+    if is_primary_process():  # the other processes of a DDP job build the same, unsaved
+        tokenizer.save(saved / TOKENIZER_DIRNAME)
+        write_json(saved / LABELS_FILENAME, {"intents": intents, "tags": tags})
     return tokenizer, intents, tags
 
 
@@ -388,16 +417,19 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
         callbacks += [DevEvaluation(dev, model),
                       EarlyStopping(monitor="dev_score", mode="max", patience=config.patience)]
     logger = _active_run_logger(tracking_uri, metric_prefix)
+    if logger is not None:
+        _log_device_params(config.devices)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_epochs=config.max_epochs, callbacks=callbacks,
+        **config.devices.trainer_kwargs(), max_epochs=config.max_epochs, callbacks=callbacks,
         logger=logger or False, enable_progress_bar=config.enable_progress_bar,
         enable_model_summary=False, gradient_clip_val=config.gradient_clip,
-        log_every_n_steps=1, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()])
+        log_every_n_steps=1, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False)  # the batch sampler shards itself (DDP)
     last = run_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, train_dataloaders=loader,
                 ckpt_path=last if resume and last.exists() else None)
 
-    if dev and checkpoints.best_model_path:
+    if dev and checkpoints.best_model_path and trainer.is_global_zero:
         best = torch.load(checkpoints.best_model_path, weights_only=True, map_location="cpu")
         module.load_state_dict(best["state_dict"])
     module.eval()

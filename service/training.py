@@ -417,7 +417,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
 
     def _job_config(self, spec, settings: dict[str, Any], splits: dict[str, list], job_dir: Path):
         """The bootstrap ``JobConfig``: client settings + server-chosen files, folder, store."""
-        from multilingual.bootstrap import parse_config
+        from multilingual.bootstrap import JobConfigError, parse_config
+        from nlu.devices import DeviceConfig
 
         raw = dict(settings)
         client_data = raw.pop("data", {})
@@ -434,7 +435,13 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             raw["regime"] = spec.regime
         raw["tracking"] = {"experiment": DEFAULT_EXPERIMENT, **raw.get("tracking", {})}
         raw["run_dir"] = str(job_dir / "run")
-        return parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
+        config = parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
+        if not DeviceConfig.from_dict(config.model.get("devices")).single_process:
+            # DDP relaunches the command line of the process: here, the server's.
+            raise JobConfigError("a service job trains in one process (strategy auto, devices "
+                                 "1, num_nodes 1); run multi-process jobs with `nlu-bootstrap "
+                                 "train`", field="model.devices")
+        return config
 
     def GetJob(self, request, context):
         return training_pb2.GetJobResponse(job=_job_message(self._job(request.job_id, context)))

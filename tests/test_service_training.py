@@ -129,6 +129,7 @@ def test_cancel_kills_the_worker_and_one_job_runs_at_a_time(channel, server):
     ({"data": {"root": "/etc"}}, "spec.config_yaml.data.root"),
     ({"tracking": {"uri": "sqlite:////tmp/other.db"}}, "spec.config_yaml.tracking.uri"),
     ({"model": {"encoder": "rnn"}}, "spec.config_yaml: model"),
+    ({"model": {"devices": {"strategy": "ddp", "devices": 2}}}, "spec.config_yaml: model.devices"),
 ])
 def test_settings_that_name_files_or_are_invalid_are_refused(channel, settings, field):
     error = refused(lambda: client.submit_job(channel, regime="monolingual", dataset="xsid-de",

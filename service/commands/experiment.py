@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from nlu.devices import add_device_arguments, device_overrides
+
 
 def _seeds(text: str) -> list[int]:
     try:
@@ -30,6 +32,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument("--work-dir", type=Path,
                             help="checkpoints and baseline models (default: "
                             ".nlu-bootstrap/experiments/<experiment>)")
+    add_device_arguments(run_parser)  # NLU models: all; GANs (one process): accelerator, precision
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        study = load_study(args.study, args.profile, data_root=args.data_root, seeds=args.seeds)
+        study = load_study(args.study, args.profile, data_root=args.data_root, seeds=args.seeds,
+                           devices=device_overrides(args))
     except (OSError, StudyConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nlu.devices import add_device_arguments, device_overrides
+
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="gan_action", metavar="ACTION", required=True)
@@ -15,12 +17,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                        "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
     train.add_argument("--resume", action="store_true",
                        help="continue from run_dir/checkpoints/last.ckpt and the same MLflow run")
+    add_device_arguments(train)  # the GAN trains in one process: no ddp
 
 
 def run(args: argparse.Namespace) -> int:
     from gan.training import train_job
 
-    augmenter = train_job(args.config, tracking_uri=args.tracking_uri, resume=args.resume)
+    augmenter = train_job(args.config, tracking_uri=args.tracking_uri, resume=args.resume,
+                          devices=device_overrides(args))
     metrics = augmenter.info.metrics
     shown = {name: value for name, value in metrics.items() if "/" not in name}
     print("quality of", int(metrics.get("count", 0)), "samples (top-p 0.9):",

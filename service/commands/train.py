@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from multilingual.regimes import REGIME_NAMES
+from nlu.devices import add_device_arguments, device_overrides, with_devices
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -16,15 +17,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the job's last run (same MLflow run, last checkpoint)")
     parser.add_argument("--regime", choices=REGIME_NAMES, help="override the config's regime")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from multilingual.bootstrap import load_config, run as run_job
 
     config = load_config(args.config)
     if args.regime:
         config = config.with_regime(args.regime)
+    config = dataclasses.replace(config, model=with_devices(config.model, device_overrides(args)))
     result = run_job(config, tracking_uri=args.tracking_uri, resume=args.resume)
+    if result is None:  # a DDP process other than rank 0: rank 0 reports
+        return 0
     metrics = result["metrics"]
     groups = sorted({key.split("/")[1] for key in metrics if key.startswith("test/")})
     print(f"\nregime {config.regime}, target {config.data.target_language}: test scores in %")
