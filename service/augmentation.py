@@ -240,9 +240,14 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             _, augmenter = self._generator(reference)
             quotas, slot_quotas = check_quotas(request, augmenter.info)
             language = check_language(request.language, augmenter.info)
-            try:  # e.g. a slot type the generator never wrote in the language asked for
-                augmenter.plan(request.count, quotas=quotas, slot_quotas=slot_quotas,
-                               language=language)
+            seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            # generate checks its arguments (seed range; a slot type the generator never
+            # wrote in the language asked for ...) before it generates anything
+            try:
+                generation = augmenter.generate(
+                    request.count, sampling=sampling, seed=seed, quotas=quotas,
+                    slot_quotas=slot_quotas, language=language, gate=gate,
+                    nlu_model=nlu_model, batch_size=min(request.count, self.batch_size))
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except RequestError as error:
@@ -258,12 +263,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             self._finish(stream)
         with self._counters_lock:
             self.counters.started += 1
-        seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
-        generation = augmenter.generate(
-            request.count, sampling=sampling, seed=seed, quotas=quotas,
-            slot_quotas=slot_quotas, language=language, gate=gate, nlu_model=nlu_model,
-            batch_size=min(request.count, self.batch_size))
         chunk = []
         for utterance in generation:
             remaining = context.time_remaining()

@@ -277,3 +277,57 @@ def test_augment_cli_reports_server_errors(server, tmp_path, capsys):
     assert main(["augment", "--server", f"127.0.0.1:{server.port}", "--generator",
                  "nobody@prod", "--out", str(tmp_path / "x.conll")]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+INF, NAN = float("inf"), float("nan")
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+# (request options, the field the message must start with, status) for every numeric field
+# of AugmentRequest: infinities, NaN, negatives, zero and the wire type's extremes.
+BAD_NUMBERS = [
+    *[({"sampling": client.sampling_options("temperature", temperature=value)},
+       "sampling.temperature:", INVALID) for value in (INF, -INF, NAN, 0.0, -1.0)],
+    *[({"sampling": client.sampling_options("top-p", top_p=value)}, "sampling.top_p:", INVALID)
+      for value in (INF, NAN, 0.0, -1.0, 1.5)],
+    *[({"sampling": client.sampling_options("top-k", top_k=value)}, "sampling.top_k:", INVALID)
+      for value in (0, -1, -2 ** 31)],
+    *[({"seed": value}, "seed:", INVALID) for value in (-1, -2 ** 63)],
+    *[({"min_discriminator_score": value}, "gate.min_discriminator_score", INVALID)
+      for value in (INF, NAN, -1.0, 2.0)],
+    ({"count": 0}, "count:", INVALID),
+    ({"count": -1}, "count:", INVALID),
+    ({"count": -2 ** 31}, "count:", INVALID),
+    ({"count": 2 ** 31 - 1}, "count:", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ({"slot_quotas": {"x": -1}}, "slot_quotas", INVALID),
+]
+
+
+@pytest.mark.parametrize("options, field, code", BAD_NUMBERS,
+                         ids=[f"{field}{options}" for options, field, _ in BAD_NUMBERS])
+def test_bad_numbers_are_refused_naming_the_field(channel, options, field, code):
+    options = dict(options)
+    count = options.pop("count", 5)
+    if "slot_quotas" in options:  # a slot type the generator knows, so the range is what fails
+        slot = client.describe_generator(channel, GENERATOR).slot_types[0]
+        options["slot_quotas"] = {slot: -1}
+    error = rpc_error(lambda: client.augment(channel, GENERATOR, count, timeout=30, **options))
+    assert error.code() == code, error.details()
+    assert error.details().startswith(field)
+
+
+BAD_FLAGS = [
+    *[("--temperature", value, "--temperature:") for value in ("inf", "-inf", "nan", "0")],
+    *[("--top-p", value, "--top-p:") for value in ("inf", "nan", "0", "-1")],
+    ("--top-k", "-1", "--top-k:"),
+    *[("--seed", value, "--seed:") for value in ("-1", str(2 ** 63), str(-2 ** 63))],
+    ("--count", "-1", "--count:"),
+    *[("--batch-size", value, "--batch-size:") for value in ("0", "-1")],
+]
+
+
+@pytest.mark.parametrize("flag, value, field", BAD_FLAGS)
+def test_augment_cli_refuses_bad_numbers_with_exit_2(store, tmp_path, capsys, flag, value, field):
+    from service.cli import main
+
+    assert main(["augment", "--generator", store[1], "--tracking-uri", store[0],
+                 "--out", str(tmp_path / "x.conll"), f"{flag}={value}"]) == 2
+    assert f"error: {field}" in capsys.readouterr().err
