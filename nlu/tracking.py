@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -124,8 +125,30 @@ def register_model(run_id: str, name: str, alias: str | None, tracking_uri: str)
     return f"{name}/{version.version}"
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` fit to print or log: a password or token in it (``https://user:token@host``,
+    ``postgresql://user:pw@host/db``) replaced by ``***``."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 class ModelNotFoundError(LookupError):
-    """A model reference names no run, registered model or alias in the tracking store."""
+    """A model reference names no run, registered model or alias in the tracking store.
+
+    ``str()`` names the store (redacted) for logs and the CLI; ``for_client()`` does not, for
+    messages sent to a server's clients.
+    """
+
+    def __init__(self, what: str, tracking_uri: str | None = None):
+        self.what = what
+        self.tracking_uri = tracking_uri
+        super().__init__(f"{what} in {redact_uri(tracking_uri)}" if tracking_uri else what)
+
+    def for_client(self) -> str:
+        return f"{self.what} in the server's store" if self.tracking_uri else self.what
 
 
 def model_run_id(reference: str, tracking_uri: str) -> str:
@@ -145,7 +168,7 @@ def model_run_id(reference: str, tracking_uri: str) -> str:
             return mlflow_client.get_model_version(name, version).run_id
         return mlflow_client.get_run(reference).info.run_id
     except MlflowException as error:
-        raise ModelNotFoundError(f"no model {reference!r} in {tracking_uri}") from error
+        raise ModelNotFoundError(f"no model {reference!r}", tracking_uri) from error
 
 
 def download_model(reference: str, tracking_uri: str, destination: Path | str) -> Path:

@@ -326,7 +326,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         try:
             return self.generators.get(reference)
         except ModelNotFoundError as error:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"generator: {error}") from None
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"generator: {error.for_client()}") from None
 
     def _nlu_model(self, reference: str):
         from nlu.tracking import ModelNotFoundError
@@ -334,7 +334,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         try:
             return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))
         except ModelNotFoundError as error:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error}") from None
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error.for_client()}") from None
 
 
 def sampling_config(options: augmentation_pb2.SamplingOptions):

@@ -331,3 +331,27 @@ def test_augment_cli_refuses_bad_numbers_with_exit_2(store, tmp_path, capsys, fl
     assert main(["augment", "--generator", store[1], "--tracking-uri", store[0],
                  "--out", str(tmp_path / "x.conll"), f"{flag}={value}"]) == 2
     assert f"error: {field}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reference, field", [("nope@x", "generator"),
+                                              ("nope@x", "gate.agree_with")])
+def test_not_found_does_not_name_the_store(channel, store, reference, field):
+    options = {"agree_with": reference} if field == "gate.agree_with" else {}
+    generator = GENERATOR if options else reference
+    error = rpc_error(lambda: client.augment(channel, generator, 5, timeout=30, **options))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == f"{field}: no model {reference!r} in the server's store"
+    assert store[0] not in error.details() and "sqlite" not in error.details()
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("https://user:s3cret@mlflow.example:5000/x", "https://user:***@mlflow.example:5000/x"),
+    ("postgresql://app:pw@db/mlflow", "postgresql://app:***@db/mlflow"),
+    ("https://mlflow.example", "https://mlflow.example"),
+    ("sqlite:///relative/mlflow.db", "sqlite:///relative/mlflow.db"),
+])
+def test_redact_uri_hides_passwords_and_tokens(uri, shown):
+    from nlu.tracking import ModelNotFoundError, redact_uri
+
+    assert redact_uri(uri) == shown
+    assert str(ModelNotFoundError("no model 'a@b'", uri)) == f"no model 'a@b' in {shown}"
