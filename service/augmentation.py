@@ -212,8 +212,10 @@ class _StreamRecord:
 
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
-                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128):
+                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128,
+                 call_budget_seconds: float = 60.0):
         self.generators = generators
+        self.call_budget_seconds = call_budget_seconds  # a call past it holds a core for others
         self.max_count = max_count
         self.max_streams = max_streams
         self.batch_size = batch_size  # utterances the engine samples at once
@@ -265,10 +267,19 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             self.counters.started += 1
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
         chunk = []
+        budget_ends = time.monotonic() + self.call_budget_seconds
         for utterance in generation:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
+            if time.monotonic() > budget_ends:
+                # What was made so far, with the gate's counts, then a status that says why
+                yield augmentation_pb2.AugmentResponse(
+                    utterances=chunk, gate_report=gate_report_message(generation.report))
+                stream.sent += len(chunk)
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                              f"this server's budget of {self.call_budget_seconds:g} s per "
+                              f"call ran out after {stream.sent} of {request.count} utterances")
             chunk.append(utterance_to_message(utterance))
             if len(chunk) == self.chunk_size:
                 yield augmentation_pb2.AugmentResponse(utterances=chunk)

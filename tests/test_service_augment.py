@@ -355,3 +355,22 @@ def test_redact_uri_hides_passwords_and_tokens(uri, shown):
 
     assert redact_uri(uri) == shown
     assert str(ModelNotFoundError("no model 'a@b'", uri)) == f"no model 'a@b' in {shown}"
+
+
+def test_call_budget_ends_a_long_stream_with_the_gate_report_so_far(store, tmp_path):
+    config = ServerConfig(tracking_uri=store[0], state_dir=tmp_path, address="127.0.0.1:0",
+                          max_augment_count=LONG_STREAM, call_budget_seconds=0.3)
+    running = start_server(config, load_in_background=False)
+    running.load_generators()
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            responses = augmentation_pb2_grpc.AugmentationServiceStub(channel).Augment(
+                client.augment_request(GENERATOR, LONG_STREAM), timeout=60)
+            received = []
+            with pytest.raises(grpc.RpcError) as raised:
+                received.extend(responses)
+    finally:
+        running.stop(grace=0)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "budget of 0.3 s" in raised.value.details()
+    assert received[-1].HasField("gate_report") and received[-1].gate_report.seen > 0
