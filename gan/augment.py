@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPT_FACTOR = 20  # gate or slot quotas: stop after sampling this many times the request
 SPARE_FRACTION = 0.2
+MAX_SEED = 2 ** 63  # the wire's int64 seed; torch takes up to 2**64 - 1
 
 
 def _spares(conditions: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -244,6 +245,8 @@ class Augmenter:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if count < 0:
             raise ValueError(f"count: must be >= 0, got {count}")
+        if not 0 <= seed < MAX_SEED:  # numpy's generators refuse negative seeds
+            raise ValueError(f"seed: must be in [0, 2**63), got {seed}")
         plan = self.plan(count, quotas=quotas, slot_quotas=slot_quotas, language=language)
         quality_gate = None
         if gate is not None:

@@ -11,6 +11,7 @@ rollout rewards do). Nucleus sampling is rejection sampling on top of that draw 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -32,8 +33,9 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature: must be > 0, got {self.temperature}")
+        # inf passed `> 0` and turned every row's probabilities into NaN (an IndexError later)
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature: must be a finite number > 0, got {self.temperature}")
         if self.method == "top-k" and self.top_k < 1:
             raise ValueError(f"top_k: must be >= 1 for top-k sampling, got {self.top_k}")
         if self.top_k < 0:

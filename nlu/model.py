@@ -55,6 +55,19 @@ ARCHITECTURE_FIELDS = ("encoder", "slot_head", "vocab_size", "tokenizer_model_ty
                        "slot_last_piece")
 
 
+MAX_SIZE = 2 ** 31 - 1  # far above any sane size or epoch count; larger overflow in torch
+
+
+def _check_range(name: str, value, *, low, high, above_low: bool = False,
+                 below_high: bool = False) -> None:
+    """``value`` within [low, high] (or open at an end), not NaN; else "name: ..." ValueError."""
+    inside = (value > low if above_low else value >= low) and (
+        value < high if below_high else value <= high)
+    if not inside:  # NaN fails every comparison
+        opening, closing = "(" if above_low else "[", ")" if below_high else "]"
+        raise ValueError(f"{name}: must be in {opening}{low}, {high}{closing}, got {value}")
+
+
 @dataclass
 class JointModelConfig:
     """Everything that defines a joint model and how it is trained."""
@@ -91,6 +104,18 @@ class JointModelConfig:
 
     def __post_init__(self) -> None:
         self.devices = DeviceConfig.from_dict(self.devices)  # a mapping from YAML or JSON
+        # Checked here, so that a job is refused when submitted, not a minute into training
+        for name in ("vocab_size", "embedding_dim", "hidden_dim", "num_layers", "num_heads",
+                     "char_embedding_dim", "batch_size", "max_epochs", "num_threads"):
+            _check_range(name, getattr(self, name), low=1, high=MAX_SIZE)
+        for name in ("char_filters", "patience"):
+            _check_range(name, getattr(self, name), low=0, high=MAX_SIZE)
+        _check_range("seed", self.seed, low=0, high=2 ** 32 - 1)  # numpy's seed range
+        for name in ("dropout", "piece_dropout", "warmup_fraction"):
+            _check_range(name, getattr(self, name), low=0.0, high=1.0, below_high=True)
+        _check_range("weight_decay", self.weight_decay, low=0.0, high=MAX_SIZE)
+        for name in ("lr", "gradient_clip"):
+            _check_range(name, getattr(self, name), low=0.0, high=MAX_SIZE, above_low=True)
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, not {self.encoder!r}")
         if self.slot_head not in SLOT_HEADS:

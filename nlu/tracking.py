@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
@@ -29,15 +30,34 @@ class TrackingServerUnreachable(NluDataError):
     """An MLflow server URI that does not answer its health check."""
 
 
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "token", "secret", "key")
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` fit to print or log: a password or token in it (``https://user:token@host``,
+    ``https://token@host``, ``postgresql://user:pw@host/db``, ``?token=...``) replaced by
+    ``***``. A bare user name is masked too, since a token often stands alone there."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc and not parts.query:
+        return uri  # urlunsplit would turn sqlite:////abs/path into sqlite://abs/path
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username}:***" if parts.password is not None else "***"
+        parts = parts._replace(netloc=f"{user}@{host}")
+    if parts.query:
+        pairs = [(name, "***" if any(key in name.lower() for key in SECRET_QUERY_KEYS)
+                  else value) for name, value in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(pairs, safe="*"))
+    return urlunsplit(parts)
+
+
 def _check_server(uri: str) -> None:
     """Fail fast, before any local state is written, if an http(s) tracking server is down
     (MLflow's own client retries for minutes)."""
     import urllib.error
-    import urllib.parse
     import urllib.request
 
-    parts = urllib.parse.urlsplit(uri)
-    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no credentials
+    shown = redact_uri(uri)
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
             return
@@ -152,7 +172,19 @@ def register_model(run_id: str, name: str, alias: str | None, tracking_uri: str)
 
 
 class ModelNotFoundError(LookupError):
-    """A model reference names no run, registered model or alias in the tracking store."""
+    """A model reference names no run, registered model or alias in the tracking store.
+
+    ``str()`` names the store (redacted) for logs and the CLI; ``for_client()`` does not, for
+    messages sent to a server's clients.
+    """
+
+    def __init__(self, what: str, tracking_uri: str | None = None):
+        self.what = what
+        self.tracking_uri = tracking_uri
+        super().__init__(f"{what} in {redact_uri(tracking_uri)}" if tracking_uri else what)
+
+    def for_client(self) -> str:
+        return f"{self.what} in the server's store" if self.tracking_uri else self.what
 
 
 def model_run_id(reference: str, tracking_uri: str) -> str:
@@ -172,7 +204,7 @@ def model_run_id(reference: str, tracking_uri: str) -> str:
             return mlflow_client.get_model_version(name, version).run_id
         return mlflow_client.get_run(reference).info.run_id
     except MlflowException as error:
-        raise ModelNotFoundError(f"no model {reference!r} in {tracking_uri}") from error
+        raise ModelNotFoundError(f"no model {reference!r}", tracking_uri) from error
 
 
 def download_model(reference: str, tracking_uri: str, destination: Path | str) -> Path:

@@ -212,8 +212,10 @@ class _StreamRecord:
 
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
-                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128):
+                 max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128,
+                 call_budget_seconds: float = 60.0):
         self.generators = generators
+        self.call_budget_seconds = call_budget_seconds  # a call past it holds a core for others
         self.max_count = max_count
         self.max_streams = max_streams
         self.batch_size = batch_size  # utterances the engine samples at once
@@ -240,9 +242,14 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             _, augmenter = self._generator(reference)
             quotas, slot_quotas = check_quotas(request, augmenter.info)
             language = check_language(request.language, augmenter.info)
-            try:  # e.g. a slot type the generator never wrote in the language asked for
-                augmenter.plan(request.count, quotas=quotas, slot_quotas=slot_quotas,
-                               language=language)
+            seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            # generate checks its arguments (seed range; a slot type the generator never
+            # wrote in the language asked for ...) before it generates anything
+            try:
+                generation = augmenter.generate(
+                    request.count, sampling=sampling, seed=seed, quotas=quotas,
+                    slot_quotas=slot_quotas, language=language, gate=gate,
+                    nlu_model=nlu_model, batch_size=min(request.count, self.batch_size))
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except RequestError as error:
@@ -258,17 +265,21 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             self._finish(stream)
         with self._counters_lock:
             self.counters.started += 1
-        seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
-        generation = augmenter.generate(
-            request.count, sampling=sampling, seed=seed, quotas=quotas,
-            slot_quotas=slot_quotas, language=language, gate=gate, nlu_model=nlu_model,
-            batch_size=min(request.count, self.batch_size))
         chunk = []
+        budget_ends = time.monotonic() + self.call_budget_seconds
         for utterance in generation:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
+            if time.monotonic() > budget_ends:
+                # What was made so far, with the gate's counts, then a status that says why
+                yield augmentation_pb2.AugmentResponse(
+                    utterances=chunk, gate_report=gate_report_message(generation.report))
+                stream.sent += len(chunk)
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                              f"this server's budget of {self.call_budget_seconds:g} s per "
+                              f"call ran out after {stream.sent} of {request.count} utterances")
             chunk.append(utterance_to_message(utterance))
             if len(chunk) == self.chunk_size:
                 yield augmentation_pb2.AugmentResponse(utterances=chunk)
@@ -326,7 +337,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         try:
             return self.generators.get(reference)
         except ModelNotFoundError as error:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"generator: {error}") from None
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"generator: {error.for_client()}") from None
 
     def _nlu_model(self, reference: str):
         from nlu.tracking import ModelNotFoundError
@@ -334,7 +345,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         try:
             return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))
         except ModelNotFoundError as error:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error}") from None
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error.for_client()}") from None
 
 
 def sampling_config(options: augmentation_pb2.SamplingOptions):

@@ -61,6 +61,7 @@ class ServerConfig:
     max_concurrent_rpcs: int = 64
     max_augment_streams: int = 32
     max_augment_count: int = 10_000
+    call_budget_seconds: float = 60.0  # longest an Augment call may generate
     max_running_jobs: int = 1
     generator_cache_size: int = 4
     threads: int = 40  # > max_augment_streams so that cheap calls still get a thread
@@ -122,7 +123,8 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
 
     generators = GeneratorStore(config.tracking_uri, cache_size=config.generator_cache_size)
     augmentation = AugmentationServicer(generators, max_count=config.max_augment_count,
-                                        max_streams=config.max_augment_streams)
+                                        max_streams=config.max_augment_streams,
+                                        call_budget_seconds=config.call_budget_seconds)
     augmentation_pb2_grpc.add_AugmentationServiceServicer_to_server(augmentation, server)
 
     config.state_dir.mkdir(parents=True, exist_ok=True)

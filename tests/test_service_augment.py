@@ -277,3 +277,104 @@ def test_augment_cli_reports_server_errors(server, tmp_path, capsys):
     assert main(["augment", "--server", f"127.0.0.1:{server.port}", "--generator",
                  "nobody@prod", "--out", str(tmp_path / "x.conll")]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+INF, NAN = float("inf"), float("nan")
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+# (request options, the field the message must start with, status) for every numeric field
+# of AugmentRequest: infinities, NaN, negatives, zero and the wire type's extremes.
+BAD_NUMBERS = [
+    *[({"sampling": client.sampling_options("temperature", temperature=value)},
+       "sampling.temperature:", INVALID) for value in (INF, -INF, NAN, 0.0, -1.0)],
+    *[({"sampling": client.sampling_options("top-p", top_p=value)}, "sampling.top_p:", INVALID)
+      for value in (INF, NAN, 0.0, -1.0, 1.5)],
+    *[({"sampling": client.sampling_options("top-k", top_k=value)}, "sampling.top_k:", INVALID)
+      for value in (0, -1, -2 ** 31)],
+    *[({"seed": value}, "seed:", INVALID) for value in (-1, -2 ** 63)],
+    *[({"min_discriminator_score": value}, "gate.min_discriminator_score", INVALID)
+      for value in (INF, NAN, -1.0, 2.0)],
+    ({"count": 0}, "count:", INVALID),
+    ({"count": -1}, "count:", INVALID),
+    ({"count": -2 ** 31}, "count:", INVALID),
+    ({"count": 2 ** 31 - 1}, "count:", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ({"slot_quotas": {"x": -1}}, "slot_quotas", INVALID),
+]
+
+
+@pytest.mark.parametrize("options, field, code", BAD_NUMBERS,
+                         ids=[f"{field}{options}" for options, field, _ in BAD_NUMBERS])
+def test_bad_numbers_are_refused_naming_the_field(channel, options, field, code):
+    options = dict(options)
+    count = options.pop("count", 5)
+    if "slot_quotas" in options:  # a slot type the generator knows, so the range is what fails
+        slot = client.describe_generator(channel, GENERATOR).slot_types[0]
+        options["slot_quotas"] = {slot: -1}
+    error = rpc_error(lambda: client.augment(channel, GENERATOR, count, timeout=30, **options))
+    assert error.code() == code, error.details()
+    assert error.details().startswith(field)
+
+
+BAD_FLAGS = [
+    *[("--temperature", value, "--temperature:") for value in ("inf", "-inf", "nan", "0")],
+    *[("--top-p", value, "--top-p:") for value in ("inf", "nan", "0", "-1")],
+    ("--top-k", "-1", "--top-k:"),
+    *[("--seed", value, "--seed:") for value in ("-1", str(2 ** 63), str(-2 ** 63))],
+    ("--count", "-1", "--count:"),
+    *[("--batch-size", value, "--batch-size:") for value in ("0", "-1")],
+]
+
+
+@pytest.mark.parametrize("flag, value, field", BAD_FLAGS)
+def test_augment_cli_refuses_bad_numbers_with_exit_2(store, tmp_path, capsys, flag, value, field):
+    from service.cli import main
+
+    assert main(["augment", "--generator", store[1], "--tracking-uri", store[0],
+                 "--out", str(tmp_path / "x.conll"), f"{flag}={value}"]) == 2
+    assert f"error: {field}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reference, field", [("nope@x", "generator"),
+                                              ("nope@x", "gate.agree_with")])
+def test_not_found_does_not_name_the_store(channel, store, reference, field):
+    options = {"agree_with": reference} if field == "gate.agree_with" else {}
+    generator = GENERATOR if options else reference
+    error = rpc_error(lambda: client.augment(channel, generator, 5, timeout=30, **options))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == f"{field}: no model {reference!r} in the server's store"
+    assert store[0] not in error.details() and "sqlite" not in error.details()
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("https://user:s3cret@mlflow.example:5000/x", "https://user:***@mlflow.example:5000/x"),
+    ("postgresql://app:pw@db/mlflow", "postgresql://app:***@db/mlflow"),
+    ("https://mlflow.example", "https://mlflow.example"),
+    ("sqlite:///relative/mlflow.db", "sqlite:///relative/mlflow.db"),
+    ("sqlite:////absolute/mlflow.db", "sqlite:////absolute/mlflow.db"),
+    ("https://ghp_token@mlflow.example", "https://***@mlflow.example"),
+    ("https://mlflow.example/?token=abc&experiment=1",
+     "https://mlflow.example/?token=***&experiment=1"),
+])
+def test_redact_uri_hides_passwords_and_tokens(uri, shown):
+    from nlu.tracking import ModelNotFoundError, redact_uri
+
+    assert redact_uri(uri) == shown
+    assert str(ModelNotFoundError("no model 'a@b'", uri)) == f"no model 'a@b' in {shown}"
+
+
+def test_call_budget_ends_a_long_stream_with_the_gate_report_so_far(store, tmp_path):
+    config = ServerConfig(tracking_uri=store[0], state_dir=tmp_path, address="127.0.0.1:0",
+                          max_augment_count=LONG_STREAM, call_budget_seconds=0.3)
+    running = start_server(config, load_in_background=False)
+    running.load_generators()
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            responses = augmentation_pb2_grpc.AugmentationServiceStub(channel).Augment(
+                client.augment_request(GENERATOR, LONG_STREAM), timeout=60)
+            received = []
+            with pytest.raises(grpc.RpcError) as raised:
+                received.extend(responses)
+    finally:
+        running.stop(grace=0)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "budget of 0.3 s" in raised.value.details()
+    assert received[-1].HasField("gate_report") and received[-1].gate_report.seen > 0

@@ -138,6 +138,27 @@ def test_settings_that_name_files_or_are_invalid_are_refused(channel, settings, 
     assert error.details().startswith(field), error.details()
 
 
+BAD_MODEL_NUMBERS = [
+    *[("max_epochs", value) for value in (-1, 0, 2 ** 63)],
+    *[("batch_size", value) for value in (0, -1, 2 ** 31)],
+    *[("lr", value) for value in (0.0, -1.0, float("inf"), float("nan"))],
+    *[("dropout", value) for value in (1.0, -0.1, float("nan"))],
+    *[("seed", value) for value in (-1, 2 ** 32)],
+    ("patience", -1), ("num_layers", 0), ("hidden_dim", -2), ("vocab_size", 0),
+    ("gradient_clip", float("inf")), ("weight_decay", -1.0), ("warmup_fraction", 2.0),
+    ("num_heads", 0), ("char_filters", -1), ("num_threads", 0),
+]
+
+
+@pytest.mark.parametrize("name, value", BAD_MODEL_NUMBERS)
+def test_out_of_range_model_settings_are_refused_before_queueing(channel, name, value):
+    error = refused(lambda: client.submit_job(
+        channel, regime="monolingual", dataset="xsid-de",
+        config_yaml=yaml.safe_dump({"model": {name: value}})))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("spec.config_yaml: model") and f"{name}:" in error.details()
+
+
 def test_refused_submissions(channel):
     error = refused(lambda: client.submit_job(channel, dataset="nope", regime="monolingual"))
     assert error.code() == grpc.StatusCode.NOT_FOUND and error.details().startswith("spec.dataset")

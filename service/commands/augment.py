@@ -94,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
     from nlu.formats import read_utterances, write_utterances
     from nlu.tracking import ModelNotFoundError
 
-    sampling = SamplingConfig(method=args.sampling, temperature=args.temperature,
-                              top_k=args.top_k, top_p=args.top_p)
+    try:
+        sampling = SamplingConfig(method=args.sampling, temperature=args.temperature,
+                                  top_k=args.top_k, top_p=args.top_p)
+    except ValueError as error:  # the message starts with the field name
+        return _bad_argument(error)
     quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
     gate = train = None
     if _gated(args):
@@ -116,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
     except ModelNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
-                                    quotas=quotas, slot_quotas=slot_quotas,
-                                    language=args.language, gate=gate, train=train,
-                                    nlu_model=nlu_model, batch_size=args.batch_size)
+    try:  # generate checks its arguments before it generates anything
+        generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
+                                        quotas=quotas, slot_quotas=slot_quotas,
+                                        language=args.language, gate=gate, train=train,
+                                        nlu_model=nlu_model, batch_size=args.batch_size)
+    except ValueError as error:
+        return _bad_argument(error)
     utterances = list(generation)
     write_utterances(utterances, args.out, args.format)
     report = generation.report
@@ -127,6 +133,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(utterances)} utterances to {args.out} ({args.format}){gate_note}")
     _warn_if_short(len(utterances), _requested(args.count, quotas, slot_quotas))
     return 0
+
+
+def _bad_argument(error: ValueError) -> int:
+    """The library's "field: problem" as the flag's error (``top_k`` is ``--top-k``); exit 2."""
+    field, _, problem = str(error).partition(":")
+    print(f"error: --{field.replace('_', '-')}:{problem}", file=sys.stderr)
+    return 2
 
 
 def _warn_if_short(written: int, requested: int) -> None:

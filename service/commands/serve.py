@@ -32,6 +32,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="most utterances one Augment call may ask for")
     parser.add_argument("--max-streams", type=int, default=32,
                         help="concurrent Augment streams before RESOURCE_EXHAUSTED")
+    parser.add_argument("--call-budget-seconds", type=float, default=60.0,
+                        help="longest one Augment call may generate before it ends with "
+                        "DEADLINE_EXCEEDED (the client's deadline applies too, if shorter)")
     parser.add_argument("--max-jobs", type=int, default=1, help="concurrent training jobs")
     parser.add_argument("--processes", type=int, default=1,
                         help="server processes sharing the port (generation is GIL-bound: "
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=resolve_tracking_uri(args.tracking_uri), state_dir=args.state_dir,
         address=f"{host}:{args.port}", token=args.token, tls_cert=args.tls_cert,
         tls_key=args.tls_key, datasets=dict(args.dataset), max_augment_count=args.max_count,
-        max_augment_streams=args.max_streams, max_concurrent_rpcs=max(64, 2 * args.max_streams),
+        max_augment_streams=args.max_streams, call_budget_seconds=args.call_budget_seconds, max_concurrent_rpcs=max(64, 2 * args.max_streams),
         threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
         torch_threads=args.torch_threads)
     if args.processes > 1:

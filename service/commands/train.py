@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from multilingual.bootstrap import load_config, run as run_job
+    from nlu.tracking import redact_uri
 
     config = load_config(args.config)
     if args.regime:
@@ -40,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
         values = [100 * metrics[f"test/{group}/{name}"]
                   for name in ("intent_acc", "slot_f1", "exact_match", "semer")]
         print(f"{group:<10} {values[0]:>10.2f} {values[1]:>8.2f} {values[2]:>7.2f} {values[3]:>7.2f}")
-    print(f"MLflow run {result['run_id']} in {result['tracking_uri']}; model: {result['model_ref']}")
+    print(f"MLflow run {result['run_id']} in {redact_uri(result['tracking_uri'])}; "
+          f"model: {result['model_ref']}")
     return 0
