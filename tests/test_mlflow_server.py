@@ -1,7 +1,8 @@
 """Against a real ``mlflow server`` (sqlite store and artifacts in tmp, 127.0.0.1, one worker):
-a tiny ``train`` job logs and registers its model, which is read back as ``name@alias``; and
-a server that is down fails the CLI fast, with exit code 2, naming the URI without its
-password, before anything is written locally."""
+a tiny ``train`` job logs and registers its model, which is read back as ``name@alias``; a
+micro study runs and its comparison report is built from, and logged to, the server; a gRPC
+training job tracks and registers through it; and a server that is down fails the CLI fast,
+with exit code 2, naming the URI without its password, before anything is written locally."""
 
 import os
 import socket
@@ -16,6 +17,7 @@ import yaml
 
 from service.cli import main
 from shared_data import SHARED_DATA
+from test_experiments import MICRO_STUDY, utterances
 
 MLFLOW = Path(sys.executable).with_name("mlflow")
 
@@ -81,6 +83,69 @@ def test_train_registers_a_model_read_back_through_the_server(server_uri, tmp_pa
     assert "test/all/intent_acc" in runs[0].data.metrics
     model = TrainedNlu.from_store("nlu-server-smoke@candidate", server_uri)
     assert model.intents and model.predict([]) == []
+
+
+def test_a_micro_study_and_its_report_go_through_the_server(server_uri, tmp_path):
+    from experiments.compare import build_report
+    from experiments.runner import load_study, run_study
+    from nlu.formats import write_utterances
+    from nlu.tracking import client
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, made in {"en.train": utterances("en", 45, 1), "en.dev": utterances("en", 9, 2),
+                       "xx.train": utterances("xx", 36, 3), "xx.dev": utterances("xx", 9, 4),
+                       "xx.test": utterances("xx", 12, 5)}.items():
+        write_utterances(made, data / f"{name}.jsonl", "jsonl")
+    study_yaml = {**MICRO_STUDY, "experiment": "server-study", "tasks": MICRO_STUDY["tasks"][:1],
+                  "profiles": {"server": {"seeds": [1], "only_arms": ["none", "upsample"]}}}
+    study_file = data / "study.yaml"
+    study_file.write_text(yaml.safe_dump(study_yaml, sort_keys=False), encoding="utf-8")
+    study = load_study(study_file, "server")
+    assert run_study(study, tracking_uri=server_uri, work_dir=tmp_path / "work") == {
+        "ran": 2, "skipped": 0}
+
+    report = build_report("server-study", server_uri, tmp_path / "report").read_text()
+    assert "## test: intent accuracy (%)" in report and "| upsample | 1 |" in report
+    store = client(server_uri)
+    experiment = store.get_experiment_by_name("server-study").experiment_id
+    compare_runs = store.search_runs([experiment], filter_string="tags.kind = 'compare'")
+    assert len(compare_runs) == 1  # the report is logged as artifacts through the server
+    logged = {entry.path for entry in store.list_artifacts(compare_runs[0].info.run_id, "report")}
+    assert "report/report.md" in logged
+
+
+def test_a_grpc_training_job_tracks_and_registers_through_the_server(server_uri, tmp_path):
+    from nlu.formats import read_utterances
+    from nlu.training import TrainedNlu
+    from service import client
+    from service.generated.nlu_bootstrap.v1 import training_pb2
+    from service.server import ServerConfig, start_server
+
+    xsid = SHARED_DATA / "xsid" / "xSID-0.7"
+    german = read_utterances(xsid / "de.valid.conll", "conll")
+    settings = yaml.safe_dump({"model": {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1,
+                                         "vocab_size": 300, "batch_size": 8, "max_epochs": 1,
+                                         "enable_progress_bar": False},
+                               "tracking": {"registered_name": "nlu-grpc-de",
+                                            "alias": "candidate"}})
+    running = start_server(ServerConfig(tracking_uri=server_uri, state_dir=tmp_path / "state",
+                                        address="127.0.0.1:0"), load_in_background=False)
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            job = client.submit_job(channel, regime="monolingual", config_yaml=settings,
+                                    uploads={"target_train": german[:12], "dev": german[12:18],
+                                             "test": read_utterances(xsid / "de.test.conll",
+                                                                     "conll")[:8]})
+            list(client.watch_job(channel, job.job_id, timeout=120))
+            finished = client.get_job(channel, job.job_id)
+    finally:
+        running.stop(grace=0)
+    assert finished.state == training_pb2.JobState.JOB_STATE_SUCCEEDED, finished.error
+    assert finished.registered_model == "nlu-grpc-de@candidate"
+    model = TrainedNlu.from_store("nlu-grpc-de@candidate", server_uri)
+    assert [utterance.tokens for utterance in model.predict(german[:2])] == [
+        utterance.tokens for utterance in german[:2]]
 
 
 def test_a_server_that_is_down_fails_fast_with_exit_code_2(tmp_path, capsys):
