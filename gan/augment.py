@@ -7,6 +7,7 @@ A saved augmenter is a plain directory (atomic writes)::
     generator.pt       G's weights
     discriminator.pt   D's weights (for the quality gate's score threshold)
     info.json          languages, intents, slot types, quality metrics, source label
+    lexicon.json       delexicalised generators only: the slot values that fill placeholders
 
 ``generate`` is lazy: it yields batch by batch, so a stream consumer can stop early.
 Given the same saved generator, ``seed`` and ``batch_size`` it yields the same utterances,
@@ -16,6 +17,7 @@ also when concurrent calls share sampling batches (``gan.batching``).
 from __future__ import annotations
 
 import json
+import random as random_module
 from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from nlu.atomic import save_torch, write_json
 from nlu.utterance import Utterance
 
 from gan.batching import SharedSampler
+from gan.lexicon import SlotLexicon, delexicalise
 from gan.sampling import SamplingConfig
 from gan.vocab import Vocabulary
 
@@ -107,12 +110,17 @@ class GeneratorInfo:
 
 class Augmenter:
     def __init__(self, config: "GanConfig", vocab: Vocabulary, generator: "Generator",
-                 discriminator: "Discriminator", info: GeneratorInfo):
+                 discriminator: "Discriminator", info: GeneratorInfo,
+                 lexicon: SlotLexicon | None = None):
+        if config.delexicalised != (lexicon is not None):
+            raise ValueError("lexicon: a delexicalised generator needs one, a lexicalised one "
+                             "takes none")
         self.config = config
         self.vocab = vocab
         self.generator = generator.eval()
         self.discriminator = discriminator.eval()
         self.info = info
+        self.lexicon = lexicon  # the training data's slot values (delexicalised mode)
         self.sampler = SharedSampler(self.generator)  # an augmenter's G does not train
 
     # --- persistence -------------------------------------------------------------------------
@@ -122,7 +130,9 @@ class Augmenter:
         write_json(directory / "vocab.json", self.vocab.to_dict())
         save_torch(self.generator.state_dict(), directory / "generator.pt")
         save_torch(self.discriminator.state_dict(), directory / "discriminator.pt")
-        write_json(directory / "info.json", asdict(self.info))
+        if self.lexicon is not None:
+            write_json(directory / "lexicon.json", self.lexicon.to_dict())
+        write_json(directory / "info.json", asdict(self.info))  # last: the directory is complete
         return directory
 
     @classmethod
@@ -139,7 +149,9 @@ class Augmenter:
         generator.load_state_dict(torch.load(path / "generator.pt", weights_only=True))
         discriminator.load_state_dict(torch.load(path / "discriminator.pt", weights_only=True))
         info = GeneratorInfo(**json.loads((path / "info.json").read_text()))
-        return cls(config, vocab, generator, discriminator, info)
+        lexicon = (SlotLexicon.from_dict(json.loads((path / "lexicon.json").read_text()))
+                   if config.delexicalised else None)
+        return cls(config, vocab, generator, discriminator, info, lexicon)
 
     @classmethod
     def load(cls, reference: str, tracking_uri: str) -> "Augmenter":
@@ -163,6 +175,8 @@ class Augmenter:
 
         if not utterances:
             return np.zeros(0, dtype=np.float32)
+        if self.lexicon is not None:  # D was trained on carrier phrases
+            utterances = [delexicalise(utterance) for utterance in utterances]
         with torch.no_grad():
             logits = self.discriminator.sequence_logits(*self._tensors(utterances))
         return torch.sigmoid(logits).numpy()
@@ -223,7 +237,8 @@ class Augmenter:
                  quotas: dict[str, int] | None = None,
                  slot_quotas: dict[str, int] | None = None, language: str | None = None,
                  gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
-                 nlu_model: "Predictor | None" = None, batch_size: int = 256) -> "Generation":
+                 nlu_model: "Predictor | None" = None, batch_size: int = 256,
+                 lexicon: SlotLexicon | None = None) -> "Generation":
         """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
         batch as the returned iterator is read; its ``report`` counts what the gate saw and
         dropped.
@@ -240,6 +255,11 @@ class Augmenter:
         ``batch_size`` rows plus spare rows (``_spares``); survivors beyond a share fill later
         batches' shares, and those left at the end are counted as ``surplus``. Bad arguments
         raise ``ValueError`` here, not when the iterator is first read.
+
+        A delexicalised generator fills its slot placeholders from ``lexicon`` (values seen
+        in real data, e.g. ``SlotLexicon.build`` of a team's own utterances) or, by default,
+        from its training data's lexicon; ``lexicon`` must then have a value for every slot
+        type the generator can write in each language of the plan.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -248,17 +268,30 @@ class Augmenter:
         if not 0 <= seed < MAX_SEED:  # numpy's generators refuse negative seeds
             raise ValueError(f"seed: must be in [0, 2**63), got {seed}")
         plan = self.plan(count, quotas=quotas, slot_quotas=slot_quotas, language=language)
+        if lexicon is not None:
+            if self.lexicon is None:
+                raise ValueError("lexicon: this generator writes its own slot values "
+                                 "(lexicalised); only a delexicalised one takes a lexicon")
+            for planned_language in sorted({key[1] for key in plan}):
+                lexicon.check_covers(planned_language, self._writable_slots(planned_language),
+                                     "lexicon")
         quality_gate = None
         if gate is not None:
             from gan.gate import QualityGate
 
             quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores,
                                        nlu_model=nlu_model)
-        return Generation(self._generate(plan, sampling, seed, quality_gate, batch_size),
+        fill = (lexicon or self.lexicon, random_module.Random(seed)) if self.lexicon else None
+        return Generation(self._generate(plan, sampling, seed, quality_gate, batch_size, fill),
                           None if quality_gate is None else quality_gate.report)
 
+    def _writable_slots(self, language: str) -> set[str]:
+        return {slot for slot in self.vocab.slot_types if self._writes_slot(slot, language)}
+
     def _generate(self, plan: Counter, sampling: SamplingConfig, seed: int,
-                  quality_gate: "QualityGate | None", batch_size: int) -> Iterator[Utterance]:
+                  quality_gate: "QualityGate | None", batch_size: int,
+                  fill: tuple[SlotLexicon, random_module.Random] | None
+                  ) -> Iterator[Utterance]:
         import torch
 
         random = torch.Generator().manual_seed(seed)
@@ -285,6 +318,9 @@ class Augmenter:
                 pairs = [key[:2] for key in conditions]
                 spares = _spares(pairs) if quality_gate is not None else []
                 batch = self._sample(pairs + spares, sampling, random, start=produced)
+                if fill is not None:
+                    lexicon, fill_random = fill
+                    batch = [lexicon.fill(utterance, fill_random) for utterance in batch]
                 produced += len(batch)
                 if quality_gate is not None:
                     batch, _ = quality_gate.filter(batch)

@@ -33,6 +33,9 @@ class GanConfig:
     # and a faster head. False lets any word take any tag: slightly more diverse sets; the
     # studies' untied GANs did better on intents cut to 20 examples, within the noise (RESULTS)
     tie_words_to_tags: bool = True
+    # Write carrier phrases with slot placeholders and fill the slots with values seen in the
+    # real data (gan/lexicon.py): new value x carrier combinations, never invented values.
+    delexicalised: bool = False
     # schedule
     batch_size: int = 64
     mle_epochs: int = 20  # more memorises a few hundred utterances (novelty falls)
@@ -91,6 +94,10 @@ class GanConfig:
         for name in ("dropout", "rollout_update_rate", "baseline_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if self.delexicalised and not self.tie_words_to_tags:
+            # untied, G could write a placeholder outside a slot, where no value can go
+            raise ValueError("delexicalised: needs tie_words_to_tags (a placeholder goes only "
+                             "with its slot's tags)")
         if self.reward not in REWARDS:
             raise ValueError(f"reward: {self.reward!r} is not one of {', '.join(REWARDS)}")
         if self.baseline not in BASELINES:

@@ -21,6 +21,7 @@ from nlu.atomic import atomic_open
 from nlu.utterance import Utterance
 
 from gan.config import GanConfig
+from gan.lexicon import SlotLexicon, delexicalise
 from gan.models import build_models, load_embeddings
 from gan.sampling import SamplingConfig
 from gan.vocab import Vocabulary
@@ -72,6 +73,11 @@ def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
 
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=True, verbose=False)
+    lexicon = None
+    real = train
+    if config.delexicalised:
+        lexicon = SlotLexicon.build(train)
+        train = [delexicalise(utterance) for utterance in train]  # G and D see carrier phrases
     vocab = Vocabulary.build(train)
     if not config.tie_words_to_tags:
         vocab = dataclasses.replace(vocab, tag_tokens=None)
@@ -128,14 +134,15 @@ def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
         source = f"gan:{run.info.run_id}" if run is not None else f"gan:{run_dir.name}"
         info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
                              slot_types=vocab.slot_types, source=source)
-        augmenter = Augmenter(config, vocab, module.generator, module.discriminator, info)
+        augmenter = Augmenter(config, vocab, module.generator, module.discriminator, info,
+                              lexicon=lexicon)
         samples: list[Utterance] = []
         if config.eval_samples:
             from gan.quality import quality_metrics
 
             samples = list(augmenter.generate(config.eval_samples, sampling=SamplingConfig(),
                                               seed=config.seed))
-            metrics = quality_metrics(samples, heldout or [], train)
+            metrics = quality_metrics(samples, heldout or [], real)
             augmenter.info.metrics = {name: float(value) for name, value in metrics.items()}
             _write_samples(samples, run_dir / "samples.jsonl")
         model_dir = augmenter.save(run_dir / "generator")

@@ -1,0 +1,115 @@
+"""Delexicalised generation: carrier phrases with slot placeholders, filled from a lexicon.
+
+A delexicalised utterance keeps its words outside slots and its tags, but every word inside a
+slot span becomes the placeholder of the span's type (``<slot:city>``)::
+
+    wake/O me/O at/O six/B-time thirty/I-time  ->  wake/O me/O at/O <slot:time>/B-time <slot:time>/I-time
+
+A generator trained on such utterances writes new carrier phrases and learns how long each
+slot's spans are (one placeholder per word). ``SlotLexicon.fill`` then puts a value of that
+slot type, seen in real data of the same language, into every span: a value of the span's
+length when the lexicon has one, else any value of the type. So every generated utterance is
+fully annotated, slot values are never invented, and value x carrier combinations are new.
+
+Placeholders are the same token in every language, which lets a generator trained on source
+and target data together share what it learnt about where slots go.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from nlu.utterance import Utterance
+
+PLACEHOLDER_PREFIX = "<slot:"
+
+
+def placeholder(slot_type: str) -> str:
+    """The token standing for every word of a ``slot_type`` span."""
+    return f"{PLACEHOLDER_PREFIX}{slot_type}>"
+
+
+def delexicalise(utterance: Utterance) -> Utterance:
+    """``utterance`` with each word inside a slot span replaced by its type's placeholder."""
+    tokens = list(utterance.tokens)
+    for span in utterance.spans:
+        tokens[span.start:span.end] = [placeholder(span.label)] * (span.end - span.start)
+    return utterance.replace(tokens=tuple(tokens), text=None)
+
+
+def is_delexicalised(utterance: Utterance) -> bool:
+    return any(token.startswith(PLACEHOLDER_PREFIX) for token in utterance.tokens)
+
+
+class LexiconError(ValueError):
+    """A lexicon lacks what a fill needs (a language or a slot type)."""
+
+
+@dataclass
+class SlotLexicon:
+    """Distinct slot values seen in real data: language -> slot type -> values (token tuples)."""
+
+    values: dict[str, dict[str, list[tuple[str, ...]]]]
+
+    @classmethod
+    def build(cls, utterances: Iterable[Utterance]) -> "SlotLexicon":
+        found: dict[str, dict[str, set[tuple[str, ...]]]] = defaultdict(lambda: defaultdict(set))
+        for utterance in utterances:
+            if is_delexicalised(utterance):
+                continue  # a placeholder is no value
+            for span in utterance.spans:
+                found[utterance.language][span.label].add(utterance.tokens[span.start:span.end])
+        return cls({language: {slot: sorted(values) for slot, values in sorted(slots.items())}
+                    for language, slots in sorted(found.items())})
+
+    def slot_types(self, language: str) -> set[str]:
+        return set(self.values.get(language, {}))
+
+    def check_covers(self, language: str, slot_types: Iterable[str], field: str) -> None:
+        """Raise ``LexiconError`` naming ``field`` unless every slot type has a value."""
+        missing = sorted(set(slot_types) - self.slot_types(language))
+        if missing:
+            raise LexiconError(f"{field}: no {language!r} value for slot type(s) "
+                               f"{', '.join(missing)}")
+
+    def fill(self, utterance: Utterance, rng: random_module.Random) -> Utterance:
+        """A delexicalised ``utterance`` with a lexicon value in every slot span (see module
+        doc); spans keep their type, so the tags stay valid IOB2."""
+        by_type = self.values.get(utterance.language, {})
+        tokens: list[str] = []
+        tags: list[str] = []
+        position = 0
+        for span in utterance.spans:
+            tokens += utterance.tokens[position:span.start]
+            tags += utterance.tags[position:span.start]
+            if span.label not in by_type:
+                raise LexiconError(f"lexicon: no {utterance.language!r} value for slot type "
+                                   f"{span.label!r}")
+            value = _pick(by_type[span.label], span.end - span.start, rng)
+            tokens += value
+            tags += [f"B-{span.label}"] + [f"I-{span.label}"] * (len(value) - 1)
+            position = span.end
+        tokens += utterance.tokens[position:]
+        tags += utterance.tags[position:]
+        return utterance.replace(tokens=tuple(tokens), tags=tuple(tags))
+
+    def to_dict(self) -> dict:
+        return {language: {slot: [list(value) for value in values]
+                           for slot, values in slots.items()}
+                for language, slots in self.values.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SlotLexicon":
+        return cls({language: {slot: [tuple(value) for value in values]
+                               for slot, values in slots.items()}
+                    for language, slots in data.items()})
+
+
+def _pick(values: Sequence[tuple[str, ...]], length: int,
+          rng: random_module.Random) -> tuple[str, ...]:
+    """A value of ``length`` words when there is one (what G wrote), else any value."""
+    fitting = [value for value in values if len(value) == length]
+    return rng.choice(fitting or values)

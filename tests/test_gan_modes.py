@@ -1,0 +1,126 @@
+"""The generator's modes: delexicalised carrier phrases filled from a slot lexicon, and a
+source-aware generator trained on English + German that writes German when asked for it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from gan.augment import Augmenter
+from gan.lexicon import LexiconError, SlotLexicon, delexicalise, placeholder
+from gan.sampling import SamplingConfig
+from gan.training import train_gan
+from nlu.formats import read_utterances
+from nlu.utterance import Utterance, check_iob2
+from shared_data import SHARED_DATA
+from test_gan_training import tiny_config
+
+XSID = SHARED_DATA / "xsid/xSID-0.7"
+
+
+@pytest.fixture(scope="module")
+def german() -> list[Utterance]:
+    return read_utterances(XSID / "de.valid.conll", "conll")[:60]
+
+
+@pytest.fixture(scope="module")
+def english() -> list[Utterance]:
+    return read_utterances(XSID / "en.valid.conll", "conll")[:120]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_delexicalise_and_fill_keep_types_and_prefer_the_span_length():
+    real = [Utterance(("wake", "me", "at", "six", "thirty"), ("O", "O", "O", "B-time", "I-time"),
+                      "alarm/set_alarm", "en"),
+            Utterance(("at", "noon", "in", "rome"), ("O", "B-time", "O", "B-location"),
+                      "weather/find", "en")]
+    carrier = delexicalise(real[0])
+    time = placeholder("time")
+    assert carrier.tokens == ("wake", "me", "at", time, time) and carrier.tags == real[0].tags
+    lexicon = SlotLexicon.build(real + [carrier])  # placeholders are never values
+    assert lexicon.values["en"] == {"location": [("rome",)],
+                                    "time": [("noon",), ("six", "thirty")]}
+    rng = random.Random(0)
+    for _ in range(20):  # a two-word span takes the two-word value
+        assert lexicon.fill(carrier, rng) == real[0].replace(text=None)
+    one_word = Utterance(("at", time, "in", placeholder("location")),
+                         ("O", "B-time", "O", "B-location"), "weather/find", "en")
+    filled = lexicon.fill(one_word, rng)
+    assert filled.tokens == ("at", "noon", "in", "rome") and filled.tags == one_word.tags
+    with pytest.raises(LexiconError, match="'de'"):
+        lexicon.fill(one_word.replace(language="de"), rng)
+    assert SlotLexicon.from_dict(lexicon.to_dict()) == lexicon
+
+
+def test_delexicalised_generator_fills_every_span_with_a_lexicon_value(german, tmp_path):
+    augmenter = train_gan(german, tiny_config(delexicalised=True, eval_samples=20),
+                          run_dir=tmp_path)
+    lexicon = SlotLexicon.build(german)
+    assert augmenter.lexicon == lexicon
+    samples = list(augmenter.generate(150, sampling=SamplingConfig(), seed=1, batch_size=64))
+    assert len(samples) == 150
+    filled_spans = 0
+    for sample in samples:
+        check_iob2(sample.tags)
+        assert not any(token.startswith("<slot:") for token in sample.tokens)
+        for span in sample.spans:
+            assert sample.tokens[span.start:span.end] in lexicon.values["de"][span.label]
+            filled_spans += 1
+    assert filled_spans > 50
+    # saved and loaded: the lexicon comes along, the same seed gives the same utterances
+    reloaded = Augmenter.from_dir(tmp_path / "generator")
+    assert list(reloaded.generate(40, sampling=SamplingConfig(), seed=5)) == list(
+        augmenter.generate(40, sampling=SamplingConfig(), seed=5))
+    # D scores real utterances through their carrier phrases
+    assert reloaded.discriminator_scores(german[:3]).shape == (3,)
+
+
+def test_a_given_lexicon_replaces_the_generators_own_and_must_cover_its_slots(german,
+                                                                                tmp_path):
+    augmenter = train_gan(german, tiny_config(delexicalised=True, eval_samples=0),
+                          run_dir=tmp_path)
+    own = SlotLexicon.build(german)
+    other = SlotLexicon({"de": {slot: [(f"wert-{slot}",)] for slot in own.values["de"]}})
+    samples = list(augmenter.generate(60, sampling=SamplingConfig(), seed=2, lexicon=other))
+    for sample in samples:
+        for span in sample.spans:
+            assert sample.tokens[span.start:span.end] == (f"wert-{span.label}",)
+    partial = SlotLexicon({"de": dict(list(other.values["de"].items())[:1])})
+    with pytest.raises(ValueError, match="lexicon: no 'de' value for slot type"):
+        augmenter.generate(5, sampling=SamplingConfig(), seed=2, lexicon=partial)
+
+    lexicalised = train_gan(german, tiny_config(eval_samples=0), run_dir=tmp_path / "lexicalised")
+    with pytest.raises(ValueError, match="lexicon: this generator writes its own slot values"):
+        lexicalised.generate(5, sampling=SamplingConfig(), seed=2, lexicon=own)
+
+
+def test_delexicalised_mode_needs_words_tied_to_tags():
+    with pytest.raises(ValueError, match="delexicalised: needs tie_words_to_tags"):
+        tiny_config(delexicalised=True, tie_words_to_tags=False)
+
+
+@pytest.mark.parametrize("delexicalised", [False, True])
+def test_a_source_aware_generator_writes_only_the_asked_language(english, german, tmp_path,
+                                                                 delexicalised):
+    augmenter = train_gan(english + german, tiny_config(delexicalised=delexicalised,
+                                                        eval_samples=0), run_dir=tmp_path)
+    assert augmenter.vocab.languages == ["de", "en"]
+    german_words = {token for u in german for token in u.tokens}
+    samples = list(augmenter.generate(120, sampling=SamplingConfig(), seed=4, language="de"))
+    assert len(samples) == 120
+    for sample in samples:
+        assert sample.language == "de"
+        assert set(sample.tokens) <= german_words  # German carrier words and German values
+    if delexicalised:  # the placeholders are one token in both languages
+        shared = set(augmenter.vocab.language_tokens["de"]) & set(
+            augmenter.vocab.language_tokens["en"])
+        assert {token for token in shared if token.startswith("<slot:")}
