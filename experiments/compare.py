@@ -7,8 +7,11 @@ experiment (tag ``kind=arm``; see ``experiments/runner.py``), and writes to ``ou
   per task, each cell the mean ± standard error over seeds (sample std / sqrt(n); a single
   seed shows the mean alone), the best mean of each column in bold; the dev-selected arm per
   task with its test scores; the synthetic-set quality metrics; the number of seeds per cell.
+  Per metric, the gain of every generator arm over the upsample arm of the same total size,
+  paired by seed (``equal_size_sections``): the comparison a generator has to win.
 * PNG plots (matplotlib, Agg): per headline metric, bars per arm with error bars per task;
-  BLEU vs self-BLEU of the synthetic sets per sampling setting; the synthetic-set metrics.
+  BLEU vs self-BLEU of the synthetic sets per sampling setting; the synthetic-set metrics;
+  exact match against the training set's size per kind of added data.
 
 The same files are logged as artifacts of a ``kind=compare`` run in the same experiment.
 Tables depend only on the runs' tags and metrics, sorted and formatted deterministically, so
@@ -51,6 +54,19 @@ class RunRecord:
     metrics: dict[str, float]
     reward: str | None = None  # token | rollout | sentence | mle, for generator arms
     embeddings: str | None = None
+    # upsample | generated data's kind, e.g. "source+target/lexicon" (+ "+upsample" when
+    # upsampled copies are added too); None for the none arm
+    family: str | None = None
+
+
+def arm_family(tags: dict[str, str]) -> str | None:
+    """What kind of data an arm adds (see ``RunRecord.family``), from its run tags."""
+    if tags.get("augment") == "upsample":
+        return "upsample"
+    if tags.get("augment") != "generator":
+        return None
+    family = f"{tags.get('generator_data', 'target')}/{tags.get('slot_values', 'generated')}"
+    return family + ("+upsample" if float(tags.get("upsample_scale", 0)) else "")
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,8 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
                       arm=run.data.tags["arm"], seed=run.data.tags["seed"],
                       sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics),
                       reward=run.data.tags.get("reward"),
-                      embeddings=run.data.tags.get("embeddings"))
+                      embeddings=run.data.tags.get("embeddings"),
+                      family=arm_family(run.data.tags))
             for run in runs]  # collect_stores sorts
 
 
@@ -249,6 +266,69 @@ def task_sections(records: list[RunRecord], tasks: list[str], arms: list[str]) -
     return sections
 
 
+SIZE_TOLERANCE = 0.02  # a gate may keep a little less than asked: totals within 2% match
+VERDICT_METRICS = ("exact_match", "slot_f1", "intent_acc")
+
+
+def equal_size_partner(record: RunRecord, records: list[RunRecord]) -> RunRecord | None:
+    """The upsample run of the same task and seed whose training set is as large as
+    ``record``'s (``data/target_total``), if the study has one."""
+    total = record.metrics.get("data/target_total")
+    if total is None:
+        return None
+    for other in records:
+        other_total = other.metrics.get("data/target_total")
+        if (other.family == "upsample" and other.task == record.task
+                and other.seed == record.seed and other_total is not None
+                and abs(other_total - total) <= SIZE_TOLERANCE * total):
+            return other
+    return None
+
+
+def equal_size_cells(records: list[RunRecord], split: str,
+                     metric: str) -> dict[tuple[str, str], Summary]:
+    """(generator arm, task) -> the arm's gain over upsampling to the same size, paired by
+    seed (the same real data), summarised over seeds."""
+    gains: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for record in records:
+        if record.family in (None, "upsample"):
+            continue
+        partner = equal_size_partner(record, records)
+        key = metric_key(record, split, metric)
+        if partner is not None and key in record.metrics and key in partner.metrics:
+            gains[(record.arm, record.task)].append(record.metrics[key] - partner.metrics[key])
+    return {cell: summarize(values) for cell, values in gains.items()}
+
+
+def equal_size_sections(records: list[RunRecord], tasks: list[str]) -> list[str]:
+    """Per metric, every generator arm's gain over upsampling at the same total size (the
+    baseline a generator has to beat), per task and averaged over tasks."""
+    sections: list[str] = []
+    for split in ("test", "test-focus"):
+        for metric in VERDICT_METRICS:
+            cells = equal_size_cells(records, split, metric)
+            if not cells:
+                continue
+            columns = [task for task in tasks if any(task == cell[1] for cell in cells)]
+            arms = arm_order(arm for arm, _ in cells)
+            for arm in arms:  # the mean over tasks: per-task means, their std-errs combined
+                per_task = [cells[(arm, task)] for task in columns if (arm, task) in cells]
+                if len(per_task) == len(columns) and len(columns) > 1:
+                    errors = [summary.standard_error for summary in per_task]
+                    cells[(arm, "mean")] = Summary(
+                        statistics.fmean(summary.mean for summary in per_task),
+                        None if None in errors else math.sqrt(sum(e * e for e in errors))
+                        / len(errors), min(summary.n for summary in per_task))
+            shown = columns + (["mean"] if len(columns) > 1 else [])
+            sections += [f"## {split}: {HEADLINE_METRICS[metric][0]} gain over upsampling to "
+                         "the same size (points)", "",
+                         "Each generator arm minus the upsample arm with as many training "
+                         "utterances, paired by seed; > 0: the generated data helps more "
+                         "than copies.", "",
+                         markdown_table(cells, arms, shown, higher_is_better=True), ""]
+    return sections
+
+
 def report_markdown(experiment: str, records: list[RunRecord]) -> str:
     tasks = sorted({record.task for record in records}, key=task_order)
     arms = arm_order(record.arm for record in records)
@@ -279,6 +359,7 @@ def report_markdown(experiment: str, records: list[RunRecord]) -> str:
                          markdown_table(cells, arms, columns, higher_is_better=higher_is_better),
                          ""]
 
+    sections += equal_size_sections(records, tasks)
     sections += grid_factor_sections(records, tasks)
 
     generator_arms = [arm for arm in arms
@@ -421,6 +502,39 @@ def plot_synthetic_metrics(records: list[RunRecord], path: Path) -> Path | None:
     return path
 
 
+def plot_scale(records: list[RunRecord], metric: str, path: Path) -> Path | None:
+    """Test ``metric`` against the training set's size (multiples of the real target train
+    set), one line per kind of added data (``RunRecord.family``), mean over tasks and seeds."""
+    points: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        total = record.metrics.get("data/target_total")
+        real = record.metrics.get("data/target_train")
+        value = record.metrics.get(metric_key(record, "test", metric))
+        if total is None or not real or value is None:
+            continue
+        families = ([record.family] if record.family else  # none: every line's start
+                    sorted({other.family for other in records if other.family}))
+        for family in families:
+            points[family][round(total / real, 1)].append(value)
+    if len(points) < 2:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    for family in sorted(points):
+        sizes = sorted(points[family])
+        axes.plot(sizes, [100 * statistics.fmean(points[family][size]) for size in sizes],
+                  marker="o", label=family)
+    axes.set_xscale("log")
+    axes.set_xlabel("target training utterances (x the real target train set)")
+    axes.set_ylabel(f"test {HEADLINE_METRICS[metric][0]}")
+    axes.set_title(f"test {HEADLINE_METRICS[metric][0]} against synthetic scale "
+                   "(mean over tasks and seeds)")
+    axes.legend(fontsize="small")
+    path = _save(figure, path)
+    plt.close(figure)
+    return path
+
+
 # -- the whole report ----------------------------------------------------------------------
 
 def collect_stores(experiment: str, tracking_uris: Sequence[str]) -> list[RunRecord]:
@@ -454,6 +568,7 @@ def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
         plot_arm_bars(records, metric, title, out_dir / f"test_{metric}.png")
     plot_quality_diversity(records, out_dir / "quality_vs_diversity.png")
     plot_synthetic_metrics(records, out_dir / "synthetic_metrics.png")
+    plot_scale(records, "exact_match", out_dir / "exact_match_vs_scale.png")
     if log_to_mlflow:
         import mlflow
 

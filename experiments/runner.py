@@ -19,8 +19,12 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
   utterances) and the quality ``gate`` (``gan.gate.GateConfig`` fields).
 * ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
 * ``arms``: name -> ``{augment: none|upsample|generator, gan: {...}, sampler: NAME,
-  embeddings: random|transferred, gate: {...}}`` (``gate``: changes to the study's gate for
-  this arm, e.g. ``{nlu_agreement: true}``); ``grid`` adds
+  embeddings: random|transferred, gate: {...}, scale: X, upsample_scale: Y,
+  source_aware: BOOL}`` (``gate``: changes to the study's gate for this arm, e.g.
+  ``{nlu_agreement: true}``; ``scale``: the arm's own augment scale; ``upsample_scale``: a
+  generator arm also adds Y x the augmentable set as upsampled copies, the ``upsample+gen``
+  arms; ``source_aware``: the generator trains on the source and target data together and
+  writes the target language). ``grid`` adds
   ``gan-<reward>-<sampler>-<embeddings>`` arms for every combination of its ``rewards``,
   ``samplers`` and ``embeddings`` lists.
 * ``seeds``, ``nlu`` (``JointModelConfig`` fields), ``gan`` (``GanConfig`` fields) and
@@ -48,6 +52,7 @@ import hashlib
 import itertools
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -94,6 +99,9 @@ class Arm:
     sampler: str | None = None
     embeddings: str = "random"
     gate: dict = field(default_factory=dict)  # over the study's augment.gate
+    scale: float | None = None  # None: the study's augment.scale
+    upsample_scale: float = 0.0  # generator arms: upsampled copies added besides (upsample+gen)
+    source_aware: bool = False  # generator arms: trained on source + target data
 
 
 @dataclass
@@ -185,9 +193,21 @@ def _arms(raw_arms: dict, grid: dict | None, samplers: dict) -> list[Arm]:
         if arm.augment == "generator" and arm.sampler not in samplers:
             raise StudyConfigError(f"arms.{arm.name}.sampler: {arm.sampler!r} is not one of "
                                    f"the study's samplers ({', '.join(samplers)})")
+        for name in ("scale", "upsample_scale"):
+            value = getattr(arm, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1e6):
+                raise StudyConfigError(f"arms.{arm.name}.{name}: must be a number >= 0, "
+                                       f"got {value!r}")
+        if arm.augment != "generator" and (arm.upsample_scale or arm.source_aware):
+            raise StudyConfigError(f"arms.{arm.name}: upsample_scale and source_aware are "
+                                   "options of generator arms")
     names = [arm.name for arm in arms]
     if len(set(names)) != len(names):
         raise StudyConfigError("arms: duplicate arm names")
+    for name in names:  # the name goes into MLflow param keys and tags
+        if not re.fullmatch(r"[\w\-.]+", name):
+            raise StudyConfigError(f"arms.{name}: a name of letters, digits, '_', '-' and "
+                                   "'.' only")
     return arms
 
 
@@ -232,6 +252,10 @@ def load_study(path: Path | str, profile: str | None = None,
             raise StudyConfigError(f"only_arms: unknown arms {', '.join(sorted(unknown))}")
         arms = [arm for arm in arms if arm.name in only_arms]
     source = raw.get("source") or {}
+    for arm in arms:
+        if arm.source_aware and "train" not in source:
+            raise StudyConfigError(f"arms.{arm.name}.source_aware: the study has no "
+                                   "source.train to learn from")
     augment = raw.get("augment") or {}
     root = Path(data_root) if data_root is not None else path.parent / raw.get("data_root", ".")
     if not root.is_dir():
@@ -328,12 +352,17 @@ def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
     tags = {"kind": "arm", "study": study.name, "task": task.name, "language": task.language,
             "arm": arm.name, "seed": str(seed), "augment": arm.augment,
             "embeddings": arm.embeddings}
+    if arm.augment != "none":
+        tags["scale"] = f"{arm_scale(study, arm):g}"
     if arm.augment == "generator":
         from gan.config import GanConfig
 
         gan_config = GanConfig.from_dict(study_gan_config(study, arm))
         tags["sampler"] = arm.sampler
         tags["reward"] = "mle" if gan_config.adversarial_steps == 0 else gan_config.reward
+        tags["generator_data"] = "source+target" if arm.source_aware else "target"
+        tags["slot_values"] = "lexicon" if gan_config.delexicalised else "generated"
+        tags["upsample_scale"] = f"{arm.upsample_scale:g}"
     if task.fraction is not None:
         tags["fraction"] = f"{task.fraction:g}"
     return tags
@@ -341,6 +370,10 @@ def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
 
 def study_gan_config(study: Study, arm: Arm) -> dict:
     return merge(study.gan, arm.gan)
+
+
+def arm_scale(study: Study, arm: Arm) -> float:
+    return study.scale if arm.scale is None else float(arm.scale)
 
 
 def arm_gate_config(study: Study, arm: Arm):
@@ -404,26 +437,37 @@ def trained_generator(study: Study, task: Task, arm: Arm, data: TaskData, seed: 
     gan_settings = study_gan_config(study, arm) | {"seed": seed}
     if arm.embeddings == "transferred":
         gan_settings["embeddings"] = "nlu"  # the baseline model's piece embeddings, per word
-    key = hashlib.sha256(json.dumps(gan_settings, sort_keys=True).encode()).hexdigest()[:12]
+    train = data.source_train + data.target_train if arm.source_aware else data.target_train
+    identity = gan_settings | {"source_aware": arm.source_aware}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return kept_in_work_dir(
         work_dir / task.name / f"seed-{seed}" / "generators" / key, "info.json",
-        lambda scratch: train_gan(data.target_train, GanConfig.from_dict(gan_settings),
+        lambda scratch: train_gan(train, GanConfig.from_dict(gan_settings),
                                   run_dir=scratch, nlu_model=baseline),
         Augmenter.from_dir)
 
 
+def upsampled_copies(augmentable: list[Utterance], scale: float, seed: int) -> list[Utterance]:
+    """``scale`` x ``augmentable`` copies of real utterances (intent-stratified)."""
+    from nlu.dataset import upsample
+
+    count = round(scale * len(augmentable))
+    # upsample returns the originals first (already in the training set), then the copies
+    return upsample(augmentable, len(augmentable) + count, seed)[len(augmentable):]
+
+
 def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, work_dir: Path,
-               baseline) -> tuple[list[Utterance], dict[str, float]]:
-    """The arm's extra training utterances and the metrics describing them."""
+               baseline) -> tuple[list[Utterance], list[Utterance], dict[str, float]]:
+    """The arm's extra training utterances, as (upsampled copies, generated utterances), and
+    the metrics describing the generated ones."""
     import mlflow
 
     augmentable = data.augmentable
-    count = round(study.scale * len(augmentable))
+    scale = arm_scale(study, arm)
     if arm.augment == "upsample":
-        from nlu.dataset import upsample
-
-        # upsample returns the originals first (already in the training set), then the copies
-        return upsample(augmentable, len(augmentable) + count, seed)[len(augmentable):], {}
+        return upsampled_copies(augmentable, scale, seed), [], {}
+    copies = upsampled_copies(augmentable, arm.upsample_scale, seed)
+    count = round(scale * len(augmentable))
 
     from gan.gate import GateReport
     from gan.quality import quality_metrics
@@ -450,7 +494,7 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
     metrics["gate/kept_rate"] = gate_report.kept_rate
     mlflow.log_text("".join(json.dumps(u.to_dict(), ensure_ascii=False) + "\n"
                             for u in synthetic[:SYNTHETIC_PREVIEW]), "synthetic_preview.jsonl")
-    return synthetic, metrics
+    return copies, synthetic, metrics
 
 
 def evaluation_metrics(model, data: TaskData) -> tuple[dict[str, float], str]:
@@ -490,19 +534,27 @@ def run_one(study: Study, task: Task, arm: Arm, seed: int, *, tracking_uri: str,
         needs_baseline = arm.augment == "none" or arm.augment == "generator"
         baseline = (baseline_model(study, task, data, seed, work_dir) if needs_baseline
                     else None)
+        copies: list[Utterance] = []
         synthetic: list[Utterance] = []
         metrics: dict[str, float] = {}
         if arm.augment != "none":
-            synthetic, metrics = synthesize(study, task, arm, data, seed, work_dir, baseline)
+            copies, synthetic, metrics = synthesize(study, task, arm, data, seed, work_dir,
+                                                    baseline)
         if arm.augment == "none":
             model = baseline
         else:
-            model = train_nlu(study, data, data.target_train + synthetic, seed, run_dir / "nlu")
+            model = train_nlu(study, data, data.target_train + copies + synthetic, seed,
+                              run_dir / "nlu")
         evaluated, markdown = evaluation_metrics(model, data)
         metrics.update(evaluated)
         metrics.update({"data/source_train": len(data.source_train),
                         "data/target_train": len(data.target_train),
-                        "data/synthetic": len(synthetic),
+                        # upsample arms: their copies count as the synthetic set
+                        "data/synthetic": len(synthetic) if synthetic else len(copies),
+                        "data/upsampled": len(copies),
+                        # what the arm trains on beyond the source: compare arms at equal size
+                        "data/target_total": len(data.target_train) + len(copies)
+                        + len(synthetic),
                         "time/run_seconds": time.monotonic() - started})
         mlflow.log_metrics(metrics)
         mlflow.log_text(markdown, "test_report.md")

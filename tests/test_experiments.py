@@ -280,3 +280,60 @@ def test_runs_of_one_study_in_several_stores_are_merged_and_duplicates_refused(m
     assert [r.seed for r in merged] == ["1", "2", "3"]
     with pytest.raises(LookupError, match="de/none/2"):
         compare.collect_stores("study", ["sqlite:///a.db", "sqlite:///c.db"])
+
+
+def test_upsample_plus_generated_arms_have_the_stated_sizes_and_meet_upsampling_at_equal_size(
+        study_file, tmp_path):
+    import mlflow
+
+    from experiments.runner import StudyConfigError
+
+    raw = yaml.safe_load(study_file.read_text())
+    raw["arms"] |= {
+        "upsample-2x": {"augment": "upsample", "scale": 2},
+        "upsample-4x": {"augment": "upsample", "scale": 4},
+        "delex-source-3x": {"augment": "generator", "sampler": "temp", "scale": 3,
+                            "source_aware": True, "gan": {"delexicalised": True}},
+        "upsample-delex-source-1x": {"augment": "generator", "sampler": "temp",
+                                     "upsample_scale": 1, "source_aware": True,
+                                     "gan": {"delexicalised": True}}}
+    raw["profiles"]["sizes"] = {"seeds": [1], "only_tasks": ["xx-50"],
+                                "only_arms": ["none", "upsample-2x", "upsample-4x",
+                                              "delex-source-3x", "upsample-delex-source-1x"]}
+    study_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    study = load_study(study_file, "sizes")
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert run_study(study, tracking_uri=tracking_uri, work_dir=tmp_path / "work") == {
+        "ran": 5, "skipped": 0}
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = {run.data.tags["arm"]: run.data for run in mlflow.search_runs(
+        experiment_names=["micro-study"], output_format="list")}
+    real = 18  # half of the 36 xx train utterances (task xx-50)
+    assert runs["none"].metrics["data/target_train"] == real
+    sizes = {arm: (data.metrics["data/upsampled"], data.metrics["data/synthetic"],
+                   data.metrics["data/target_total"]) for arm, data in runs.items()
+             if arm != "none"}
+    assert sizes["upsample-2x"] == (2 * real, 2 * real, 3 * real)
+    assert sizes["upsample-4x"] == (4 * real, 4 * real, 5 * real)
+    assert sizes["delex-source-3x"] == (0, 3 * real, 4 * real)
+    assert sizes["upsample-delex-source-1x"] == (real, real, 3 * real)
+    generated = runs["upsample-delex-source-1x"]
+    assert generated.tags["generator_data"] == "source+target"
+    assert generated.tags["slot_values"] == "lexicon" and generated.tags["upsample_scale"] == "1"
+
+    out = tmp_path / "report"
+    report = build_report("micro-study", tracking_uri, out, log_to_mlflow=False).read_text()
+    assert "## test: exact match (%) gain over upsampling to the same size (points)" in report
+    gains = report.split("gain over upsampling")[1]
+    assert "| upsample-delex-source-1x |" in gains  # met upsample-2x (the same 3 x 18)
+    assert "delex-source-3x" not in gains  # 4 x 18: no upsample arm of that size
+    assert (out / "exact_match_vs_scale.png").stat().st_size > 0
+
+    for arms, message in (({"bad": {"augment": "upsample", "source_aware": True}},
+                           "arms.bad: upsample_scale and source_aware"),
+                          ({"a+b": {"augment": "upsample"}}, "arms.a\\+b: a name of letters"),
+                          ({"bad": {"augment": "upsample", "scale": -1}},
+                           "arms.bad.scale: must be a number >= 0")):
+        study_file.write_text(yaml.safe_dump(raw | {"arms": raw["arms"] | arms}, sort_keys=False))
+        with pytest.raises(StudyConfigError, match=message):
+            load_study(study_file, "sizes")
