@@ -29,7 +29,7 @@ from nlu.atomic import save_torch, write_json
 from nlu.utterance import Utterance
 
 from gan.batching import SharedSampler
-from gan.lexicon import SlotLexicon, delexicalise
+from gan.lexicon import SlotLexicon, choose_lexicon, delexicalise
 from gan.sampling import SamplingConfig
 from gan.vocab import Vocabulary
 
@@ -238,7 +238,8 @@ class Augmenter:
                  slot_quotas: dict[str, int] | None = None, language: str | None = None,
                  gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
                  nlu_model: "Predictor | None" = None, batch_size: int = 256,
-                 lexicon: SlotLexicon | None = None) -> "Generation":
+                 lexicon: SlotLexicon | None = None,
+                 slot_values: str | None = None) -> "Generation":
         """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
         batch as the returned iterator is read; its ``report`` counts what the gate saw and
         dropped.
@@ -259,7 +260,9 @@ class Augmenter:
         A delexicalised generator fills its slot placeholders from ``lexicon`` (values seen
         in real data, e.g. ``SlotLexicon.build`` of a team's own utterances) or, by default,
         from its training data's lexicon; ``lexicon`` must then have a value for every slot
-        type the generator can write in each language of the plan.
+        type the generator can write in each language of the plan. ``slot_values`` (one of
+        ``gan.lexicon.SLOT_VALUE_SOURCES``) states which the caller expects and is checked
+        against the generator's mode (``choose_lexicon``).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -268,10 +271,11 @@ class Augmenter:
         if not 0 <= seed < MAX_SEED:  # numpy's generators refuse negative seeds
             raise ValueError(f"seed: must be in [0, 2**63), got {seed}")
         plan = self.plan(count, quotas=quotas, slot_quotas=slot_quotas, language=language)
-        if lexicon is not None:
-            if self.lexicon is None:
-                raise ValueError("lexicon: this generator writes its own slot values "
-                                 "(lexicalised); only a delexicalised one takes a lexicon")
+        if lexicon is not None and self.lexicon is None and slot_values is None:
+            raise ValueError("lexicon: this generator writes its own slot values "
+                             "(lexicalised); only a delexicalised one takes a lexicon")
+        lexicon = choose_lexicon(self.lexicon is not None, slot_values, lexicon, self.lexicon)
+        if lexicon is not None and lexicon is not self.lexicon:
             for planned_language in sorted({key[1] for key in plan}):
                 lexicon.check_covers(planned_language, self._writable_slots(planned_language),
                                      "lexicon")
@@ -281,7 +285,7 @@ class Augmenter:
 
             quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores,
                                        nlu_model=nlu_model)
-        fill = (lexicon or self.lexicon, random_module.Random(seed)) if self.lexicon else None
+        fill = (lexicon, random_module.Random(seed)) if lexicon is not None else None
         return Generation(self._generate(plan, sampling, seed, quality_gate, batch_size, fill),
                           None if quality_gate is None else quality_gate.report)
 

@@ -25,6 +25,10 @@ from typing import Iterable, Sequence
 from nlu.utterance import Utterance
 
 PLACEHOLDER_PREFIX = "<slot:"
+# Where the slot values of generated utterances come from: the generator writes them
+# (lexicalised), or a delexicalised generator's placeholders are filled from its training
+# data's lexicon or from a lexicon the caller gives.
+SLOT_VALUE_SOURCES = ("generated", "generator-lexicon", "given-lexicon")
 
 
 def placeholder(slot_type: str) -> str:
@@ -106,6 +110,26 @@ class SlotLexicon:
         return cls({language: {slot: [tuple(value) for value in values]
                                for slot, values in slots.items()}
                     for language, slots in data.items()})
+
+
+def choose_lexicon(delexicalised: bool, slot_values: str | None,
+                   given: SlotLexicon | None, own: SlotLexicon | None) -> SlotLexicon | None:
+    """The lexicon that fills placeholders (None: the generator writes the values), for a
+    request naming ``slot_values`` (None: what the generator does, with ``given`` if any);
+    a combination that cannot be met is a ``ValueError`` naming the field."""
+    if slot_values is None:
+        slot_values = ("generated" if not delexicalised
+                       else "given-lexicon" if given is not None else "generator-lexicon")
+    if slot_values not in SLOT_VALUE_SOURCES:
+        raise ValueError(f"slot_values: {slot_values!r} is not one of "
+                         f"{', '.join(SLOT_VALUE_SOURCES)}")
+    if (slot_values == "generated") == delexicalised:
+        kind = "delexicalised: it fills slots from a lexicon" if delexicalised else \
+            "lexicalised: it writes its own slot values"
+        raise ValueError(f"slot_values: {slot_values!r} does not fit this generator ({kind})")
+    if (slot_values == "given-lexicon") != (given is not None):
+        raise ValueError("lexicon: give one exactly when slot_values is 'given-lexicon'")
+    return given if given is not None else own
 
 
 def _pick(values: Sequence[tuple[str, ...]], length: int,

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from service.client import SEED_METADATA_KEY, utterance_to_message
+from service.client import (SEED_METADATA_KEY, SLOT_VALUE_ENUMS, message_to_utterance,
+                            utterance_to_message)
 from service.generated.nlu_bootstrap.v1 import augmentation_pb2, augmentation_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -243,13 +244,15 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             quotas, slot_quotas = check_quotas(request, augmenter.info)
             language = check_language(request.language, augmenter.info)
             seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            lexicon = request_lexicon(request)
             # generate checks its arguments (seed range; a slot type the generator never
             # wrote in the language asked for ...) before it generates anything
             try:
                 generation = augmenter.generate(
                     request.count, sampling=sampling, seed=seed, quotas=quotas,
                     slot_quotas=slot_quotas, language=language, gate=gate,
-                    nlu_model=nlu_model, batch_size=min(request.count, self.batch_size))
+                    nlu_model=nlu_model, batch_size=min(request.count, self.batch_size),
+                    lexicon=lexicon, slot_values=SLOT_VALUES.get(request.slot_values))
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except RequestError as error:
@@ -324,7 +327,9 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         return augmentation_pb2.DescribeGeneratorResponse(
             generator=request.generator, run_id=run_id, languages=sorted(info.languages),
             intents=sorted(info.intents), slot_types=sorted(info.slot_types),
-            metrics={name: float(value) for name, value in info.metrics.items()})
+            metrics={name: float(value) for name, value in info.metrics.items()},
+            slot_values=(augmentation_pb2.SLOT_VALUES_GENERATOR_LEXICON if augmenter.lexicon
+                         else augmentation_pb2.SLOT_VALUES_GENERATED))
 
     def _require_ready(self) -> None:
         if not self.generators.ready.is_set():
@@ -346,6 +351,27 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))
         except ModelNotFoundError as error:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error.for_client()}") from None
+
+
+# the wire's SlotValues -> gan.lexicon.SLOT_VALUE_SOURCES (unspecified: None)
+SLOT_VALUES = {enum: name for name, enum in SLOT_VALUE_ENUMS.items()}
+
+
+def request_lexicon(request):
+    """The request's ``lexicon`` utterances as a ``SlotLexicon`` (None when it has none)."""
+    from gan.lexicon import SlotLexicon
+    from nlu.errors import NluDataError
+
+    if not request.lexicon:
+        return None
+    utterances = []
+    for index, message in enumerate(request.lexicon):
+        try:
+            utterances.append(message_to_utterance(message))
+        except NluDataError as error:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"lexicon[{index}]: {error}") from None
+    return SlotLexicon.build(utterances)
 
 
 def sampling_config(options: augmentation_pb2.SamplingOptions):

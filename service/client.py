@@ -71,11 +71,18 @@ def sampling_options(method: str = "temperature", *, temperature: float | None =
     return augmentation_pb2.SamplingOptions(method=SAMPLING_METHODS[method], **optional)
 
 
+SLOT_VALUE_ENUMS = {"generated": augmentation_pb2.SLOT_VALUES_GENERATED,
+                    "generator-lexicon": augmentation_pb2.SLOT_VALUES_GENERATOR_LEXICON,
+                    "given-lexicon": augmentation_pb2.SLOT_VALUES_GIVEN_LEXICON}
+
+
 def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,
                     quotas: dict[str, int] | None = None,
                     slot_quotas: dict[str, int] | None = None, language: str = "",
                     deduplicate: bool | None = None, min_discriminator_score: float | None = None,
-                    agree_with: str | None = None):
+                    agree_with: str | None = None, slot_values: str | None = None,
+                    lexicon: Iterable[Utterance] = ()):
+    """An ``AugmentRequest``; ``slot_values`` is one of ``gan.lexicon.SLOT_VALUE_SOURCES``."""
     gate = {name: value for name, value in (("deduplicate", deduplicate),
                                             ("min_discriminator_score", min_discriminator_score),
                                             ("agree_with", agree_with))
@@ -83,7 +90,10 @@ def augment_request(generator: str, count: int, *, sampling=None, seed: int | No
     return augmentation_pb2.AugmentRequest(
         generator=generator, count=count, sampling=sampling or sampling_options(),
         intent_quotas=quotas or {}, slot_quotas=slot_quotas or {}, language=language,
-        gate=augmentation_pb2.GateOptions(**gate), **({} if seed is None else {"seed": seed}))
+        gate=augmentation_pb2.GateOptions(**gate),
+        slot_values=SLOT_VALUE_ENUMS[slot_values] if slot_values else 0,
+        lexicon=[utterance_to_message(utterance) for utterance in lexicon],
+        **({} if seed is None else {"seed": seed}))
 
 
 class AugmentStream:

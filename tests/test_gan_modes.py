@@ -124,3 +124,31 @@ def test_a_source_aware_generator_writes_only_the_asked_language(english, german
         shared = set(augmenter.vocab.language_tokens["de"]) & set(
             augmenter.vocab.language_tokens["en"])
         assert {token for token in shared if token.startswith("<slot:")}
+
+
+@pytest.mark.parametrize("delexicalised, slot_values, given, message", [
+    (False, "generator-lexicon", False, "does not fit this generator \\(lexicalised"),
+    (True, "generated", False, "does not fit this generator \\(delexicalised"),
+    (True, "given-lexicon", False, "lexicon: give one exactly when"),
+    (True, "generator-lexicon", True, "lexicon: give one exactly when"),
+    (True, "made-up", False, "slot_values: 'made-up' is not one of"),
+])
+def test_bad_slot_value_requests_are_refused_naming_the_field(delexicalised, slot_values, given,
+                                                              message):
+    from gan.lexicon import choose_lexicon
+
+    own = SlotLexicon({"de": {"city": [("berlin",)]}})
+    with pytest.raises(ValueError, match=message):
+        choose_lexicon(delexicalised, slot_values, own if given else None, own)
+
+
+def test_slot_value_sources_that_fit():
+    from gan.lexicon import choose_lexicon
+
+    own, given = SlotLexicon({"de": {}}), SlotLexicon({"en": {}})
+    assert choose_lexicon(False, None, None, None) is None
+    assert choose_lexicon(False, "generated", None, None) is None
+    assert choose_lexicon(True, None, None, own) is own
+    assert choose_lexicon(True, "generator-lexicon", None, own) is own
+    assert choose_lexicon(True, None, given, own) is given
+    assert choose_lexicon(True, "given-lexicon", given, own) is given

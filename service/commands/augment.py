@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gan.lexicon import SLOT_VALUE_SOURCES
 from gan.sampling import METHODS
 
 
@@ -38,6 +39,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="keep only utterances whose intent and tags this NLU model, trained "
                         "on the real data, predicts too (run id | name@alias; locally also a "
                         "saved model dir)")
+    parser.add_argument("--slot-values", choices=SLOT_VALUE_SOURCES,
+                        help="where slot values come from: the generator writes them "
+                        "(generated), or a delexicalised generator fills its placeholders from "
+                        "its training data (generator-lexicon) or from --lexicon "
+                        "(given-lexicon); default: what the generator does")
+    parser.add_argument("--lexicon", type=Path, metavar="FILE",
+                        help="annotated utterances whose slot values fill a delexicalised "
+                        "generator's placeholders (any format `data` reads)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--format", default="conll", help="output format: conll, jsonl, ...")
     # Remote generation through a running `nlu-bootstrap serve` (service.client).
@@ -108,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
                           drop_train_copies=args.train is not None,
                           nlu_agreement=args.agree_with is not None)
         train = read_utterances(args.train) if args.train else None
+    lexicon = None
+    if args.lexicon is not None:
+        from gan.lexicon import SlotLexicon
+
+        lexicon = SlotLexicon.build(read_utterances(args.lexicon))
     try:
         augmenter = _load(args.generator, args.tracking_uri, Augmenter.from_dir, Augmenter.load)
         nlu_model = None
@@ -123,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
                                         quotas=quotas, slot_quotas=slot_quotas,
                                         language=args.language, gate=gate, train=train,
-                                        nlu_model=nlu_model, batch_size=args.batch_size)
+                                        nlu_model=nlu_model, batch_size=args.batch_size,
+                                        lexicon=lexicon, slot_values=args.slot_values)
     except ValueError as error:
         return _bad_argument(error)
     utterances = list(generation)
@@ -154,7 +169,7 @@ def _run_remote(args: argparse.Namespace) -> int:
 
     import grpc
 
-    from nlu.formats import write_utterances
+    from nlu.formats import read_utterances, write_utterances
     from service import client
 
     if args.train is not None:
@@ -173,7 +188,9 @@ def _run_remote(args: argparse.Namespace) -> int:
                 timeout=args.timeout, sampling=sampling, seed=args.seed, quotas=quotas,
                 slot_quotas=slot_quotas,
                 language=args.language or "", deduplicate=gated,
-                min_discriminator_score=args.min_discriminator_score, agree_with=args.agree_with)
+                min_discriminator_score=args.min_discriminator_score, agree_with=args.agree_with,
+                slot_values=args.slot_values,
+                lexicon=read_utterances(args.lexicon) if args.lexicon else ())
             utterances = list(stream)
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)

@@ -15,11 +15,22 @@ class SamplingMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SAMPLING_METHOD_TEMPERATURE: _ClassVar[SamplingMethod]
     SAMPLING_METHOD_TOP_K: _ClassVar[SamplingMethod]
     SAMPLING_METHOD_TOP_P: _ClassVar[SamplingMethod]
+
+class SlotValues(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SLOT_VALUES_UNSPECIFIED: _ClassVar[SlotValues]
+    SLOT_VALUES_GENERATED: _ClassVar[SlotValues]
+    SLOT_VALUES_GENERATOR_LEXICON: _ClassVar[SlotValues]
+    SLOT_VALUES_GIVEN_LEXICON: _ClassVar[SlotValues]
 SAMPLING_METHOD_UNSPECIFIED: SamplingMethod
 SAMPLING_METHOD_GREEDY: SamplingMethod
 SAMPLING_METHOD_TEMPERATURE: SamplingMethod
 SAMPLING_METHOD_TOP_K: SamplingMethod
 SAMPLING_METHOD_TOP_P: SamplingMethod
+SLOT_VALUES_UNSPECIFIED: SlotValues
+SLOT_VALUES_GENERATED: SlotValues
+SLOT_VALUES_GENERATOR_LEXICON: SlotValues
+SLOT_VALUES_GIVEN_LEXICON: SlotValues
 
 class SamplingOptions(_message.Message):
     __slots__ = ("method", "temperature", "top_k", "top_p")
@@ -44,7 +55,7 @@ class GateOptions(_message.Message):
     def __init__(self, deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ..., agree_with: _Optional[str] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
-    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate", "slot_quotas")
+    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate", "slot_quotas", "slot_values", "lexicon")
     class IntentQuotasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +78,8 @@ class AugmentRequest(_message.Message):
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     GATE_FIELD_NUMBER: _ClassVar[int]
     SLOT_QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    SLOT_VALUES_FIELD_NUMBER: _ClassVar[int]
+    LEXICON_FIELD_NUMBER: _ClassVar[int]
     generator: str
     count: int
     sampling: SamplingOptions
@@ -75,7 +88,9 @@ class AugmentRequest(_message.Message):
     language: str
     gate: GateOptions
     slot_quotas: _containers.ScalarMap[str, int]
-    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    slot_values: SlotValues
+    lexicon: _containers.RepeatedCompositeFieldContainer[_utterance_pb2.AnnotatedUtterance]
+    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ..., slot_values: _Optional[_Union[SlotValues, str]] = ..., lexicon: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
 
 class GateReport(_message.Message):
     __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus", "disagreement")
@@ -139,7 +154,7 @@ class DescribeGeneratorRequest(_message.Message):
     def __init__(self, generator: _Optional[str] = ...) -> None: ...
 
 class DescribeGeneratorResponse(_message.Message):
-    __slots__ = ("generator", "run_id", "languages", "intents", "slot_types", "metrics")
+    __slots__ = ("generator", "run_id", "languages", "intents", "slot_types", "metrics", "slot_values")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -153,10 +168,12 @@ class DescribeGeneratorResponse(_message.Message):
     INTENTS_FIELD_NUMBER: _ClassVar[int]
     SLOT_TYPES_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    SLOT_VALUES_FIELD_NUMBER: _ClassVar[int]
     generator: str
     run_id: str
     languages: _containers.RepeatedScalarFieldContainer[str]
     intents: _containers.RepeatedScalarFieldContainer[str]
     slot_types: _containers.RepeatedScalarFieldContainer[str]
     metrics: _containers.ScalarMap[str, float]
-    def __init__(self, generator: _Optional[str] = ..., run_id: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ..., intents: _Optional[_Iterable[str]] = ..., slot_types: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    slot_values: SlotValues
+    def __init__(self, generator: _Optional[str] = ..., run_id: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ..., intents: _Optional[_Iterable[str]] = ..., slot_types: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., slot_values: _Optional[_Union[SlotValues, str]] = ...) -> None: ...
