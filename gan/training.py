@@ -180,9 +180,11 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
 
 
 def load_job(path: Path | str) -> dict[str, Any]:
-    """A GAN training job from YAML: ``data`` (root, train, heldout, format, language),
-    ``run_dir`` and ``gan`` (GanConfig fields). Validated here, at the edge. Data paths are
-    relative to ``data.root``, itself relative to the YAML's folder (default: that folder)."""
+    """A GAN training job from YAML: ``data`` (root, train, heldout, format, language, and
+    optionally ``source``: a path or ``{path, format, language, labels, sample}`` of
+    source-language data the generator learns from too, so it is *source-aware*), ``run_dir``
+    and ``gan`` (GanConfig fields). Validated here, at the edge. Data paths are relative to
+    ``data.root``, itself relative to the YAML's folder (default: that folder)."""
     import yaml
 
     path = Path(path)
@@ -194,25 +196,41 @@ def load_job(path: Path | str) -> dict[str, Any]:
     if "train" not in data:
         raise ValueError(f"{path}: data.train: missing")
     root = path.parent / data.get("root", ".")
-    data = {**data, "train": root / data["train"],
+    source = data.get("source")
+    if source is not None:
+        from nlu.dataset import DataSpec
+
+        try:
+            source = DataSpec(**source) if isinstance(source, dict) else DataSpec(path=source)
+        except TypeError as error:
+            raise ValueError(f"{path}: data.source: {error}") from None
+        if not isinstance(source.path, str):
+            raise ValueError(f"{path}: data.source: expected a path or a mapping with 'path'")
+    data = {**data, "train": root / data["train"], "root": root, "source": source,
             "heldout": root / data["heldout"] if data.get("heldout") else None}
     return {"data": data, "run_dir": Path(job.get("run_dir") or Path("runs") / path.stem),
             "config": GanConfig.from_dict(job.get("gan") or {})}
 
 
 def train_job(path: Path | str, *, tracking_uri: str | None = None,
-              resume: bool = False, devices: dict[str, Any] | None = None) -> "Augmenter":
+              resume: bool = False, devices: dict[str, Any] | None = None,
+              changes: dict[str, Any] | None = None) -> "Augmenter":
     """Read a job YAML (see ``load_job``) and its data, then ``train_gan``; ``devices``
-    overrides fields of the config's ``devices`` (``DeviceConfig``)."""
+    overrides fields of the config's ``devices`` (``DeviceConfig``), ``changes`` other
+    GanConfig fields (e.g. ``delexicalised``)."""
+    from nlu.dataset import read_spec
     from nlu.devices import with_devices
     from nlu.formats import read_utterances
     from nlu.tracking import resolve_tracking_uri
 
     job = load_job(path)
-    if devices:
-        job["config"] = GanConfig.from_dict(with_devices(job["config"].to_dict(), devices))
+    if devices or changes:
+        job["config"] = GanConfig.from_dict(with_devices(job["config"].to_dict(), devices or {})
+                                            | (changes or {}))
     data = job["data"]
     train = read_utterances(data["train"], data.get("format"), language=data.get("language"))
+    if data["source"] is not None:  # source-aware: one generator over both languages
+        train = read_spec(data["source"], data["root"]) + train
     heldout = (read_utterances(data["heldout"], data.get("format"), language=data.get("language"))
                if data.get("heldout") else None)
     return train_gan(train, job["config"], run_dir=job["run_dir"],

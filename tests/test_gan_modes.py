@@ -152,3 +152,23 @@ def test_slot_value_sources_that_fit():
     assert choose_lexicon(True, "generator-lexicon", None, own) is own
     assert choose_lexicon(True, None, given, own) is given
     assert choose_lexicon(True, "given-lexicon", given, own) is given
+
+
+def test_gan_train_cli_learns_from_a_source_and_writes_a_delexicalised_generator(
+        english, german, tmp_path):
+    import yaml
+
+    from nlu.formats import write_utterances
+    from service.cli import main
+
+    write_utterances(german, tmp_path / "de.conll", "conll")
+    write_utterances(english, tmp_path / "en.jsonl", "jsonl")
+    job = {"data": {"train": "de.conll", "source": {"path": "en.jsonl", "format": "jsonl"}},
+           "run_dir": str(tmp_path / "run"),
+           "gan": tiny_config(eval_samples=0).to_dict() | {"experiment": "modes-job"}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    assert main(["gan", "train", "--config", str(tmp_path / "job.yaml"), "--delexicalised",
+                 "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
+    augmenter = Augmenter.from_dir(tmp_path / "run" / "generator")
+    assert augmenter.config.delexicalised and augmenter.vocab.languages == ["de", "en"]
+    assert augmenter.lexicon == SlotLexicon.build(english + german)

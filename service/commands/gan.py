@@ -17,6 +17,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                        "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
     train.add_argument("--resume", action="store_true",
                        help="continue from run_dir/checkpoints/last.ckpt and the same MLflow run")
+    train.add_argument("--delexicalised", action="store_true",
+                       help="write carrier phrases and fill slots from the training data's "
+                       "values (the job's gan.delexicalised)")
     add_device_arguments(train)  # the GAN trains in one process: no ddp
 
 
@@ -24,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from gan.training import train_job
 
     augmenter = train_job(args.config, tracking_uri=args.tracking_uri, resume=args.resume,
-                          devices=device_overrides(args))
+                          devices=device_overrides(args),
+                          changes={"delexicalised": True} if args.delexicalised else None)
     metrics = augmenter.info.metrics
     shown = {name: value for name, value in metrics.items() if "/" not in name}
     print("quality of", int(metrics.get("count", 0)), "samples (top-p 0.9):",
