@@ -86,11 +86,14 @@ def _take(waiting: list[Utterance], slot: str) -> Utterance | None:
 class Generation:
     """The utterances of one ``Augmenter.generate`` call, as an iterator, and ``report``:
     that call's quality-gate counts (None without a gate), final once the iterator is done.
-    Each call has its own report, so concurrent calls on one augmenter do not mix them."""
+    Each call has its own report, so concurrent calls on one augmenter do not mix them.
+    ``deadline_passed`` tells, once the iterator is done, that it stopped at the call's
+    ``deadline`` with fewer utterances than asked for."""
 
-    def __init__(self, utterances: Iterator[Utterance], report: "GateReport | None"):
-        self._utterances = utterances
+    def __init__(self, report: "GateReport | None"):
+        self._utterances: Iterator[Utterance] = iter(())
         self.report = report
+        self.deadline_passed = False
 
     def __iter__(self) -> "Generation":
         return self
@@ -239,7 +242,8 @@ class Augmenter:
                  gate: "GateConfig | None" = None, train: Sequence[Utterance] | None = None,
                  nlu_model: "Predictor | None" = None, batch_size: int = 256,
                  lexicon: SlotLexicon | None = None,
-                 slot_values: str | None = None) -> "Generation":
+                 slot_values: str | None = None,
+                 deadline: float | None = None) -> "Generation":
         """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
         batch as the returned iterator is read; its ``report`` counts what the gate saw and
         dropped.
@@ -263,6 +267,10 @@ class Augmenter:
         type the generator can write in each language of the plan. ``slot_values`` (one of
         ``gan.lexicon.SLOT_VALUE_SOURCES``) states which the caller expects and is checked
         against the generator's mode (``choose_lexicon``).
+
+        ``deadline`` (a ``time.monotonic()`` value) ends generation after the batch running
+        when it passes (``Generation.deadline_passed``): a bound on one call's work however
+        rarely the gate or a slot quota lets a sample through.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -286,16 +294,20 @@ class Augmenter:
             quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores,
                                        nlu_model=nlu_model)
         fill = (lexicon, random_module.Random(seed)) if lexicon is not None else None
-        return Generation(self._generate(plan, sampling, seed, quality_gate, batch_size, fill),
-                          None if quality_gate is None else quality_gate.report)
+        generation = Generation(None if quality_gate is None else quality_gate.report)
+        generation._utterances = self._generate(plan, sampling, seed, quality_gate, batch_size,
+                                                fill, deadline, generation)
+        return generation
 
     def _writable_slots(self, language: str) -> set[str]:
         return {slot for slot in self.vocab.slot_types if self._writes_slot(slot, language)}
 
     def _generate(self, plan: Counter, sampling: SamplingConfig, seed: int,
                   quality_gate: "QualityGate | None", batch_size: int,
-                  fill: tuple[SlotLexicon, random_module.Random] | None
-                  ) -> Iterator[Utterance]:
+                  fill: tuple[SlotLexicon, random_module.Random] | None,
+                  deadline: float | None, generation: Generation) -> Iterator[Utterance]:
+        import time
+
         import torch
 
         random = torch.Generator().manual_seed(seed)
@@ -309,6 +321,9 @@ class Augmenter:
         # (intent, language): spare rows then cost nothing but in a call's last round.
         reserve: dict[tuple[str, str], list[Utterance]] = defaultdict(list)
         while pending and produced < budget:
+            if deadline is not None and time.monotonic() >= deadline:
+                generation.deadline_passed = True
+                break
             wanted, conditions = [], []
             for key in [pending.popleft() for _ in range(min(batch_size, len(pending)))]:
                 kept = _take(reserve[key[:2]], key[2])

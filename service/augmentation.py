@@ -252,7 +252,8 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                     request.count, sampling=sampling, seed=seed, quotas=quotas,
                     slot_quotas=slot_quotas, language=language, gate=gate,
                     nlu_model=nlu_model, batch_size=min(request.count, self.batch_size),
-                    lexicon=lexicon, slot_values=SLOT_VALUES.get(request.slot_values))
+                    lexicon=lexicon, slot_values=SLOT_VALUES.get(request.slot_values),
+                    deadline=time.monotonic() + self.call_budget_seconds)
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except RequestError as error:
@@ -270,19 +271,10 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             self.counters.started += 1
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
         chunk = []
-        budget_ends = time.monotonic() + self.call_budget_seconds
         for utterance in generation:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
-            if time.monotonic() > budget_ends:
-                # What was made so far, with the gate's counts, then a status that says why
-                yield augmentation_pb2.AugmentResponse(
-                    utterances=chunk, gate_report=gate_report_message(generation.report))
-                stream.sent += len(chunk)
-                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                              f"this server's budget of {self.call_budget_seconds:g} s per "
-                              f"call ran out after {stream.sent} of {request.count} utterances")
             chunk.append(utterance_to_message(utterance))
             if len(chunk) == self.chunk_size:
                 yield augmentation_pb2.AugmentResponse(utterances=chunk)
@@ -292,6 +284,10 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         yield augmentation_pb2.AugmentResponse(utterances=chunk,
                                                gate_report=gate_report_message(generation.report))
         stream.sent += len(chunk)
+        if generation.deadline_passed:  # what was made so far went out; now say why it ends
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"this server's budget of {self.call_budget_seconds:g} s per call ran "
+                          f"out after {stream.sent} of {request.count} utterances")
         stream.complete = True
 
     def _finish(self, stream: "_StreamRecord") -> None:

@@ -172,3 +172,15 @@ def test_gan_train_cli_learns_from_a_source_and_writes_a_delexicalised_generator
     augmenter = Augmenter.from_dir(tmp_path / "run" / "generator")
     assert augmenter.config.delexicalised and augmenter.vocab.languages == ["de", "en"]
     assert augmenter.lexicon == SlotLexicon.build(english + german)
+
+
+def test_a_deadline_ends_generation_after_the_running_batch(german, tmp_path):
+    import time
+
+    augmenter = train_gan(german, tiny_config(eval_samples=0), run_dir=tmp_path)
+    passed = augmenter.generate(100, sampling=SamplingConfig(), seed=1,
+                                deadline=time.monotonic())
+    assert list(passed) == [] and passed.deadline_passed
+    ahead = augmenter.generate(100, sampling=SamplingConfig(), seed=1,
+                               deadline=time.monotonic() + 600)
+    assert len(list(ahead)) == 100 and not ahead.deadline_passed

@@ -361,7 +361,11 @@ def test_redact_uri_hides_passwords_and_tokens(uri, shown):
     assert str(ModelNotFoundError("no model 'a@b'", uri)) == f"no model 'a@b' in {shown}"
 
 
-def test_call_budget_ends_a_long_stream_with_the_gate_report_so_far(store, tmp_path):
+@pytest.mark.parametrize("gate", [{}, {"min_discriminator_score": 1.0}],
+                         ids=["streaming", "the-gate-keeps-nothing"])
+def test_call_budget_ends_a_long_stream_with_the_gate_report_so_far(store, tmp_path, gate):
+    # "the-gate-keeps-nothing": no utterance is ever ready to stream (as for a slot type
+    # the generator seldom writes), so only a budget inside generation can end the call.
     config = ServerConfig(tracking_uri=store[0], state_dir=tmp_path, address="127.0.0.1:0",
                           max_augment_count=LONG_STREAM, call_budget_seconds=0.3)
     running = start_server(config, load_in_background=False)
@@ -369,12 +373,16 @@ def test_call_budget_ends_a_long_stream_with_the_gate_report_so_far(store, tmp_p
     try:
         with client.connect(f"127.0.0.1:{running.port}") as channel:
             responses = augmentation_pb2_grpc.AugmentationServiceStub(channel).Augment(
-                client.augment_request(GENERATOR, LONG_STREAM), timeout=60)
+                client.augment_request(GENERATOR, LONG_STREAM, **gate), timeout=60)
             received = []
+            started = time.monotonic()
             with pytest.raises(grpc.RpcError) as raised:
                 received.extend(responses)
+            assert time.monotonic() - started < 10
     finally:
         running.stop(grace=0)
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "budget of 0.3 s" in raised.value.details()
     assert received[-1].HasField("gate_report") and received[-1].gate_report.seen > 0
+    if gate:
+        assert received[-1].gate_report.kept == 0 and received[-1].gate_report.low_score > 0
