@@ -261,7 +261,7 @@ def load_study(path: Path | str, profile: str | None = None,
     if not root.is_dir():
         raise StudyConfigError(f"data root {root} is not a folder (set data_root in {path} "
                                "or pass --data-root)")
-    return Study(
+    study = Study(
         name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=tasks,
         arms=arms, seeds=[int(seed) for seed in (seeds or raw["seeds"])], samplers=samplers,
         nlu=raw.get("nlu") or {}, gan=raw.get("gan") or {}, scale=float(augment.get("scale", 1.0)),
@@ -270,6 +270,32 @@ def load_study(path: Path | str, profile: str | None = None,
         source_dev=_data_spec(source["dev"], "source.dev") if "dev" in source else None,
         regime=raw.get("regime", "mixed"),
         raw=raw | {"profile": profile})
+    check_settings(study)
+    return study
+
+
+def check_settings(study: Study) -> None:
+    """Every model and sampler setting of every run, checked before the first run starts
+    (a bad value would otherwise stop the study hours in)."""
+    from gan.config import GanConfig
+    from gan.sampling import SamplingConfig
+
+    for seed in study.seeds:
+        try:
+            nlu_config(study, seed)
+        except (TypeError, ValueError) as error:
+            raise StudyConfigError(f"nlu (seed {seed}): {error}") from None
+    for name, settings in study.samplers.items():
+        try:
+            SamplingConfig(**settings)
+        except (TypeError, ValueError) as error:
+            raise StudyConfigError(f"samplers.{name}: {error}") from None
+    for arm in study.arms:
+        if arm.augment == "generator":
+            try:
+                GanConfig.from_dict(study_gan_config(study, arm) | {"seed": study.seeds[0]})
+            except (TypeError, ValueError) as error:
+                raise StudyConfigError(f"arms.{arm.name}.gan: {error}") from None
 
 
 # -- data ----------------------------------------------------------------------------------

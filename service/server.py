@@ -24,6 +24,7 @@ import faulthandler
 import gc
 import hmac
 import logging
+import math
 import os
 import signal
 import threading
@@ -73,6 +74,15 @@ class ServerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         self.state_dir = Path(self.state_dir)
+        for name in ("max_message_bytes", "max_concurrent_rpcs", "max_augment_streams",
+                     "max_augment_count", "max_running_jobs", "generator_cache_size",
+                     "threads", "torch_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 2 ** 31 - 1:  # int32 on the wire
+                raise ValueError(f"{name}: must be an integer in [1, 2**31 - 1], got {value!r}")
+        if not 0 < self.call_budget_seconds < math.inf:  # NaN fails too
+            raise ValueError(f"call_budget_seconds: must be > 0 and finite, "
+                             f"got {self.call_budget_seconds!r}")
 
 
 class RunningServer:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gan.lexicon import SLOT_VALUE_SOURCES
 from gan.sampling import METHODS
+from service.commands import number
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +56,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="stream from this server; --generator must be name@alias or a run id")
     remote.add_argument("--token", help="bearer token for the server (default $NLU_BOOTSTRAP_TOKEN)")
     remote.add_argument("--tls-ca", type=Path, help="PEM certificate to trust for a TLS server")
-    remote.add_argument("--timeout", type=float, default=600.0, help="deadline in seconds")
+    remote.add_argument("--timeout", type=number(float, low=0, above_low=True), default=600.0, help="deadline in seconds")
 
 
 def _quotas(values: list[str], option: str = "--quota",

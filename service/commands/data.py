@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from nlu import dataset
+from service.commands import number
 from nlu.formats import (FORMATS, ReadReport, detect_format, output_format, read_report,
                          write_utterances)
 from nlu.schema import LabelMapping, bundled_mappings
@@ -42,21 +43,21 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
     stats = actions.add_parser("stats", parents=[common, mapping],
                                help="counts of utterances, tokens, languages, intents, slots")
-    stats.add_argument("--top", type=int, default=None, metavar="N",
+    stats.add_argument("--top", type=number(int, low=1), default=None, metavar="N",
                        help="show only the N most frequent labels per table")
     validate = actions.add_parser("validate", parents=[common],
                                   help="read every file and list each repair and warning")
-    validate.add_argument("--show", type=int, default=20, metavar="N",
+    validate.add_argument("--show", type=number(int, low=0), default=20, metavar="N",
                           help="messages to print per file and kind (default 20; 0 for none)")
     actions.add_parser("convert", parents=[common, mapping, output],
                        help="read files, optionally map labels, write one output")
     sample = actions.add_parser("sample", parents=[common, mapping, output],
                                 help="seeded few-shot sample, stratified by intent")
     size = sample.add_mutually_exclusive_group(required=True)
-    size.add_argument("--per-intent", type=int, metavar="K", help="K utterances per intent")
-    size.add_argument("--fraction", type=float, metavar="P",
+    size.add_argument("--per-intent", type=number(int, low=1), metavar="K", help="K utterances per intent")
+    size.add_argument("--fraction", type=number(float, low=0, high=1, above_low=True), metavar="P",
                       help="fraction P of the utterances (0 < P <= 1), at least 1 per intent")
-    sample.add_argument("--seed", type=int, required=True)
+    sample.add_argument("--seed", type=number(int, low=0, high=2 ** 63 - 1), required=True)
 
 
 def run(args: argparse.Namespace) -> int:

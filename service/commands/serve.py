@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from service.commands import number
+
 
 def _dataset(text: str) -> tuple[str, Path]:
     name, separator, path = text.partition("=")
@@ -19,7 +21,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow store with the registered generators "
                         "(default: $MLFLOW_TRACKING_URI, else the embedded sqlite store)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    parser.add_argument("--port", type=number(int, low=0, high=65535), default=50051, help="0 picks a free port")
     parser.add_argument("--state-dir", type=Path, default=Path(".nlu-bootstrap/service"),
                         help="where job state (jobs.db) and uploaded data live")
     parser.add_argument("--dataset", type=_dataset, action="append", default=[],
@@ -28,20 +30,20 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="bearer token clients must send (default $NLU_BOOTSTRAP_TOKEN)")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
-    parser.add_argument("--max-count", type=int, default=10_000,
+    parser.add_argument("--max-count", type=number(int, low=1, high=2 ** 31 - 1), default=10_000,
                         help="most utterances one Augment call may ask for")
-    parser.add_argument("--max-streams", type=int, default=32,
+    parser.add_argument("--max-streams", type=number(int, low=1, high=10_000), default=32,
                         help="concurrent Augment streams before RESOURCE_EXHAUSTED")
-    parser.add_argument("--call-budget-seconds", type=float, default=60.0,
+    parser.add_argument("--call-budget-seconds", type=number(float, low=0, above_low=True), default=60.0,
                         help="longest one Augment call may generate before it ends with "
                         "DEADLINE_EXCEEDED (the client's deadline applies too, if shorter)")
-    parser.add_argument("--max-jobs", type=int, default=1, help="concurrent training jobs")
-    parser.add_argument("--processes", type=int, default=1,
+    parser.add_argument("--max-jobs", type=number(int, low=1, high=1_000), default=1, help="concurrent training jobs")
+    parser.add_argument("--processes", type=number(int, low=1, high=1_000), default=1,
                         help="server processes sharing the port (generation is GIL-bound: "
                         "use about one per core)")
-    parser.add_argument("--torch-threads", type=int, default=1,
+    parser.add_argument("--torch-threads", type=number(int, low=1, high=1_000), default=1,
                         help="torch intra-op threads (default 1: parallel calls use the cores)")
-    parser.add_argument("--grace", type=float, default=10.0,
+    parser.add_argument("--grace", type=number(float, low=0), default=10.0,
                         help="seconds in-flight calls get to finish on SIGTERM")
 
 
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=resolve_tracking_uri(args.tracking_uri), state_dir=args.state_dir,
         address=f"{host}:{args.port}", token=args.token, tls_cert=args.tls_cert,
         tls_key=args.tls_key, datasets=dict(args.dataset), max_augment_count=args.max_count,
-        max_augment_streams=args.max_streams, call_budget_seconds=args.call_budget_seconds, max_concurrent_rpcs=max(64, 2 * args.max_streams),
+        max_augment_streams=args.max_streams, call_budget_seconds=args.call_budget_seconds,
+        max_concurrent_rpcs=max(64, 2 * args.max_streams),
         threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
         torch_threads=args.torch_threads)
     if args.processes > 1:
