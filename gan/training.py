@@ -182,7 +182,8 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
 def load_job(path: Path | str) -> dict[str, Any]:
     """A GAN training job from YAML: ``data`` (root, train, heldout, format, language, and
     optionally ``source``: a path or ``{path, format, language, labels, sample}`` of
-    source-language data the generator learns from too, so it is *source-aware*), ``run_dir``
+    source-language data the generator learns from too, so it is *source-aware*; ``sample``
+    keeps about that many, intent-stratified), ``run_dir``
     and ``gan`` (GanConfig fields). Validated here, at the edge. Data paths are relative to
     ``data.root``, itself relative to the YAML's folder (default: that folder)."""
     import yaml
@@ -230,7 +231,13 @@ def train_job(path: Path | str, *, tracking_uri: str | None = None,
     data = job["data"]
     train = read_utterances(data["train"], data.get("format"), language=data.get("language"))
     if data["source"] is not None:  # source-aware: one generator over both languages
-        train = read_spec(data["source"], data["root"]) + train
+        source = read_spec(data["source"], data["root"])
+        if data["source"].sample is not None and data["source"].sample < len(source):
+            from nlu.dataset import sample
+
+            source = sample(source, fraction=data["source"].sample / len(source),
+                            seed=job["config"].seed)  # intent-stratified
+        train = source + train
     heldout = (read_utterances(data["heldout"], data.get("format"), language=data.get("language"))
                if data.get("heldout") else None)
     return train_gan(train, job["config"], run_dir=job["run_dir"],

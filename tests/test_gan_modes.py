@@ -184,3 +184,14 @@ def test_a_deadline_ends_generation_after_the_running_batch(german, tmp_path):
     ahead = augmenter.generate(100, sampling=SamplingConfig(), seed=1,
                                deadline=time.monotonic() + 600)
     assert len(list(ahead)) == 100 and not ahead.deadline_passed
+
+
+def test_the_shipped_source_aware_job_names_existing_data():
+    from pathlib import Path
+
+    from gan.training import load_job
+
+    job = load_job(Path(__file__).resolve().parents[1] / "experiments/gan_xsid_de_source.yaml")
+    assert job["data"]["train"].exists()
+    assert (job["data"]["root"] / job["data"]["source"].path).exists()
+    assert job["data"]["source"].sample == 5000 and job["config"].adversarial_steps == 0
