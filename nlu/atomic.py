@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -15,7 +15,7 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8
     """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = _create_beside(path)
     try:
         with os.fdopen(handle, mode, encoding=None if "b" in mode else encoding) as stream:
             yield stream
@@ -26,6 +26,20 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """Create a new, empty temporary file beside ``path``; return its descriptor and name.
+
+    Mode 0o666 lets the kernel apply the process umask, as for any other new file
+    (``tempfile.mkstemp`` makes it 0600, and the rename would keep that).
+    """
+    while True:
+        temporary = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:  # a name already taken: draw another
+            continue
 
 
 def write_json(path: Path | str, payload: Any) -> None:

@@ -38,6 +38,10 @@ class AnnotationError(NluDataError):
     """An utterance's annotation is inconsistent (empty, length mismatch, bad intent...)."""
 
 
+class FieldTypeError(AnnotationError):
+    """A field holds a value of the wrong type (a number or null where a string belongs...)."""
+
+
 class LengthMismatchError(AnnotationError):
     """Tokens and tags do not have the same length."""
 

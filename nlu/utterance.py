@@ -6,8 +6,13 @@ language. It is validated on construction, so any ``Utterance`` you hold is well
 * at least one token, no empty token, no whitespace inside a token (every exchange format
   is whitespace-tokenised);
 * exactly one tag per token;
-* tags are ``O``, ``B-<type>`` or ``I-<type>`` and an ``I-x`` only follows ``B-x`` or ``I-x``
-  (IOB2, the scheme conlleval and seqeval's strict mode score).
+* tags are ``O``, ``B-<type>`` or ``I-<type>`` (no whitespace) and an ``I-x`` only follows
+  ``B-x`` or ``I-x`` (IOB2, the scheme conlleval and seqeval's strict mode score);
+* every field has its type: tokens and tags lists of ``str``, intent and language ``str``,
+  the optional fields ``str`` or ``None`` (nothing is stringified);
+* no string holds a ``CONTROL`` character, so no writer can let one record spill into
+  another line or column (a newline in ``id`` would forge a CoNLL utterance), nor a lone
+  surrogate (a JSON ``"\\ud800"`` escape), which no writer can encode as UTF-8.
 
 Data from the wild is not always that clean, so there is an explicit repair path:
 ``repair_tags`` converts IOB1 (``I-x`` opening a chunk) to IOB2 and turns tags with no valid
@@ -17,13 +22,22 @@ prefix into ``O``, returning what it changed; ``Utterance.build(..., mode="repai
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Iterable, Literal, NamedTuple, Sequence
 
-from nlu.errors import AnnotationError, IOBError, LengthMismatchError
+from nlu.errors import AnnotationError, FieldTypeError, IOBError, LengthMismatchError
 
 OUTSIDE = "O"
 ValidationMode = Literal["strict", "repair"]
+OPTIONAL_FIELDS = ("id", "domain", "source", "text")
+# What ends a line for some reader (C0 controls, DEL, NEL, U+2028/9) or drives a terminal.
+# Other C1 controls are allowed: real data holds them as mojibake (xSID no.test.conll:3937)
+# and they break no writer.
+CONTROL_CHARACTERS = "\x00-\x1f\x7f\x85\u2028\u2029"
+CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+# What no field may hold: those, and lone surrogates, which no writer can encode as UTF-8.
+FORBIDDEN = re.compile(f"[{CONTROL_CHARACTERS}\ud800-\udfff]")
 
 
 class Span(NamedTuple):
@@ -34,13 +48,50 @@ class Span(NamedTuple):
     label: str
 
 
+def type_name(value: object) -> str:
+    """The JSON name of ``value``'s type, for messages (``None`` -> ``null``)."""
+    return {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+            list: "list", tuple: "list", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def check_string(value: object, field: str, *, optional: bool = False) -> None:
+    """Raise ``FieldTypeError`` naming ``field`` unless ``value`` is a ``str`` (or ``None``
+    when ``optional``)."""
+    if not isinstance(value, str) and not (optional and value is None):
+        expected = "a string or null" if optional else "a string"
+        raise FieldTypeError(f"expected {expected}, got {type_name(value)}", field=field)
+
+
+def check_strings(value: object, field: str) -> None:
+    """Raise ``FieldTypeError`` naming ``field`` unless ``value`` is a list (or tuple) of ``str``."""
+    if not isinstance(value, (list, tuple)):
+        raise FieldTypeError(f"expected a list of strings, got {type_name(value)}", field=field)
+    try:
+        "".join(value)  # all strings: one C call
+    except TypeError:
+        position, item = next((position, item) for position, item in enumerate(value)
+                              if not isinstance(item, str))
+        raise FieldTypeError(f"item {position + 1}: expected a string, got {type_name(item)}",
+                             field=field) from None
+
+
+def check_characters(text: str, field: str) -> None:
+    """Raise ``AnnotationError`` naming ``field`` if ``text`` holds a ``FORBIDDEN`` character."""
+    found = FORBIDDEN.search(text)
+    if found:
+        kind = "control character" if CONTROL.match(found.group()) else "lone surrogate"
+        raise AnnotationError(f"holds {kind} U+{ord(found.group()):04X} at character "
+                              f"{found.start() + 1}", field=field)
+
+
 def split_tag(tag: str) -> tuple[str, str | None]:
     """``"B-city"`` -> ``("B", "city")``; ``"O"`` -> ``("O", None)``. Raises on anything else."""
     if tag == OUTSIDE:
         return OUTSIDE, None
-    if len(tag) > 2 and tag[0] in "BI" and tag[1] == "-":
+    if len(tag) > 2 and tag[0] in "BI" and tag[1] == "-" and is_one_word(tag):
         return tag[0], tag[2:]
-    raise IOBError(f"malformed tag {tag!r}: expected 'O', 'B-<type>' or 'I-<type>'", field="tags")
+    raise IOBError(f"malformed tag {tag!r}: expected 'O', 'B-<type>' or 'I-<type>' "
+                   f"(no whitespace)", field="tags")
 
 
 def is_one_word(text: str) -> bool:
@@ -140,6 +191,12 @@ class Utterance:
     text: str | None = None  # the untokenised text, when a format carries it
 
     def __post_init__(self) -> None:
+        check_strings(self.tokens, "tokens")
+        check_strings(self.tags, "tags")
+        check_string(self.intent, "intent")
+        check_string(self.language, "language")
+        for name in OPTIONAL_FIELDS:
+            check_string(getattr(self, name), name, optional=True)
         # Accept lists from callers but store tuples, so records are hashable and immutable.
         object.__setattr__(self, "tokens", tuple(self.tokens))
         object.__setattr__(self, "tags", tuple(self.tags))
@@ -160,6 +217,12 @@ class Utterance:
         if not is_one_word(self.language):
             raise AnnotationError(f"language {self.language!r} is empty or has whitespace",
                                   field="language")
+        strings = {"tokens": " ".join(self.tokens), "tags": " ".join(self.tags),
+                   "intent": self.intent, "language": self.language,
+                   **{name: getattr(self, name) or "" for name in OPTIONAL_FIELDS}}
+        if FORBIDDEN.search("".join(strings.values())):  # one search; then find the field
+            for name, text in strings.items():
+                check_characters(text, name)
 
     @classmethod
     def build(cls, tokens: Sequence[str], tags: Sequence[str], intent: str, language: str, *,
@@ -168,6 +231,8 @@ class Utterance:
 
         Returns the utterance and the list of repairs made (always empty in strict mode).
         """
+        check_strings(tokens, "tokens")  # before the repair reads them
+        check_strings(tags, "tags")
         changes: list[str] = []
         if mode == "repair" and len(tags) == len(tokens):
             tags, changes = repair_tags(tags)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -71,6 +72,33 @@ def test_bad_input_exits_2_with_file_and_line(capsys, argv, where):
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert err.startswith("error: ") and where in err
+
+
+INJECTED_ID = "1\n1\tevil\tx\tB-pwn\n\n# text = z\n# intent = y\n1\tz\ty\tO"
+
+
+@pytest.mark.parametrize("name, content, argv, field", [
+    ("t1.jsonl", '{"tokens":["a","b"],"tags":[null,"O"],"intent":"x","language":"en"}',
+     ["validate"], "tags"),
+    ("t2.jsonl", '{"tokens":[1,2],"tags":["O","O"],"intent":5,"language":"en"}', ["stats"],
+     "tokens"),
+    ("m.jsonl", '{"id":"1","locale":"en-US","intent":null,"annot_utt":"wake me up"}',
+     ["stats", "--format", "massive"], "intent"),
+    ("s.json", '{"x": [{"data": [{"text": 5}]}]}', ["stats"], "text"),
+    ("id.jsonl", '{"tokens":["a"],"tags":["O"],"intent":"x","language":"en","id":[1]}',
+     ["stats"], "id"),
+    ("inj.jsonl", json.dumps({"tokens": ["a", "b"], "tags": ["O", "O"], "intent": "x",
+                              "language": "en", "id": INJECTED_ID}), ["convert"], "id"),
+])
+def test_wrong_types_and_control_characters_exit_2_naming_file_line_and_field(
+        capsys, tmp_path, name, content, argv, field):
+    path = tmp_path / name
+    path.write_text(content + "\n", encoding="utf-8")
+    out = ["--out", tmp_path / "out.conll"] if argv == ["convert"] else []
+    for strict in ([], ["--strict"]):
+        code, _, err = run(capsys, *argv[:1], path, *argv[1:], *strict, *out)
+        assert code == 2 and err.startswith(f"error: {path}:1: {field}: "), err
+    assert not (tmp_path / "out.conll").exists()
 
 
 def test_convert_writes_a_format_that_reads_back(capsys, tmp_path):

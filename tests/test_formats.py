@@ -4,6 +4,7 @@ malformed input gives a typed error located at file:line."""
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from nlu.errors import (EmptyFileError, EncodingError, FormatError, IOBError,
 from nlu.formats import (FORMATS, detect_format, output_format, read_report, read_utterances,
                          write_utterances)
 from nlu.utterance import Utterance
+from json_records import STRING  # strings built to break writers
 from shared_data import SHARED_DATA
 
 FIXTURES = Path(__file__).parent / "data" / "formats"
@@ -274,6 +276,92 @@ def test_broken_iob_is_repaired_or_rejected_in_strict_mode():
                                 f"(IOB2 needs B-datetime to open a slot)")
 
 
+UTTERANCE = {"tokens": ["wake", "me"], "tags": ["O", "O"], "intent": "x", "language": "en"}
+MASSIVE = {"id": "1", "locale": "en-US", "intent": "alarm_set", "annot_utt": "wake me"}
+SNIPS = {"x": [{"data": [{"text": "wake "}, {"text": "me", "entity": "who"}]}]}
+
+
+@pytest.mark.parametrize("fmt, record, field", [
+    ("jsonl", {**UTTERANCE, "tags": [None, "O"]}, "tags"),
+    ("jsonl", {**UTTERANCE, "tokens": [1, 2], "intent": 5}, "tokens"),
+    ("jsonl", {**UTTERANCE, "tokens": "wake me"}, "tokens"),
+    ("jsonl", {**UTTERANCE, "intent": ["x"]}, "intent"),
+    ("jsonl", {**UTTERANCE, "language": 1}, "language"),
+    ("jsonl", {**UTTERANCE, "id": [1]}, "id"),
+    ("jsonl", {**UTTERANCE, "text": {"a": 1}}, "text"),
+    ("jsonl", {**UTTERANCE, "source": False}, "source"),
+    ("massive", {**MASSIVE, "intent": None}, "intent"),
+    ("massive", {**MASSIVE, "locale": 5}, "locale"),
+    ("massive", {**MASSIVE, "annot_utt": ["wake"]}, "annot_utt"),
+    ("massive", {**MASSIVE, "id": 1}, "id"),
+    ("massive", {**MASSIVE, "scenario": {}}, "scenario"),
+    ("massive", {**MASSIVE, "utt": 0.5}, "utt"),
+    ("snips-json", {"x": [{"data": [{"text": 5}]}]}, "text"),
+    ("snips-json", {"x": [{"data": [{"text": "me", "entity": 3}]}]}, "entity"),
+])
+def test_json_values_of_the_wrong_type_give_a_typed_error_naming_line_and_field(
+        tmp_path, fmt, record, field):
+    path = tmp_path / ("in.json" if fmt == "snips-json" else "in.jsonl")
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    for mode in ("repair", "strict"):
+        with pytest.raises(NluDataError) as error:
+            read_report(path, fmt, mode=mode)
+        assert (error.value.path, error.value.line, error.value.field) == (str(path), 1, field)
+
+
+@pytest.mark.parametrize("fmt, document", [
+    ("jsonl", [UTTERANCE]), ("jsonl", "wake me"), ("massive", [MASSIVE]),
+    ("snips-json", {"x": ["wake me"]}), ("snips-json", {"x": [{"data": {"text": "a"}}]}),
+    ("snips-json", {"x": [{"data": [["a"]]}]}),
+])
+def test_json_of_the_wrong_shape_is_a_format_error(tmp_path, fmt, document):
+    path = tmp_path / ("in.json" if fmt == "snips-json" else "in.jsonl")
+    path.write_text(json.dumps(document) + "\n", encoding="utf-8")
+    with pytest.raises(FormatError):
+        read_report(path, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "massive", "snips-json"])
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, "1" * 5_000])
+def test_json_python_cannot_parse_is_a_format_error_not_a_crash(tmp_path, fmt, text):
+    # Valid syntax, yet json raises RecursionError (deep nesting) or ValueError (> 4,300 digits).
+    path = tmp_path / ("in.json" if fmt == "snips-json" else "in.jsonl")
+    path.write_text(f"\n{text}\n", encoding="utf-8")
+    with pytest.raises(FormatError, match="JSON too large") as error:
+        read_report(path, fmt)
+    assert error.value.line == (1 if fmt == "snips-json" else 2)  # a document's first line
+
+
+def test_a_newline_in_an_id_cannot_forge_a_conll_utterance(tmp_path):
+    forged = "1\n1\tevil\tx\tB-pwn\n\n# text = z\n# intent = y\n1\tz\ty\tO"
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({**UTTERANCE, "id": forged}) + "\n", encoding="utf-8")
+    for mode in ("repair", "strict"):
+        with pytest.raises(NluDataError, match="control character U\\+000A") as error:
+            read_report(path, mode=mode)
+        assert (error.value.line, error.value.field) == (1, "id")
+
+
+def test_snips_and_massive_text_control_characters_become_spaces(tmp_path):
+    # 148 utterances of the Snips training files hold a newline (a chunk "\n" or "\n ...").
+    snips = tmp_path / "in.json"
+    snips.write_text(json.dumps({"x": [{"data": [{"text": "rate it"}, {"text": "\n"}]}]}),
+                     encoding="utf-8")
+    (utterance,) = read_utterances(snips, mode="strict")
+    assert (utterance.tokens, utterance.text) == (("rate", "it"), "rate it ")
+    massive = tmp_path / "in.jsonl"
+    massive.write_text(json.dumps({**MASSIVE, "utt": "wake\tme"}) + "\n", encoding="utf-8")
+    assert read_utterances(massive, "massive", mode="strict")[0].text == "wake me"
+
+
+@pytest.mark.parametrize("fmt, label", [("massive", "a:b"), ("massive", "a]"),
+                                        ("schuster", "a,b")])
+def test_writers_reject_slot_types_their_format_cannot_express(tmp_path, fmt, label):
+    utterance = Utterance(("wake",), (f"B-{label}",), "x", "en")
+    with pytest.raises(FormatError, match="slot type"):
+        write_utterances([utterance], tmp_path / "out", fmt)
+
+
 def test_bad_utf8_error_names_the_byte(tmp_path):
     path = tmp_path / "en.x.conll"
     path.write_bytes(b"# intent = a\n1\tok\ta\tO\n\n# intent = a\n1\t\xff\ta\tO\n")
@@ -363,6 +451,45 @@ def test_every_format_round_trips_arbitrary_utterances(tmp_path, generated):
         order = sorted if name == "snips-json" else list
         assert order((u.tokens, u.tags, u.intent) for u in again) == \
             order((u.tokens, u.tags, u.intent) for u in generated), name
+
+
+def kept_by_conll(value: str | None) -> str | None:
+    """What a ``# key = value`` comment gives back: the stripped value, if any is left."""
+    return (value or "").strip() or None
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # tmp_path is reused
+@given(st.lists(st.tuples(utterances(), st.fixed_dictionaries(
+    {name: st.none() | STRING for name in ("id", "domain", "text")}), st.none() | STRING),
+    min_size=1, max_size=4))
+def test_no_string_the_record_accepts_lets_a_writer_split_or_forge_a_record(tmp_path, drawn):
+    kept = []
+    for utterance, optional, label in drawn:
+        if label is not None:  # a B- tag may end any valid sequence
+            optional["tags"] = (*utterance.tags[:-1], f"B-{label}")
+        try:  # the record rejects what it must (a typed error); keep what it accepts
+            kept.append(utterance.replace(**optional))
+        except NluDataError:
+            continue
+    for name, fmt in FORMATS.items():
+        if not kept:
+            break
+        out = tmp_path / (name if fmt.writes_folder else f"de.any.{name}")
+        try:
+            write_utterances(kept, out, name)
+        except FormatError as error:  # documented limits of MASSIVE and Schuster
+            assert name in ("massive", "schuster") and "cannot express" in str(error), name
+            continue
+        again = read_utterances(out, name, language="de", mode="strict")
+        order = sorted if name == "snips-json" else list
+        assert order((u.tokens, u.tags, u.intent) for u in again) == \
+            order((u.tokens, u.tags, u.intent) for u in kept), name
+        if name == "jsonl":
+            assert [u.replace(source=None) for u in again] == kept
+        if name == "conll":
+            assert [(u.id, u.domain) for u in again] == \
+                [(kept_by_conll(u.id), kept_by_conll(u.domain)) for u in kept]
 
 
 @needs_shared

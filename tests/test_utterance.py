@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nlu.errors import AnnotationError, IOBError, LengthMismatchError
+from nlu.errors import AnnotationError, FieldTypeError, IOBError, LengthMismatchError
 from nlu.utterance import (Span, Utterance, check_iob2, domain_of, repair_tags, spans_to_tags,
                            tags_to_spans)
 
@@ -49,6 +49,52 @@ def test_intent_and_language_must_be_single_words(fields):
 def test_tokens_with_whitespace_are_rejected():
     with pytest.raises(AnnotationError, match="token 1"):
         Utterance(("a b",), ("O",), "x", "en")
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"tokens": "ab", "tags": ("O", "O")}, "tokens"),  # a string is not a list of tokens
+    ({"tokens": ["a", 1]}, "tokens"), ({"tags": [None]}, "tags"), ({"intent": 5}, "intent"),
+    ({"language": None}, "language"), ({"id": [1]}, "id"), ({"id": 7}, "id"),
+    ({"domain": 3.5}, "domain"), ({"source": True}, "source"), ({"text": {}}, "text"),
+])
+def test_fields_of_the_wrong_type_are_rejected_not_stringified(fields, field):
+    values = {"tokens": ["a"], "tags": ["O"], "intent": "x", "language": "en", **fields}
+    with pytest.raises(FieldTypeError) as error:
+        Utterance(**values)
+    assert error.value.field == field
+    with pytest.raises(FieldTypeError):  # repair mode checks before it repairs
+        Utterance.build(values.pop("tokens"), values.pop("tags"), **values, mode="repair")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("id", "1\n1\tevil\tx\tB-pwn"), ("text", "a\tb"), ("domain", "x\r"), ("source", "f:1\x00"),
+    ("text", "a\u2028b"), ("id", "\x85"), ("intent", "x\x1b[2J"), ("tokens", ("a\x00",)),
+])
+def test_control_characters_are_rejected_naming_the_field(field, value):
+    with pytest.raises(AnnotationError, match="control character|whitespace") as error:
+        Utterance(**{"tokens": ("a",), "tags": ("O",), "intent": "x", "language": "en",
+                     field: value})
+    assert error.value.field == field
+
+
+def test_a_lone_surrogate_no_writer_can_encode_is_rejected_naming_the_field():
+    # json.loads('"\\udc80"') gives one; writing it as UTF-8 would crash every writer.
+    with pytest.raises(AnnotationError, match="lone surrogate U\\+DC80 at character 2") as error:
+        Utterance(("a",), ("O",), "x", "en", id="1\udc80")
+    assert error.value.field == "id"
+
+
+def test_other_c1_characters_are_kept_as_real_data_holds_them():
+    # xSID no.test.conll:3937 spells a word with U+009F in it (mojibake).
+    utterance = make("Sarygamy\x9f wake", ("O", "O"), text="Sarygamy\x9f wake\u00a0me")
+    assert utterance.tokens[0] == "Sarygamy\x9f"
+
+
+def test_a_tag_with_whitespace_is_malformed():
+    with pytest.raises(IOBError, match="malformed"):
+        Utterance(("a",), ("B-x\n1",), "x", "en")
+    repaired, changes = Utterance.build(["a"], ["B-x y"], "x", "en", mode="repair")
+    assert repaired.tags == ("O",) and changes == ["token 1: malformed 'B-x y' -> 'O'"]
 
 
 def test_repair_mode_converts_iob1_and_malformed_tags_and_says_what_it_changed():

@@ -26,7 +26,6 @@ tags and lists each fix in ``ReadReport.repairs``; ``mode="strict"`` raises inst
 from __future__ import annotations
 
 import gzip
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Callable, Sequence
 from nlu.atomic import atomic_open
 from nlu.errors import FormatError
 from nlu.formats import conll, jointbert, jsonl, massive, schuster, snips_json, xsid_pair
-from nlu.formats.base import ReadReport, read_text
+from nlu.formats.base import ReadReport, parse_json, record_lines
 from nlu.utterance import Utterance, ValidationMode
 
 
@@ -80,11 +79,8 @@ def detect_format(path: Path | str) -> str:
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
     if suffix == ".jsonl":
-        first = next(line for line in read_text(path).split("\n") if line.strip())
-        try:
-            record = json.loads(first)
-        except ValueError:
-            raise FormatError("first line is not JSON", path=str(path), line=1) from None
+        number, first = record_lines(path)[0]
+        record = parse_json(first, path, number)
         return "massive" if isinstance(record, dict) and "annot_utt" in record else "jsonl"
     raise FormatError(f"cannot tell the format from the name; pass one of {sorted(FORMATS)}",
                       path=str(path))

@@ -7,13 +7,15 @@ kept (warnings). Every message starts with ``file:line`` so a user can jump to t
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from nlu.errors import EmptyFileError, EncodingError, FormatError, NluDataError
-from nlu.utterance import Utterance, ValidationMode
+from nlu.utterance import Utterance, ValidationMode, check_strings
 
 
 @dataclass
@@ -46,6 +48,9 @@ class ReportBuilder:
     def add(self, line: int, tokens: Sequence[str], tags: Sequence[str], intent: str,
             language: str, **optional) -> Utterance | None:
         """Validate and keep one utterance; return it (``None`` if repair mode skipped it)."""
+        with self.located(line):
+            check_strings(tokens, "tokens")  # before the repair below reads them
+            check_strings(tags, "tags")
         if self.mode == "repair" and not all(tokens) and len(tokens) == len(tags):
             # Real data has empty tokens (xSID zh.test.conll:2914, all tagged O); drop them.
             for position, (token, tag) in enumerate(zip(tokens, tags)):
@@ -57,14 +62,20 @@ class ReportBuilder:
                 self.warn(line, "utterance has no token left; skipped")
                 return None
         optional.setdefault("source", self.where(line))
-        try:
+        with self.located(line):
             utterance, changes = Utterance.build(tokens, tags, intent, language, mode=self.mode,
                                                  **optional)
-        except NluDataError as error:
-            raise error.at(path=self.path, line=line) from None
         self.report.utterances.append(utterance)
         self.report.repairs.extend(f"{self.where(line)}: {change}" for change in changes)
         return utterance
+
+    @contextlib.contextmanager
+    def located(self, line: int) -> Iterator[None]:
+        """Locate any ``NluDataError`` the block raises at ``file:line`` of this file."""
+        try:
+            yield
+        except NluDataError as error:
+            raise error.at(path=self.path, line=line) from None
 
     def repaired(self, line: int, message: str) -> None:
         self.report.repairs.append(f"{self.where(line)}: {message}")
@@ -102,6 +113,21 @@ def read_text(path: Path, *, errors: str = "strict") -> str:
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
         raise EncodingError(f"not valid UTF-8: byte 0x{data[error.start]:02x} at column {column}",
                             path=str(path), line=line) from None
+
+
+def parse_json(text: str, path: Path, line: int = 1) -> object:
+    """``json.loads(text)`` for the text found at ``path:line``; any failure is a ``FormatError``.
+
+    Well-formed JSON can fail too: ``json`` raises ``ValueError`` for an integer of over 4,300
+    digits and ``RecursionError`` for deep nesting.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FormatError(f"not JSON: {error.msg}", path=str(path),
+                          line=line + error.lineno - 1) from None
+    except (ValueError, RecursionError) as error:
+        raise FormatError(f"JSON too large to read: {error}", path=str(path), line=line) from None
 
 
 def numbered_lines(text: str) -> list[tuple[int, str]]:

@@ -88,7 +88,7 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
         for utterance in utterances:
             if utterance.id is not None:
                 stream.write(f"# id = {utterance.id}\n")
-            stream.write(f"# text = {_one_line(utterance.text or ' '.join(utterance.tokens))}\n")
+            stream.write(f"# text = {utterance.text or ' '.join(utterance.tokens)}\n")
             stream.write(f"# intent = {utterance.intent}\n")
             stream.write(f"# language = {utterance.language}\n")
             if utterance.domain is not None:
@@ -96,8 +96,3 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
             for index, (token, tag) in enumerate(zip(utterance.tokens, utterance.tags), start=1):
                 stream.write(f"{index}\t{token}\t{utterance.intent}\t{tag}\n")
             stream.write("\n")
-
-
-def _one_line(text: str) -> str:
-    # A raw newline inside a comment would end the comment and break the block.
-    return " ".join(text.split("\n"))

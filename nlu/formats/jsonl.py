@@ -13,30 +13,30 @@ from typing import Sequence
 
 from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, record_lines
-from nlu.utterance import Utterance, ValidationMode
+from nlu.formats.base import ReadReport, ReportBuilder, parse_json, record_lines
+from nlu.utterance import OPTIONAL_FIELDS, Utterance, ValidationMode, type_name
 
-FIELDS = ("tokens", "tags", "intent", "language", "id", "domain", "source", "text")
+FIELDS = ("tokens", "tags", "intent", "language", *OPTIONAL_FIELDS)
 
 
 def read(path: Path, *, language: str | None = None,
          mode: ValidationMode = "repair") -> ReadReport:
     builder = ReportBuilder(path, mode)
     for number, line in record_lines(path):
+        record = parse_json(line, path, number)
         try:
-            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise TypeError(f"got {type_name(record)}")
             unknown = set(record) - set(FIELDS)
             if unknown:
                 raise KeyError(f"unknown fields {sorted(unknown)}")
             tokens, tags, intent = record["tokens"], record["tags"], record["intent"]
-            if not isinstance(tokens, list) or not isinstance(tags, list):
-                raise TypeError("tokens and tags must be lists")
             record_language = language or record["language"]
-        except (ValueError, KeyError, TypeError) as error:
+        except (KeyError, TypeError) as error:
             raise FormatError(f"expected an utterance object with tokens, tags, intent and "
                               f"language ({error})", path=str(path), line=number) from None
-        optional = {key: record[key] for key in ("id", "domain", "source", "text")
-                    if record.get(key) is not None}
+        # The fields' types are the record's to check (Utterance), as for every format.
+        optional = {key: record[key] for key in OPTIONAL_FIELDS if record.get(key) is not None}
         builder.add(number, tokens, tags, intent, record_language, **optional)
     return builder.finish()
 

@@ -11,9 +11,12 @@ split of ``annot_utt`` with the brackets removed, a bracket always being a token
 (For languages written without spaces, ja and zh, that yields one token per bracketed or
 unbracketed run; retokenise before training.) The language is the locale's language subtag
 (``en-US`` -> ``en``) unless ``language`` is given; ``domain`` is the ``scenario``; ``id`` is
-kept; the other fields (``partition``, ``worker_id``, ``judgments``...) are dropped.
+kept; the other fields (``partition``, ``worker_id``, ``judgments``...) are dropped. The kept
+fields must be JSON strings (``id``, ``scenario`` and ``utt`` may be missing or null); a control
+character in ``utt`` (a newline...) becomes a space.
 
-The annotation has no escape for brackets, so the writer rejects tokens holding ``[`` or ``]``.
+The annotation has no escape for brackets, so the writer rejects tokens holding ``[`` or ``]``
+and slot types holding ``[``, ``]`` or ``:``.
 Writer normalisation: ``utt`` is the tokens joined by single spaces, ``locale`` is the
 language, ``scenario`` the utterance's domain (or the intent's prefix before ``_``).
 """
@@ -27,8 +30,8 @@ from typing import Sequence
 
 from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, record_lines
-from nlu.utterance import OUTSIDE, Utterance, ValidationMode
+from nlu.formats.base import ReadReport, ReportBuilder, parse_json, record_lines
+from nlu.utterance import CONTROL, OUTSIDE, Utterance, ValidationMode, check_string
 
 SLOT = re.compile(r"\[\s*(?P<label>[^\s\[\]:]+)\s*:\s*(?P<value>[^\[\]]*?)\s*\]")
 
@@ -37,15 +40,20 @@ def read(path: Path, *, language: str | None = None,
          mode: ValidationMode = "repair") -> ReadReport:
     builder = ReportBuilder(path, mode)
     for number, line in record_lines(path):
+        record = parse_json(line, path, number)
         try:
-            record = json.loads(line)
             intent, locale, annotated = record["intent"], record["locale"], record["annot_utt"]
-        except (ValueError, KeyError, TypeError) as error:
+        except (KeyError, TypeError) as error:
             raise FormatError(f"expected a MASSIVE JSON object with intent, locale and "
                               f"annot_utt ({error!r})", path=str(path), line=number) from None
+        with builder.located(number):
+            for key in ("intent", "locale", "annot_utt"):
+                check_string(record[key], key)
+            for key in ("id", "scenario", "utt"):
+                check_string(record.get(key), key, optional=True)
         tokens, tags = parse_annotation(annotated, str(path), number)
-        optional = {"text": record.get("utt"), "domain": record.get("scenario"),
-                    "id": None if record.get("id") is None else str(record["id"])}
+        optional = {"text": record.get("utt") and CONTROL.sub(" ", record["utt"]),
+                    "domain": record.get("scenario"), "id": record.get("id")}
         builder.add(number, tokens, tags, intent, language or locale.split("-", 1)[0],
                     **{key: value for key, value in optional.items() if value})
     return builder.finish()
@@ -85,6 +93,10 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
                 raise FormatError(f"utterance {utterance.source or index + 1} has a token with "
                                   f"'[' or ']', which MASSIVE's annot_utt cannot express",
                                   path=str(path))
+            if any(set("[]:") & set(label) for label in utterance.slot_types):
+                raise FormatError(f"utterance {utterance.source or index + 1} has a slot type "
+                                  f"with '[', ']' or ':', which MASSIVE's annot_utt cannot "
+                                  f"express", path=str(path))
             pieces = [token if tag == OUTSIDE else None
                       for token, tag in zip(utterance.tokens, utterance.tags)]
             for span in utterance.spans:

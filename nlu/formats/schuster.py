@@ -19,6 +19,7 @@ selects no character, or no token, is reported and skipped; a span that overlaps
 span after expansion is reported and skipped. ``mode="strict"`` raises
 ``SpanAlignmentError`` for each of these. Nothing is dropped silently.
 
+The writer rejects slot types holding ``,`` (the slots column has no escape for it).
 Writer normalisation: column 3 is written as the tokens joined by single spaces, spans and
 token offsets are computed on that text, the locale is ``<language>_XX`` (``th_TH`` for Thai,
 as in the release). Reading the written file gives back the same tokens, tags, intent and
@@ -154,7 +155,11 @@ def _misaligned(builder: ReportBuilder, line: int, message: str) -> None:
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
     with atomic_open(path) as stream:
-        for utterance in utterances:
+        for index, utterance in enumerate(utterances):
+            if any("," in label for label in utterance.slot_types):
+                raise FormatError(f"utterance {utterance.source or index + 1} has a slot type "
+                                  f"with ',', which the slots column cannot express",
+                                  path=str(path))
             offsets, position = [], 0
             for token in utterance.tokens:
                 offsets.append((position, position + len(token)))

@@ -11,7 +11,8 @@ token boundary (so ``"John"`` + ``"'s"`` are two tokens). Tokens of an entity ch
 Encoding: files are read with ``errors="surrogatepass"`` as the Snips README says
 (``train_PlayMusic_full.json`` holds one emoji as a CESU-8 surrogate pair); surrogate pairs
 are joined into the real character before parsing. The language is ``language`` if given,
-else ``en``.
+else ``en``. Chunk texts and entities must be JSON strings; a control character in the text
+(148 utterances of the training files hold a ``"\\n"``) becomes a space in ``text``.
 ``source`` is ``file:line`` of the utterance's ``"data"`` key.
 
 Writer normalisation: utterances are grouped by intent (intents in order of first
@@ -29,8 +30,8 @@ from typing import Sequence
 
 from nlu.atomic import atomic_open
 from nlu.errors import EncodingError, FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, read_text
-from nlu.utterance import OUTSIDE, Utterance, ValidationMode
+from nlu.formats.base import ReadReport, ReportBuilder, parse_json, read_text
+from nlu.utterance import CONTROL, OUTSIDE, Utterance, ValidationMode, check_string
 
 DEFAULT_LANGUAGE = "en"
 # A "data" key (a quote inside a JSON string value is always escaped, so this never
@@ -44,10 +45,7 @@ def read(path: Path, *, language: str | None = None,
         text = _join_surrogates(read_text(path, errors="surrogatepass"))
     except EncodingError as error:
         raise error.at(path=str(path)) from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise FormatError(f"not JSON: {error.msg}", path=str(path), line=error.lineno) from None
+    document = parse_json(text, path)
     if not isinstance(document, dict):
         raise FormatError('expected {"<Intent>": [{"data": [...]}, ...]}', path=str(path), line=1)
     data_lines = _line_numbers(text, [match.start() for match in DATA_KEY.finditer(text)])
@@ -59,13 +57,14 @@ def read(path: Path, *, language: str | None = None,
         for example in examples:
             line = data_lines[index] if index < len(data_lines) else 1
             index += 1
-            try:
-                chunks = example["data"]
+            chunks = example.get("data") if isinstance(example, dict) else None
+            if not isinstance(chunks, list) or not all(isinstance(chunk, dict) and "text" in chunk
+                                                       for chunk in chunks):
+                raise FormatError('expected {"data": [{"text": ...}, ...]}', path=str(path),
+                                  line=line)
+            with builder.located(line):
                 tokens, tags = _tokens_and_tags(chunks)
-                utterance_text = "".join(chunk["text"] for chunk in chunks)
-            except (KeyError, TypeError) as error:
-                raise FormatError(f"expected {{\"data\": [{{\"text\": ...}}, ...]}} ({error!r})",
-                                  path=str(path), line=line) from None
+            utterance_text = CONTROL.sub(" ", "".join(chunk["text"] for chunk in chunks))
             builder.add(line, tokens, tags, intent, language or DEFAULT_LANGUAGE,
                         text=utterance_text)
     return builder.finish()
@@ -75,6 +74,8 @@ def _tokens_and_tags(chunks: list[dict]) -> tuple[list[str], list[str]]:
     tokens: list[str] = []
     tags: list[str] = []
     for chunk in chunks:
+        check_string(chunk["text"], "text")
+        check_string(chunk.get("entity"), "entity", optional=True)
         words = chunk["text"].split()
         entity = chunk.get("entity")
         tokens.extend(words)
