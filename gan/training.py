@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from nlu.atomic import atomic_open
+from nlu.rundir import RunDirLock
 from nlu.utterance import Utterance
 
 from gan.config import GanConfig
@@ -54,8 +55,9 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _train_gan(train, config, run_dir=Path(run_dir), tracking_uri=tracking_uri,
-                          resume=resume, nlu_model=nlu_model, heldout=heldout)
+        with RunDirLock(run_dir):  # one live process per folder; stale temporaries removed
+            return _train_gan(train, config, run_dir=Path(run_dir), tracking_uri=tracking_uri,
+                              resume=resume, nlu_model=nlu_model, heldout=heldout)
     finally:
         torch.set_num_threads(threads)
 

@@ -54,6 +54,7 @@ import yaml
 
 from nlu.atomic import write_json
 from nlu.errors import NluDataError
+from nlu.rundir import RunDirLock
 from nlu.dataset import DataSpec, read_spec
 from nlu.utterance import Utterance
 from multilingual.regimes import REGIME_NAMES
@@ -346,10 +347,15 @@ def run(config: JobConfig, *, tracking_uri: str | None = None,
     previous_run = _stored_run_id(run_dir, uri) if resume else None
     resolved = config.resolved()
 
-    with tracking.start_run(config.tracking.experiment, uri, run_id=previous_run,
-                            run_name=f"{config.data.target_language}-{config.regime}",
-                            tags={"regime": config.regime,
-                                  "target_language": config.data.target_language}) as active:
+    # one live process per run folder (a second --resume is refused, naming the first)
+    with RunDirLock(run_dir), tracking.start_run(config.tracking.experiment, uri,
+                                                 run_id=previous_run,
+                                                 run_name=f"{config.data.target_language}-"
+                                                          f"{config.regime}",
+                                                 tags={"regime": config.regime,
+                                                       "target_language":
+                                                           config.data.target_language}
+                                                 ) as active:
         run_id = active.info.run_id
         write_json(run_dir / RUN_ID_FILENAME, {"run_id": run_id, "tracking_uri": uri})
         if previous_run is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -40,6 +41,23 @@ def _create_beside(path: Path) -> tuple[int, str]:
             return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
         except FileExistsError:  # a name already taken: draw another
             continue
+
+
+# The temporary names ``_create_beside`` makes: ``.<name>.<12 hex digits>.tmp``
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+
+
+def remove_stale_temporaries(directory: Path | str) -> list[Path]:
+    """Delete the temporary files a killed writer left anywhere under ``directory`` (only
+    names of this module's own pattern); return them. Call it only while no writer can be
+    working there (``nlu.rundir.RunDirLock`` held), or it would delete a live write's file."""
+    removed = []
+    for path in Path(directory).rglob(".*.tmp"):
+        if TEMPORARY_NAME.fullmatch(path.name) and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def write_json(path: Path | str, payload: Any) -> None:

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from nlu.atomic import save_torch, write_json
 from nlu.devices import DeviceConfig, is_primary_process
+from nlu.rundir import RunDirLock
 from nlu.model import (ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, char_ids,
                        pretrained_piece_matrix)
 from nlu.tokenizer import PAD_ID, SubwordTokenizer
@@ -283,6 +284,30 @@ class ReshuffleEveryEpoch(Callback):
         self.sampler.set_epoch(state_dict["epoch"] + 1)
 
 
+class RandomState(Callback):
+    """The random generators' states in every checkpoint, restored on resume, so a resumed
+    run draws the same dropout masks (and piece dropout) as the uninterrupted run would.
+    (The batch order needs none: it is seeded by the seed and the epoch.)"""
+
+    def state_dict(self) -> dict:
+        name, keys, position, has_gauss, gauss = np.random.get_state()
+        # tensors and plain numbers only: checkpoints are read with weights_only=True
+        state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                 "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss,
+                           gauss]}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        name, keys, position, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        random.setstate(state_dict["python"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
 class DevEvaluation(Callback):
     """Predict the dev set after each training epoch and log ``dev_metrics``."""
 
@@ -381,8 +406,18 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
     """
     if not train:
         raise ValueError("no training utterances")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunDirLock(run_dir):  # one live process per folder; stale temporaries removed
+        return _fit(train, dev, config, vocabulary_text=vocabulary_text,
+                    label_inventory=label_inventory, init_from=init_from,
+                    run_dir=Path(run_dir), tracking_uri=tracking_uri, resume=resume,
+                    metric_prefix=metric_prefix)
+
+
+def _fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: JointModelConfig,
+         *, vocabulary_text: Sequence[Utterance] | None,
+         label_inventory: Sequence[Utterance] | None, init_from: TrainedNlu | None,
+         run_dir: Path, tracking_uri: str | None, resume: bool,
+         metric_prefix: str) -> TrainedNlu:
     torch.set_num_threads(config.num_threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     if init_from is not None:
@@ -411,8 +446,15 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
     loader = DataLoader(encoded, collate_fn=collate, batch_sampler=sampler)
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
                                   monitor="dev_score" if dev else None, mode="max",
-                                  save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks: list[Callback] = [ReshuffleEveryEpoch(sampler), checkpoints]
+                                  save_top_k=1, enable_version_counter=False)
+    # Lightning's save_last writes last.ckpt only in an epoch that also saved a best
+    # checkpoint, so a resume would repeat every epoch since the last improvement: last.ckpt
+    # gets its own callback, listed after the best one so it holds that one's new state.
+    last_checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last",
+                                      monitor=None, save_top_k=1, every_n_epochs=1,
+                                      enable_version_counter=False)
+    callbacks: list[Callback] = [ReshuffleEveryEpoch(sampler), RandomState(), checkpoints,
+                                 last_checkpoint]
     if dev:
         callbacks += [DevEvaluation(dev, model),
                       EarlyStopping(monitor="dev_score", mode="max", patience=config.patience)]

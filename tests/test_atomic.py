@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from nlu.atomic import atomic_open, write_json
+from nlu.atomic import atomic_open, remove_stale_temporaries, write_json
 from nlu.formats import write_utterances
 from nlu.utterance import Utterance
 
@@ -43,3 +43,16 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
         stream.write("half")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_this_modules_leftover_temporaries_are_removed(tmp_path):
+    """A killed writer's ``.<name>.<12 hex>.tmp`` goes; a user's own ``*.tmp`` files stay."""
+    nested = tmp_path / "checkpoints"
+    nested.mkdir()
+    leftover = nested / ".best.ckpt.0123456789ab.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    kept = [tmp_path / "notes.tmp", tmp_path / ".draft.tmp", nested / ".x.0123.tmp"]
+    for path in kept:
+        path.write_text("mine", encoding="utf-8")
+    assert remove_stale_temporaries(tmp_path) == [leftover]
+    assert not leftover.exists() and all(path.exists() for path in kept)
