@@ -211,13 +211,27 @@ def _arms(raw_arms: dict, grid: dict | None, samplers: dict) -> list[Arm]:
     return arms
 
 
+def _subset(items: list, names: Sequence[str] | None, where: str, what: str) -> list:
+    """The ``items`` (tasks or arms) named in ``names``, in the study's order (all if None)."""
+    if names is None:
+        return items
+    unknown = set(names) - {item.name for item in items}
+    if unknown:
+        raise StudyConfigError(f"{where}: unknown {what} {', '.join(sorted(unknown))} "
+                               f"(has: {', '.join(item.name for item in items)})")
+    return [item for item in items if item.name in names]
+
+
 def load_study(path: Path | str, profile: str | None = None,
                data_root: Path | str | None = None,
                seeds: Sequence[int] | None = None,
-               devices: dict[str, Any] | None = None) -> Study:
+               devices: dict[str, Any] | None = None,
+               tasks: Sequence[str] | None = None,
+               arms: Sequence[str] | None = None) -> Study:
     """Read a study YAML, apply ``profile``, validate it into a ``Study``; ``data_root`` and
     ``seeds`` override the YAML's, ``devices`` (``DeviceConfig`` fields) the NLU models' and,
-    as far as one process goes (accelerator, precision), the GANs' device options."""
+    as far as one process goes (accelerator, precision), the GANs' device options; ``tasks``
+    and ``arms`` keep a subset of the profile's (e.g. to split one seed over two processes)."""
     path = Path(path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     profiles = raw.pop("profiles", {}) or {}
@@ -242,17 +256,14 @@ def load_study(path: Path | str, profile: str | None = None,
         if key not in raw:
             raise StudyConfigError(f"{path}: missing top-level key {key!r}")
     samplers = raw.get("samplers") or {}
-    tasks = _tasks(raw["tasks"])
-    arms = _arms(raw["arms"], raw.get("grid"), samplers)
-    if only_tasks is not None:
-        tasks = [task for task in tasks if task.name in only_tasks]
-    if only_arms is not None:
-        unknown = set(only_arms) - {arm.name for arm in arms}
-        if unknown:
-            raise StudyConfigError(f"only_arms: unknown arms {', '.join(sorted(unknown))}")
-        arms = [arm for arm in arms if arm.name in only_arms]
+    task_list = _tasks(raw["tasks"])
+    arm_list = _arms(raw["arms"], raw.get("grid"), samplers)
+    for where, names in (("only_tasks", only_tasks), ("tasks", tasks)):
+        task_list = _subset(task_list, names, where, "tasks")
+    for where, names in (("only_arms", only_arms), ("arms", arms)):
+        arm_list = _subset(arm_list, names, where, "arms")
     source = raw.get("source") or {}
-    for arm in arms:
+    for arm in arm_list:
         if arm.source_aware and "train" not in source:
             raise StudyConfigError(f"arms.{arm.name}.source_aware: the study has no "
                                    "source.train to learn from")
@@ -262,8 +273,8 @@ def load_study(path: Path | str, profile: str | None = None,
         raise StudyConfigError(f"data root {root} is not a folder (set data_root in {path} "
                                "or pass --data-root)")
     study = Study(
-        name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=tasks,
-        arms=arms, seeds=[int(seed) for seed in (seeds or raw["seeds"])], samplers=samplers,
+        name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=task_list,
+        arms=arm_list, seeds=[int(seed) for seed in (seeds or raw["seeds"])], samplers=samplers,
         nlu=raw.get("nlu") or {}, gan=raw.get("gan") or {}, scale=float(augment.get("scale", 1.0)),
         gate=augment.get("gate") or {},
         source_train=_data_spec(source["train"], "source.train") if "train" in source else None,

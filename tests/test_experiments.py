@@ -92,6 +92,14 @@ def test_profiles_grid_and_validation(study_file, tmp_path):
                                                  "gan-token-topp-transferred"]
     assert micro.seeds == [1] and micro.nlu == full.nlu
     assert load_study(study_file, "micro", seeds=[4, 5]).seeds == [4, 5]
+    # --tasks / --arms keep a subset, in the study's order; a name it lacks is an error
+    split = load_study(study_file, "micro", tasks=["xx-cut"], arms=["mle", "none"])
+    assert [task.name for task in split.tasks] == ["xx-cut"]
+    assert [arm.name for arm in split.arms] == ["none", "mle"]
+    with pytest.raises(StudyConfigError, match=r"arms: unknown arms gan-token .*has: none"):
+        load_study(study_file, "micro", arms=["gan-token"])
+    with pytest.raises(StudyConfigError, match="tasks: unknown tasks xx-9"):
+        load_study(study_file, "micro", tasks=["xx-9"])
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump(MICRO_STUDY | {"arms": {"x": {"augment": "magic"}}}))
     with pytest.raises(StudyConfigError, match="magic"):
@@ -141,6 +149,10 @@ def test_cli_reports_a_bad_study_as_an_error(tmp_path, capsys):
     broken.write_text(yaml.safe_dump({"study": "x"}))
     assert main(["experiment", "run", str(broken)]) == 2
     assert "missing top-level key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage_error:
+        main(["experiment", "run", str(broken), "--tasks", "a,,b"])
+    assert usage_error.value.code == 2
+    assert "expected comma-separated names" in capsys.readouterr().err
 
 
 def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):

@@ -10,6 +10,13 @@ from pathlib import Path
 from nlu.devices import add_device_arguments, device_overrides
 
 
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
 def _seeds(text: str) -> list[int]:
     try:
         return [int(seed) for seed in text.split(",")]
@@ -29,6 +36,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                             "(default: the YAML's data_root)")
     run_parser.add_argument("--seeds", type=_seeds, metavar="S1,S2,...",
                             help="run these seeds instead of the YAML's (finished ones are skipped)")
+    run_parser.add_argument("--tasks", type=_names, metavar="T1,T2,...",
+                            help="run only these of the profile's tasks (e.g. to split a seed "
+                            "over two processes, one store each)")
+    run_parser.add_argument("--arms", type=_names, metavar="A1,A2,...",
+                            help="run only these of the profile's arms")
     run_parser.add_argument("--work-dir", type=Path,
                             help="checkpoints and baseline models (default: "
                             ".nlu-bootstrap/experiments/<experiment>)")
@@ -46,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         study = load_study(args.study, args.profile, data_root=args.data_root, seeds=args.seeds,
-                           devices=device_overrides(args))
+                           devices=device_overrides(args), tasks=args.tasks, arms=args.arms)
     except (OSError, StudyConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
