@@ -8,7 +8,10 @@ experiment (tag ``kind=arm``; see ``experiments/runner.py``), and writes to ``ou
   seed shows the mean alone), the best mean of each column in bold; the dev-selected arm per
   task with its test scores; the synthetic-set quality metrics; the number of seeds per cell.
   Per metric, the gain of every generator arm over the upsample arm of the same total size,
-  paired by seed (``equal_size_sections``): the comparison a generator has to win.
+  paired by seed (``equal_size_sections``): the comparison a generator has to win. First of
+  all, the verdict table (``verdict_section``): one generator arm (named, or chosen on dev)
+  against that baseline per task, with the bar of issue 17. ``split="dev"`` makes a report
+  without a single test number, for choosing settings before the test run.
 * PNG plots (matplotlib, Agg): per headline metric, bars per arm with error bars per task;
   BLEU vs self-BLEU of the synthetic sets per sampling setting; the synthetic-set metrics;
   exact match against the training set's size per kind of added data.
@@ -38,8 +41,8 @@ HEADLINE_METRICS = {
     "semer": ("SemER (%, lower is better)", False),
 }
 SPLITS = ("test", "test-focus", "dev", "dev-focus")
-SYNTHETIC_METRICS = ("bleu4", "self_bleu4", "distinct_1", "distinct_2", "novelty", "validity",
-                     "slot_coverage", "nlu_agreement")
+SYNTHETIC_METRICS = ("bleu4", "self_bleu4", "distinct_1", "distinct_2", "novelty", "copy_rate",
+                     "validity", "slot_coverage", "nlu_agreement")
 ARM_ORDER_FIRST = ("none", "upsample", "mle")  # the baselines lead every table
 GRID_FACTORS = ("reward", "sampler", "embeddings")  # of the gan-<reward>-<sampler>-<embeddings> arms
 
@@ -83,6 +86,16 @@ def summarize(values: list[float]) -> Summary:
                    len(values))
 
 
+def with_derived_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` plus ``synthetic/copy_rate``: the share of the generator's well-formed
+    samples that repeat a real target-train utterance (what the gate dropped as copies; the
+    kept set's ``novelty`` is measured after that drop)."""
+    formed = metrics.get("gate/seen", 0.0) - metrics.get("gate/malformed", 0.0)
+    if formed > 0 and "gate/train_copies" in metrics:
+        return metrics | {"synthetic/copy_rate": metrics["gate/train_copies"] / formed}
+    return metrics
+
+
 def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
     """The finished arm runs of ``experiment`` (an unknown experiment is an error)."""
     import mlflow
@@ -97,7 +110,8 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
                               filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
     return [RunRecord(task=run.data.tags["task"], language=run.data.tags["language"],
                       arm=run.data.tags["arm"], seed=run.data.tags["seed"],
-                      sampler=run.data.tags.get("sampler"), metrics=dict(run.data.metrics),
+                      sampler=run.data.tags.get("sampler"),
+                      metrics=with_derived_metrics(dict(run.data.metrics)),
                       reward=run.data.tags.get("reward"),
                       embeddings=run.data.tags.get("embeddings"),
                       family=arm_family(run.data.tags))
@@ -210,9 +224,10 @@ def factor_cells(records: list[RunRecord], factor: str, key_of) -> dict[tuple[st
     return {cell: summarize(values) for cell, values in per_level.items()}
 
 
-def grid_factor_sections(records: list[RunRecord], tasks: list[str]) -> list[str]:
+def grid_factor_sections(records: list[RunRecord], tasks: list[str],
+                         split: str = "test") -> list[str]:
     """One table per grid factor with two or more levels: each level's mean over the other
-    factors, next to the baselines, for test intent accuracy and slot F1 (and the focus
+    factors, next to the baselines, for ``split``'s intent accuracy and slot F1 (and the focus
     split's, where there is one)."""
     sections: list[str] = []
     baselines = [arm for arm in ARM_ORDER_FIRST if any(r.arm == arm for r in records)]
@@ -220,10 +235,10 @@ def grid_factor_sections(records: list[RunRecord], tasks: list[str]) -> list[str
         levels = sorted({getattr(r, factor) for r in records if r.reward not in (None, "mle")})
         if len(levels) < 2:
             continue
-        for split in ("test", "test-focus"):
+        for shown in (split, f"{split}-focus"):
             for metric in ("intent_acc", "slot_f1"):
-                def key_of(record, split=split, metric=metric):
-                    return metric_key(record, split, metric)
+                def key_of(record, shown=shown, metric=metric):
+                    return metric_key(record, shown, metric)
 
                 cells = factor_cells(records, factor, key_of)
                 if not cells:
@@ -231,7 +246,7 @@ def grid_factor_sections(records: list[RunRecord], tasks: list[str]) -> list[str
                 cells.update({cell: summary for cell, summary in table_cells(records, key_of).items()
                               if cell[0] in baselines})
                 title = HEADLINE_METRICS[metric][0]
-                sections += [f"### {factor}, {split}: {title}", "",
+                sections += [f"### {factor}, {shown}: {title}", "",
                              markdown_table(cells, baselines + levels, tasks,
                                             first_header=f"{factor} (adversarial arms) / baseline"),
                              ""]
@@ -243,24 +258,25 @@ def grid_factor_sections(records: list[RunRecord], tasks: list[str]) -> list[str
     return sections
 
 
-def task_sections(records: list[RunRecord], tasks: list[str], arms: list[str]) -> list[str]:
-    """Per task, one table of every test metric per arm (and the focus split's, if any)."""
+def task_sections(records: list[RunRecord], tasks: list[str], arms: list[str],
+                  split: str = "test") -> list[str]:
+    """Per task, one table of every ``split`` metric per arm (and the focus split's, if any)."""
     sections: list[str] = []
     for task in tasks:
         task_records = [record for record in records if record.task == task]
         cells: dict[tuple[str, str], Summary] = {}
         directions: dict[str, bool] = {}
         headers: dict[str, str] = {}
-        for split in ("test", "test-focus"):
+        for shown in (split, f"{split}-focus"):
             for metric, (title, higher_is_better) in HEADLINE_METRICS.items():
-                column = f"{split}/{metric}"
+                column = f"{shown}/{metric}"
                 for (arm, _), summary in table_cells(
-                        task_records, lambda r: metric_key(r, split, metric)).items():
+                        task_records, lambda r: metric_key(r, shown, metric)).items():
                     cells[(arm, column)] = summary
                 directions[column] = higher_is_better
-                headers[column] = f"{split} {title.split(' (')[0]}"
+                headers[column] = f"{shown} {title.split(' (')[0]}"
         columns = [column for column in directions if any(c == column for _, c in cells)]
-        sections += [f"## {task}: every test metric (%)", "",
+        sections += [f"## {task}: every {split} metric (%)", "",
                      markdown_table(cells, [arm for arm in arms if any(a == arm for a, _ in cells)],
                                     columns, higher_is_better=directions, headers=headers), ""]
     return sections
@@ -285,6 +301,14 @@ def equal_size_partner(record: RunRecord, records: list[RunRecord]) -> RunRecord
     return None
 
 
+def mean_over_tasks(per_task: list[Summary]) -> Summary:
+    """The mean of per-task means; its standard error combines theirs (independent tasks)."""
+    errors = [summary.standard_error for summary in per_task]
+    return Summary(statistics.fmean(summary.mean for summary in per_task),
+                   None if None in errors else math.sqrt(sum(e * e for e in errors)) / len(errors),
+                   min(summary.n for summary in per_task))
+
+
 def equal_size_cells(records: list[RunRecord], split: str,
                      metric: str) -> dict[tuple[str, str], Summary]:
     """(generator arm, task) -> the arm's gain over upsampling to the same size, paired by
@@ -300,42 +324,172 @@ def equal_size_cells(records: list[RunRecord], split: str,
     return {cell: summarize(values) for cell, values in gains.items()}
 
 
-def equal_size_sections(records: list[RunRecord], tasks: list[str]) -> list[str]:
+def equal_size_sections(records: list[RunRecord], tasks: list[str],
+                        split: str = "test") -> list[str]:
     """Per metric, every generator arm's gain over upsampling at the same total size (the
     baseline a generator has to beat), per task and averaged over tasks."""
     sections: list[str] = []
-    for split in ("test", "test-focus"):
+    for shown in (split, f"{split}-focus"):
         for metric in VERDICT_METRICS:
-            cells = equal_size_cells(records, split, metric)
+            cells = equal_size_cells(records, shown, metric)
             if not cells:
                 continue
             columns = [task for task in tasks if any(task == cell[1] for cell in cells)]
             arms = arm_order(arm for arm, _ in cells)
-            for arm in arms:  # the mean over tasks: per-task means, their std-errs combined
+            for arm in arms:
                 per_task = [cells[(arm, task)] for task in columns if (arm, task) in cells]
                 if len(per_task) == len(columns) and len(columns) > 1:
-                    errors = [summary.standard_error for summary in per_task]
-                    cells[(arm, "mean")] = Summary(
-                        statistics.fmean(summary.mean for summary in per_task),
-                        None if None in errors else math.sqrt(sum(e * e for e in errors))
-                        / len(errors), min(summary.n for summary in per_task))
-            shown = columns + (["mean"] if len(columns) > 1 else [])
-            sections += [f"## {split}: {HEADLINE_METRICS[metric][0]} gain over upsampling to "
+                    cells[(arm, "mean")] = mean_over_tasks(per_task)
+            table_columns = columns + (["mean"] if len(columns) > 1 else [])
+            sections += [f"## {shown}: {HEADLINE_METRICS[metric][0]} gain over upsampling to "
                          "the same size (points)", "",
                          "Each generator arm minus the upsample arm with as many training "
                          "utterances, paired by seed; > 0: the generated data helps more "
                          "than copies.", "",
-                         markdown_table(cells, arms, shown, higher_is_better=True), ""]
+                         markdown_table(cells, arms, table_columns, higher_is_better=True), ""]
     return sections
 
 
-def report_markdown(experiment: str, records: list[RunRecord]) -> str:
+# -- the verdict ---------------------------------------------------------------------------
+
+# What the verdict asks of the best generated arm (issue 17), in points over upsampling to the
+# same size: new-language tasks (averaged), and the cut intents of a task with focus intents.
+VERDICT_BAR = {"exact_match": 3.0, "slot_f1": 2.0, "focus_intent_acc": 5.0}
+
+
+def has_focus(records: list[RunRecord], task: str, split: str) -> bool:
+    """Whether ``task`` has cut (focus) intents: its runs carry ``<split>-focus`` metrics."""
+    return any(record.task == task and any(key.startswith(f"{split}-focus/")
+                                           for key in record.metrics) for record in records)
+
+
+def verdict_gauge(records: list[RunRecord], task: str, split: str) -> tuple[str, str]:
+    """(split, metric) a task is judged by: intent accuracy on the cut intents where there are
+    any, else exact match (what a joint NLU model gets wholly right)."""
+    if has_focus(records, task, split):
+        return f"{split}-focus", "intent_acc"
+    return split, "exact_match"
+
+
+def choose_on_dev(records: list[RunRecord], tasks: list[str]) -> tuple[str, float] | None:
+    """The generator arm with the largest mean dev gain over upsampling to the same size (in
+    each task's gauge, paired by seed, averaged over tasks), and that gain in points."""
+    gains: dict[str, list[float]] = defaultdict(list)
+    for task in tasks:
+        split, metric = verdict_gauge(records, task, "dev")
+        for (arm, cell_task), summary in equal_size_cells(records, split, metric).items():
+            if cell_task == task:
+                gains[arm].append(summary.mean)
+    complete = {arm: statistics.fmean(values) for arm, values in gains.items()
+                if len(values) == len(tasks)}
+    if not complete:
+        return None
+    arm = max(sorted(complete), key=lambda name: complete[name])
+    return arm, 100 * complete[arm]
+
+
+def verdict_section(records: list[RunRecord], tasks: list[str], split: str,
+                    arm: str, how_chosen: str) -> list[str]:
+    """One table: per task, ``arm`` against the upsample arm of the same size (mean ± se over
+    seeds; the gain paired by seed), the mean over the new-language tasks, and the bar."""
+    columns = [(split, "exact_match"), (split, "slot_f1"), (split, "intent_acc")]
+    if any(has_focus(records, task, split) for task in tasks):
+        columns.append((f"{split}-focus", "intent_acc"))
+    arm_records = [record for record in records if record.arm == arm]
+    pairs = [(record, equal_size_partner(record, records)) for record in arm_records]
+    pairs = [(record, partner) for record, partner in pairs if partner is not None]
+    title = f"## Verdict on {split}: {arm} against upsampling to the same size"
+    if not pairs:
+        return [title, "", f"{how_chosen} It has no upsample arm of the same total size in "
+                "this study, so there is no verdict.", ""]
+
+    def cell(task_pairs, shown, metric) -> tuple[Summary, Summary, Summary] | None:
+        key_pairs = [(r.metrics.get(metric_key(r, shown, metric)),
+                      u.metrics.get(metric_key(u, shown, metric))) for r, u in task_pairs]
+        key_pairs = [(a, b) for a, b in key_pairs if a is not None and b is not None]
+        if not key_pairs:
+            return None
+        return (summarize([b for _, b in key_pairs]), summarize([a for a, _ in key_pairs]),
+                summarize([a - b for a, b in key_pairs]))
+
+    header = ["task", "seeds", "upsample arm"] + [
+        f"{'cut-intent ' if shown.endswith('-focus') else ''}{HEADLINE_METRICS[metric][0]}: "
+        "upsample → generated (gain)" for shown, metric in columns]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * len(columns)]
+    new_language_gains: dict[tuple[str, str], list[Summary]] = defaultdict(list)
+    focus_gains: list[Summary] = []
+    for task in tasks:
+        task_pairs = [(r, u) for r, u in pairs if r.task == task]
+        if not task_pairs:
+            continue
+        rendered = []
+        for shown, metric in columns:
+            found = cell(task_pairs, shown, metric)
+            if found is None:
+                rendered.append("–")
+                continue
+            upsampled, generated, gain = found
+            rendered.append(f"{format_summary(upsampled, 100, 1)} → "
+                            f"{format_summary(generated, 100, 1)} "
+                            f"({100 * gain.mean:+.1f}"
+                            + ("" if gain.standard_error is None
+                               else f" ± {100 * gain.standard_error:.1f}") + ")")
+            if has_focus(records, task, split):
+                if shown.endswith("-focus"):
+                    focus_gains.append(gain)
+            else:
+                new_language_gains[(shown, metric)].append(gain)
+        partners = sorted({u.arm for _, u in task_pairs})
+        lines.append(f"| {task} | {len(task_pairs)} | {', '.join(partners)} | "
+                     + " | ".join(rendered) + " |")
+    verdicts = []
+    if new_language_gains:
+        exact = mean_over_tasks(new_language_gains[(split, "exact_match")])
+        slots = mean_over_tasks(new_language_gains[(split, "slot_f1")])
+        met = (100 * exact.mean >= VERDICT_BAR["exact_match"]
+               and 100 * slots.mean >= VERDICT_BAR["slot_f1"])
+        count = len(new_language_gains[(split, "exact_match")])
+        verdicts.append(
+            f"- New-language tasks ({count}), mean gain: exact match "
+            f"{100 * exact.mean:+.1f} ± {100 * (exact.standard_error or 0):.1f}, slot F1 "
+            f"{100 * slots.mean:+.1f} ± {100 * (slots.standard_error or 0):.1f} points; the bar "
+            f"(≥ {VERDICT_BAR['exact_match']:.0f} and ≥ {VERDICT_BAR['slot_f1']:.0f}) is "
+            f"**{'met' if met else 'not met'}**.")
+    if focus_gains:
+        focus = mean_over_tasks(focus_gains)
+        met = 100 * focus.mean >= VERDICT_BAR["focus_intent_acc"]
+        verdicts.append(
+            f"- Cut intents, gain in their intent accuracy: {100 * focus.mean:+.1f} ± "
+            f"{100 * (focus.standard_error or 0):.1f} points; the bar "
+            f"(≥ {VERDICT_BAR['focus_intent_acc']:.0f}) is **{'met' if met else 'not met'}**.")
+    return [title, "", f"{how_chosen} Cells: mean ± standard error over seeds, in %; the gain "
+            "is paired by seed (the same real data).", "", *lines, "", *verdicts, ""]
+
+
+def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "test",
+                    verdict_arm: str | None = None) -> str:
+    """The report. ``split="dev"`` leaves out every test number (for choosing settings);
+    ``verdict_arm`` is the arm the verdict judges (default: the one chosen on dev)."""
     tasks = sorted({record.task for record in records}, key=task_order)
     arms = arm_order(record.arm for record in records)
-    sections = [f"# Comparison report: {experiment}", "",
+    sections = [f"# Comparison report: {experiment}"
+                + (" (dev only: no test number in it)" if split == "dev" else ""), "",
                 f"{len(records)} finished runs; cells are mean ± standard error over seeds "
                 "(a cell without ± has one seed); the best mean of each column is in bold "
                 "(ties: all). Metrics of the task's target language, in %.", ""]
+    if verdict_arm is not None:
+        if verdict_arm not in arms:
+            raise LookupError(f"verdict arm {verdict_arm!r} has no finished runs "
+                              f"(arms: {', '.join(arms)})")
+        how_chosen = f"The arm named before this run (--verdict-arm {verdict_arm})."
+    else:
+        chosen = choose_on_dev(records, tasks)
+        verdict_arm, how_chosen = (None, "") if chosen is None else (
+            chosen[0], f"The generator arm with the largest mean dev gain over upsampling to "
+                       f"the same size ({chosen[1]:+.1f} points in exact match, or in the cut "
+                       "intents' intent accuracy where a task has them).")
+    if verdict_arm is not None:
+        sections += verdict_section(records, tasks, split, verdict_arm, how_chosen)
 
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for record in records:
@@ -346,21 +500,22 @@ def report_markdown(experiment: str, records: list[RunRecord]) -> str:
                  + " |" for arm in arms]
     sections.append("")
 
-    sections += ["## Arm chosen on dev, scored on test", "", dev_selection(records, tasks, arms),
-                 ""]
-    sections += task_sections(records, tasks, arms)
-    for split in SPLITS:
+    if split == "test":
+        sections += ["## Arm chosen on dev, scored on test", "",
+                     dev_selection(records, tasks, arms), ""]
+    sections += task_sections(records, tasks, arms, split)
+    for shown in (SPLITS if split == "test" else (split, f"{split}-focus")):
         for metric, (title, higher_is_better) in HEADLINE_METRICS.items():
-            cells = table_cells(records, lambda r: metric_key(r, split, metric))
+            cells = table_cells(records, lambda r: metric_key(r, shown, metric))
             if not cells:
                 continue
             columns = [task for task in tasks if any(cell_task == task for _, cell_task in cells)]
-            sections += [f"## {split}: {title}", "",
+            sections += [f"## {shown}: {title}", "",
                          markdown_table(cells, arms, columns, higher_is_better=higher_is_better),
                          ""]
 
-    sections += equal_size_sections(records, tasks)
-    sections += grid_factor_sections(records, tasks)
+    sections += equal_size_sections(records, tasks, split)
+    sections += grid_factor_sections(records, tasks, split)
 
     generator_arms = [arm for arm in arms
                       if any(f"synthetic/{name}" in record.metrics for record in records
@@ -368,8 +523,10 @@ def report_markdown(experiment: str, records: list[RunRecord]) -> str:
     if generator_arms:
         sections += ["## Synthetic sets", "",
                      "BLEU-4 against same-intent real dev utterances and self-BLEU-4 (0-100, "
-                     "sacrebleu); the others are shares in %; kept = share of generated samples "
-                     "that passed the quality gate.", ""]
+                     "sacrebleu); the others are shares in %: novelty of the kept set, copy "
+                     "rate = well-formed samples that repeated a real train utterance (before "
+                     "the gate dropped them); kept = share of generated samples that passed "
+                     "the quality gate.", ""]
         names = [name for name in SYNTHETIC_METRICS
                  if any(f"synthetic/{name}" in record.metrics for record in records)]
         for task in tasks:
@@ -415,9 +572,10 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def plot_arm_bars(records: list[RunRecord], metric: str, title: str, path: Path) -> Path | None:
+def plot_arm_bars(records: list[RunRecord], metric: str, title: str, path: Path,
+                  split: str = "test") -> Path | None:
     """Grouped bars: one group per task, one bar per arm, error bars = std-err over seeds."""
-    cells = table_cells(records, lambda r: metric_key(r, "test", metric))
+    cells = table_cells(records, lambda r: metric_key(r, split, metric))
     if not cells:
         return None
     plt = _pyplot()
@@ -433,7 +591,7 @@ def plot_arm_bars(records: list[RunRecord], metric: str, title: str, path: Path)
                  yerr=[100 * (s.standard_error or 0.0) for s in summaries], capsize=2)
     axes.set_xticks(range(len(tasks)), tasks)
     axes.set_ylabel(title)
-    axes.set_title(f"test {title} per arm (mean ± std-err over seeds)")
+    axes.set_title(f"{split} {title} per arm (mean ± std-err over seeds)")
     axes.legend(fontsize="small", ncols=2)
     path = _save(figure, path)
     plt.close(figure)
@@ -502,14 +660,15 @@ def plot_synthetic_metrics(records: list[RunRecord], path: Path) -> Path | None:
     return path
 
 
-def plot_scale(records: list[RunRecord], metric: str, path: Path) -> Path | None:
-    """Test ``metric`` against the training set's size (multiples of the real target train
+def plot_scale(records: list[RunRecord], metric: str, path: Path,
+               split: str = "test") -> Path | None:
+    """``split``'s ``metric`` against the training set's size (multiples of the real target train
     set), one line per kind of added data (``RunRecord.family``), mean over tasks and seeds."""
     points: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         total = record.metrics.get("data/target_total")
         real = record.metrics.get("data/target_train")
-        value = record.metrics.get(metric_key(record, "test", metric))
+        value = record.metrics.get(metric_key(record, split, metric))
         if total is None or not real or value is None:
             continue
         families = ([record.family] if record.family else  # none: every line's start
@@ -526,8 +685,8 @@ def plot_scale(records: list[RunRecord], metric: str, path: Path) -> Path | None
                   marker="o", label=family)
     axes.set_xscale("log")
     axes.set_xlabel("target training utterances (x the real target train set)")
-    axes.set_ylabel(f"test {HEADLINE_METRICS[metric][0]}")
-    axes.set_title(f"test {HEADLINE_METRICS[metric][0]} against synthetic scale "
+    axes.set_ylabel(f"{split} {HEADLINE_METRICS[metric][0]}")
+    axes.set_title(f"{split} {HEADLINE_METRICS[metric][0]} against synthetic scale "
                    "(mean over tasks and seeds)")
     axes.legend(fontsize="small")
     path = _save(figure, path)
@@ -553,9 +712,13 @@ def collect_stores(experiment: str, tracking_uris: Sequence[str]) -> list[RunRec
 
 
 def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
-                 log_to_mlflow: bool = True, more_tracking_uris: Sequence[str] = ()) -> Path:
+                 log_to_mlflow: bool = True, more_tracking_uris: Sequence[str] = (),
+                 split: str = "test", verdict_arm: str | None = None) -> Path:
     """Write ``report.md`` and the plots to ``out_dir``; log them on a ``kind=compare`` run
-    (in ``tracking_uri``). ``more_tracking_uris``: further stores holding runs of the study."""
+    (in ``tracking_uri``). ``more_tracking_uris``: further stores holding runs of the study;
+    ``split="dev"``: dev numbers only; ``verdict_arm``: see ``report_markdown``."""
+    if split not in ("dev", "test"):
+        raise ValueError(f"split: expected dev or test, got {split!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = collect_stores(experiment, [tracking_uri, *more_tracking_uris])
@@ -563,18 +726,18 @@ def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
         raise LookupError(f"experiment {experiment!r} has no finished arm runs")
     report = out_dir / "report.md"
     with atomic_open(report) as stream:
-        stream.write(report_markdown(experiment, records))
+        stream.write(report_markdown(experiment, records, split=split, verdict_arm=verdict_arm))
     for metric, (title, _) in HEADLINE_METRICS.items():
-        plot_arm_bars(records, metric, title, out_dir / f"test_{metric}.png")
+        plot_arm_bars(records, metric, title, out_dir / f"{split}_{metric}.png", split)
     plot_quality_diversity(records, out_dir / "quality_vs_diversity.png")
     plot_synthetic_metrics(records, out_dir / "synthetic_metrics.png")
-    plot_scale(records, "exact_match", out_dir / "exact_match_vs_scale.png")
+    plot_scale(records, "exact_match", out_dir / "exact_match_vs_scale.png", split)
     if log_to_mlflow:
         import mlflow
 
         from nlu.tracking import start_run
 
-        with start_run(experiment, tracking_uri, run_name="compare",
-                       tags={"kind": "compare", "runs": str(len(records))}):
+        with start_run(experiment, tracking_uri, run_name=f"compare-{split}",
+                       tags={"kind": "compare", "runs": str(len(records)), "split": split}):
             mlflow.log_artifacts(str(out_dir), artifact_path="report")
     return report

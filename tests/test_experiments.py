@@ -245,6 +245,50 @@ def test_arms_differing_only_in_sampler_share_one_generator(study_file, tmp_path
     assert len(trainings) == 2
 
 
+def _record(task, arm, seed, total, exact, slots, intent, focus_intent=None, **tags):
+    from experiments.compare import RunRecord
+
+    metrics = {"data/target_total": total, "data/target_train": 100,
+               f"dev/xx/exact_match": exact, f"dev/xx/slot_f1": slots,
+               f"dev/xx/intent_acc": intent}
+    if focus_intent is not None:
+        metrics["dev-focus/all/intent_acc"] = focus_intent
+    family = "upsample" if arm.startswith("upsample") else "target/lexicon+upsample"
+    return RunRecord(task=task, language="xx", arm=arm, seed=str(seed), sampler=None,
+                     metrics=metrics, family=family, **tags)
+
+
+def test_verdict_pairs_each_seed_with_upsampling_to_the_same_size_and_checks_the_bar():
+    """Two new-language tasks x two seeds: the generated arm gains +4 / +6 exact-match and
+    +1 / +2 slot-F1 points; the 300-utterance upsample arm is its partner, not the 200 one."""
+    from experiments.compare import choose_on_dev, report_markdown, verdict_section
+
+    records = []
+    for task in ("aa", "bb"):
+        for seed in (1, 2):
+            gain = 0.04 if task == "aa" else 0.06
+            slot_gain = 0.01 if task == "aa" else 0.02
+            records += [_record(task, "upsample", seed, 200, 0.10, 0.10, 0.10),
+                        _record(task, "upsample-3x", seed, 300, 0.50 + seed / 100, 0.60, 0.70),
+                        _record(task, "upgen", seed, 300, 0.50 + seed / 100 + gain,
+                                0.60 + slot_gain, 0.70)]
+    assert choose_on_dev(records, ["aa", "bb"]) == ("upgen", pytest.approx(5.0))
+    section = "\n".join(verdict_section(records, ["aa", "bb"], "dev", "upgen", "Named."))
+    assert "| aa | 2 | upsample-3x | 51.5 ± 0.5 → 55.5 ± 0.5 (+4.0 ± 0.0)" in section
+    assert "exact match +5.0 ± 0.0, slot F1 +1.5 ± 0.0 points" in section
+    assert "is **not met**" in section  # the slot gain is under 2 points
+    report = report_markdown("study", records, split="dev")
+    assert report.index("## Verdict on dev: upgen") < report.index("## Seeds per cell")
+    assert "test" not in report.replace("no test number", "")
+    with pytest.raises(LookupError, match="verdict arm 'nope'"):
+        report_markdown("study", records, split="dev", verdict_arm="nope")
+    # a task with cut intents is judged by their intent accuracy
+    cut = [_record("cut", "upsample-3x", 1, 300, 0.5, 0.5, 0.5, focus_intent=0.40),
+           _record("cut", "upgen", 1, 300, 0.5, 0.5, 0.5, focus_intent=0.47)]
+    section = "\n".join(verdict_section(cut, ["cut"], "dev", "upgen", "Named."))
+    assert "Cut intents, gain in their intent accuracy: +7.0" in section and "**met**" in section
+
+
 def test_markdown_table_marks_best_per_column_and_std_err():
     cells = {("a", "t1"): summarize([0.5, 0.7]), ("b", "t1"): summarize([0.4]),
              ("b", "t2"): summarize([0.9])}
@@ -336,10 +380,21 @@ def test_upsample_plus_generated_arms_have_the_stated_sizes_and_meet_upsampling_
     out = tmp_path / "report"
     report = build_report("micro-study", tracking_uri, out, log_to_mlflow=False).read_text()
     assert "## test: exact match (%) gain over upsampling to the same size (points)" in report
-    gains = report.split("gain over upsampling")[1]
+    gains = report.split("## test: exact match (%) gain over upsampling")[1].split("\n## ")[0]
     assert "| upsample-delex-source-1x |" in gains  # met upsample-2x (the same 3 x 18)
     assert "delex-source-3x" not in gains  # 4 x 18: no upsample arm of that size
     assert (out / "exact_match_vs_scale.png").stat().st_size > 0
+    assert "| upsample-delex-source-1x |" in report.split("## Synthetic sets")[1]
+    assert "copy_rate" in report
+    # the dev-only report (for choosing settings) holds no test number; its verdict judges
+    # the one arm with an upsample partner of its size
+    dev_report = build_report("micro-study", tracking_uri, tmp_path / "dev", log_to_mlflow=False,
+                              split="dev").read_text()
+    assert "## Verdict on dev: upsample-delex-source-1x" in dev_report
+    assert "test" not in dev_report.replace("no test number", "")
+    named = build_report("micro-study", tracking_uri, tmp_path / "named", log_to_mlflow=False,
+                         verdict_arm="delex-source-3x").read_text()
+    assert "no upsample arm of the same total size" in named
 
     for arms, message in (({"bad": {"augment": "upsample", "source_aware": True}},
                            "arms.bad: upsample_scale and source_aware"),

@@ -16,6 +16,12 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--more-tracking-uri", action="append", default=[], metavar="URI",
                         help="another store holding runs of the same study (repeatable; e.g. "
                         "one store per process when seeds ran in parallel)")
+    parser.add_argument("--split", choices=("dev", "test"), default="test",
+                        help="dev: a report with dev numbers only, for choosing settings "
+                        "before the test run (default: test, with dev beside it)")
+    parser.add_argument("--verdict-arm", metavar="ARM",
+                        help="the arm the verdict table judges against upsampling to the same "
+                        "size (default: the generator arm with the best dev gain)")
     parser.add_argument("--no-log", action="store_true",
                         help="only write the folder, do not log a compare run to MLflow")
 
@@ -28,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_report(args.experiment, resolve_tracking_uri(args.tracking_uri), out,
                               log_to_mlflow=not args.no_log,
-                              more_tracking_uris=args.more_tracking_uri)
+                              more_tracking_uris=args.more_tracking_uri, split=args.split,
+                              verdict_arm=args.verdict_arm)
     except LookupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
