@@ -1,6 +1,6 @@
 """A source-aware generator at full source scale: training time and generation speed.
 
-    .venv/bin/python benchmarks/source_aware_gan.py [--mle-epochs 5] [--threads 1]
+    .venv/bin/python benchmarks/source_aware_gan.py [--mle-epochs 5] [--threads 1] [--mode both]
 
 Data: the whole xSID English train (43,605 utterances, labels mapped to the 0.7 schema) plus
 the 300 German xSID ``valid`` utterances, from ../shared/data beside the checkout. G is the
@@ -39,6 +39,7 @@ def main() -> None:
                         help="passes over the 43.9k utterances (default 5: ~3,400 steps)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--count", type=int, default=20_000, help="utterances generated in (b)")
+    parser.add_argument("--mode", choices=("delexicalised", "lexicalised", "both"), default="both")
     args = parser.parse_args()
 
     english = LabelMapping.load("xsid-train-0.1-to-0.7").apply(
@@ -46,7 +47,8 @@ def main() -> None:
     german = read_utterances(DATA / "xSID-0.7" / "de.valid.conll", "conll")
     train = english + german
     print(f"data: {len(english)} en + {len(german)} de utterances; torch threads {args.threads}")
-    for delexicalised in (True, False):
+    modes = {"delexicalised": (True,), "lexicalised": (False,), "both": (True, False)}
+    for delexicalised in modes[args.mode]:
         config = GanConfig(mle_epochs=args.mle_epochs, adversarial_steps=0, d_pretrain_steps=50,
                            eval_samples=0, progress_bar=False, threads=args.threads,
                            delexicalised=delexicalised, steps_per_checkpoint=200)
