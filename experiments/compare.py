@@ -393,7 +393,8 @@ def verdict_section(records: list[RunRecord], tasks: list[str], split: str,
     """One table: per task, ``arm`` against the upsample arm of the same size (mean ± se over
     seeds; the gain paired by seed), the mean over the new-language tasks, and the bar."""
     columns = [(split, "exact_match"), (split, "slot_f1"), (split, "intent_acc")]
-    if any(has_focus(records, task, split) for task in tasks):
+    focus_tasks = {task for task in tasks if has_focus(records, task, split)}
+    if focus_tasks:
         columns.append((f"{split}-focus", "intent_acc"))
     arm_records = [record for record in records if record.arm == arm]
     pairs = [(record, equal_size_partner(record, records)) for record in arm_records]
@@ -434,7 +435,7 @@ def verdict_section(records: list[RunRecord], tasks: list[str], split: str,
                             f"({100 * gain.mean:+.1f}"
                             + ("" if gain.standard_error is None
                                else f" ± {100 * gain.standard_error:.1f}") + ")")
-            if has_focus(records, task, split):
+            if task in focus_tasks:
                 if shown.endswith("-focus"):
                     focus_gains.append(gain)
             else:
