@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import signal
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -384,3 +387,49 @@ def test_gan_train_cli_runs_a_job_yaml_with_data_relative_to_it(utterances, tmp_
                  "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
     assert "quality of 10 samples" in capsys.readouterr().out
     assert (tmp_path / "run" / "generator" / "info.json").exists()
+
+
+KILLED_GAN = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[2])
+import torch
+import test_gan_training as here
+from gan.module import GanModule
+from gan.training import train_gan
+
+def die(self):  # kill -9 once epochs 0 .. N-1 are checkpointed, in the adversarial phase
+    if self.trainer.current_epoch == here.GAN_KILLED_AT_EPOCH:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+GanModule.on_train_epoch_start = die
+torch.set_num_threads(1)
+train_gan(here.resume_data(), here.RESUME_CONFIG, run_dir=sys.argv[1], progress_bar=False)
+"""
+# 50 utterances / 16 = 4 batches: 8 MLE, 3 D and 6 adversarial steps, a checkpoint every 4
+RESUME_CONFIG = tiny_config(adversarial_steps=6, eval_samples=0)
+GAN_KILLED_AT_EPOCH = 3
+
+
+def resume_data() -> list[Utterance]:
+    return read_utterances(XSID_DE_VALID, "conll")[:50]
+
+
+def test_a_gan_killed_mid_training_resumes_to_the_uninterrupted_weights(tmp_path):
+    torch.set_num_threads(1)
+    uninterrupted = train_gan(resume_data(), RESUME_CONFIG, run_dir=tmp_path / "uninterrupted")
+
+    run_dir = tmp_path / "killed"
+    killed = subprocess.run([sys.executable, "-c", KILLED_GAN, str(run_dir),
+                             str(Path(__file__).parent)], capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == GAN_KILLED_AT_EPOCH - 1  # a checkpoint every steps_per_checkpoint
+    assert int(last["state_dict"]["steps_done"]) == GAN_KILLED_AT_EPOCH * 4
+
+    resumed = train_gan(resume_data(), RESUME_CONFIG, run_dir=run_dir, resume=True)
+    for part in ("generator", "discriminator"):
+        expected = getattr(uninterrupted, part).state_dict()
+        for name, tensor in getattr(resumed, part).state_dict().items():
+            torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-6,
+                                       msg=f"{part}.{name}")
