@@ -92,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train = sample_train(1000)
-    config = GanConfig(progress_bar=False, threads=args.threads)
+    config = GanConfig(threads=args.threads)
     vocab = Vocabulary.build(train)
     print(f"data: {len(train)} xSID en train utterances (seed 0), vocabulary {len(vocab.tokens)}, "
           f"{len(vocab.tags)} tags, {len(vocab.intents) - 1} intents; threads {args.threads}",
@@ -102,7 +102,7 @@ def main() -> None:
     # max-length gibberish, which no trained generator does).
     with tempfile.TemporaryDirectory() as run_dir:
         start, cpu_start = time.perf_counter(), time.process_time()
-        augmenter = train_gan(train, config, run_dir=run_dir)
+        augmenter = train_gan(train, config, run_dir=run_dir, progress_bar=False)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     quality = {name: round(value, 3) for name, value in augmenter.info.metrics.items()
                if "/" not in name}

@@ -49,16 +49,17 @@ def train_generator(store: Path, utterances: int, mle_epochs: int,
     from gan.config import GanConfig
 
     from gan.training import train_gan
+    from nlu.jobs import TrackingConfig
     from nlu.formats import read_utterances
 
     torch.set_num_threads(1)
     tracking_uri = f"sqlite:///{store}/mlflow.db"
     train = read_utterances(XSID_TRAIN, "xsid-pair")[:utterances]
     config = GanConfig(mle_epochs=mle_epochs, d_pretrain_steps=5, adversarial_steps=0,
-                       steps_per_checkpoint=20, eval_samples=0, progress_bar=False,
-                       seed=seed, experiment="service-load", registered_name="load-gan",
-                       alias="bench")
-    train_gan(train, config, run_dir=store / "gan", tracking_uri=tracking_uri)
+                       steps_per_checkpoint=20, eval_samples=0, seed=seed)
+    train_gan(train, config, run_dir=store / "gan", tracking_uri=tracking_uri,
+              tracking=TrackingConfig("service-load", registered_name="load-gan", alias="bench"),
+              progress_bar=False)
     return tracking_uri, "load-gan@bench"
 
 

@@ -88,8 +88,9 @@ def main() -> int:
     train = sample_train(1000)
     with tempfile.TemporaryDirectory() as scratch:
         old = import_base(args.base, Path(scratch))
-        config = GanConfig(progress_bar=False, adversarial_steps=10, eval_samples=0)
-        new_augmenter = train_gan(train, config, run_dir=Path(scratch) / "run")
+        config = GanConfig(adversarial_steps=10, eval_samples=0)
+        new_augmenter = train_gan(train, config, run_dir=Path(scratch) / "run",
+                                  progress_bar=False)
         old_augmenter = old["augment"].Augmenter(
             new_augmenter.config, new_augmenter.vocab,
             same_weights(new_augmenter.generator, old["generator"].Generator),

@@ -50,11 +50,11 @@ def main() -> None:
     modes = {"delexicalised": (True,), "lexicalised": (False,), "both": (True, False)}
     for delexicalised in modes[args.mode]:
         config = GanConfig(mle_epochs=args.mle_epochs, adversarial_steps=0, d_pretrain_steps=50,
-                           eval_samples=0, progress_bar=False, threads=args.threads,
+                           eval_samples=0, threads=args.threads,
                            delexicalised=delexicalised, steps_per_checkpoint=200)
         with tempfile.TemporaryDirectory() as scratch:
             wall, cpu = time.perf_counter(), time.process_time()
-            augmenter = train_gan(train, config, run_dir=scratch)
+            augmenter = train_gan(train, config, run_dir=scratch, progress_bar=False)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         mode = "delexicalised" if delexicalised else "lexicalised"
         steps = args.mle_epochs * -(-len(train) // config.batch_size)

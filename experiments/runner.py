@@ -2,9 +2,10 @@
 
 A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
 
-* ``study`` / ``experiment``: the study's name (a run tag) and the MLflow experiment.
-* ``data_root``: folder the data paths are relative to (relative to the YAML's folder).
-* ``source``: optional source-language data added to every task's training set
+* ``base``: a YAML this one states only the differences from (``nlu.jobs.read_yaml``).
+* ``study``: the study's name (a run tag); ``tracking.experiment``: its MLflow experiment.
+* ``data.root``: folder the data paths are relative to (relative to the YAML's folder);
+  ``data.source``: optional source-language data added to every task's training set
   (``train``, ``dev``), e.g. English for the new-language study.
 * ``tasks``: the target settings. Each has a ``language``, ``train``/``dev``/``test`` data
   specs and optionally ``fractions`` (one task per fraction of the target train set, named
@@ -14,7 +15,7 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
   share of the target train file as dev (for xSID targets, whose only data is ``valid``).
 * A data spec is ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
   label mapping (``nlu.schema.LabelMapping.load``), ``sample`` keeps about that many
-  utterances (intent-stratified, ``nlu.dataset.sample``).
+  utterances (intent-stratified and seeded, as in every job: ``nlu.jobs.read_data``).
 * ``augment``: ``scale`` (synthetic utterances = scale x the augmentable target train
   utterances) and the quality ``gate`` (``gan.gate.GateConfig`` fields).
 * ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
@@ -30,12 +31,14 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
 * ``seeds``, ``nlu`` (``JointModelConfig`` fields), ``gan`` (``GanConfig`` fields) and
   ``regime`` (``multilingual.regimes``: how source and target data train the NLU model;
   default ``mixed``, one model on both).
-* ``profiles``: name -> a partial study merged over the rest (dicts merge, anything else is
-  replaced); ``only_arms`` / ``only_tasks`` keep a subset.
+* ``profiles``: name -> a partial study deep-merged over the rest (mappings merge, anything
+  else is replaced); ``only_arms`` / ``only_tasks`` keep a subset.
 
-Every run is tagged ``study, task, language, arm, seed`` (plus ``kind=arm``, ``sampler``,
+Every run is an ``nlu.jobs.TrackedRun`` tagged ``study, task, language, arm, seed`` (plus ``kind=arm``, ``sampler``,
 ``reward``, ``embeddings``) and logs dev and test metrics (``EvaluationReport.flat``), the
-synthetic set's quality metrics (``synthetic/...``) and gate counts (``gate/...``). A run
+synthetic set's quality metrics (``synthetic/...``), gate counts (``gate/...``) and how its
+NLU model's training ended (``train/...``: epochs, best epoch, optimiser steps, and whether
+early stopping or the epoch cap ended it). A run
 already FINISHED with the same tags is skipped, so an interrupted study is resumed by running
 the same command again.
 
@@ -46,7 +49,6 @@ generators are kept there too and shared by arms that differ only in their sampl
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import itertools
@@ -59,9 +61,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import yaml
-
 from nlu.dataset import DataSpec, read_spec
+from nlu.jobs import (JobConfigError, TrackedRun, TrackingConfig, data_spec, deep_merge,
+                      read_data, read_yaml, refuse_renamed_keys)
 from nlu.utterance import Utterance
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ EVALUATION_SEED = 0  # sub-samples of dev/test sets are the same for every run
 SYNTHETIC_PREVIEW = 50  # synthetic utterances logged as an artifact per run
 
 
-class StudyConfigError(ValueError):
+class StudyConfigError(JobConfigError):
     """A study YAML is malformed; the message names the offending key."""
 
 
@@ -123,26 +125,11 @@ class Study:
     raw: dict = field(default_factory=dict)  # the resolved YAML, logged with every run
 
 
-def merge(base: dict, override: dict) -> dict:
-    """Deep merge: dicts merge key by key, any other value in ``override`` replaces."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def _data_spec(value: Any, where: str) -> DataSpec:
-    if isinstance(value, str):
-        return DataSpec(path=value)
-    if not isinstance(value, dict) or "path" not in value:
-        raise StudyConfigError(f"{where}: expected a path or a mapping with 'path'")
     try:
-        return DataSpec(**value)
-    except TypeError as error:
-        raise StudyConfigError(f"{where}: {error}") from None
+        return data_spec(value, where)
+    except JobConfigError as error:
+        raise StudyConfigError(str(error)) from None
 
 
 def _tasks(raw_tasks: list[dict]) -> list[Task]:
@@ -222,6 +209,24 @@ def _subset(items: list, names: Sequence[str] | None, where: str, what: str) -> 
     return [item for item in items if item.name in names]
 
 
+MAX_EXTENDS = 8
+
+
+def _profile(profiles: dict, name: str, path: Path, seen: tuple[str, ...] = ()) -> dict:
+    """Profile ``name``, deep-merged over the profile it ``extends`` (if any)."""
+    if name not in profiles:
+        raise StudyConfigError(f"profile {name!r} not in {path} "
+                               f"(has: {', '.join(profiles) or 'none'})")
+    body = dict(profiles[name] or {})
+    parent = body.pop("extends", None)
+    if parent is None:
+        return body
+    if parent in seen or len(seen) >= MAX_EXTENDS:
+        raise StudyConfigError(f"profiles.{name}.extends: a cycle or more than {MAX_EXTENDS} "
+                               f"levels ({' -> '.join((*seen, name, parent))})")
+    return deep_merge(_profile(profiles, parent, path, (*seen, name)), body)
+
+
 def load_study(path: Path | str, profile: str | None = None,
                data_root: Path | str | None = None,
                seeds: Sequence[int] | None = None,
@@ -233,13 +238,23 @@ def load_study(path: Path | str, profile: str | None = None,
     as far as one process goes (accelerator, precision), the GANs' device options; ``tasks``
     and ``arms`` keep a subset of the profile's (e.g. to split one seed over two processes)."""
     path = Path(path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     profiles = raw.pop("profiles", {}) or {}
     if profile is not None:
-        if profile not in profiles:
-            raise StudyConfigError(f"profile {profile!r} not in {path} "
-                                   f"(has: {', '.join(profiles) or 'none'})")
-        raw = merge(raw, profiles[profile])
+        raw = deep_merge(raw, _profile(profiles, profile, path))
+    try:
+        refuse_renamed_keys(raw, {"data_root": "data.root", "source": "data.source",
+                                  "experiment": "tracking.experiment"}, "")
+        data = raw.get("data") or {}
+        default_experiment = f"study-{raw.get('study')}" + (f"-{profile}" if profile else "")
+        tracking = TrackingConfig.from_mapping(raw.get("tracking"),
+                                               default_experiment=default_experiment)
+    except JobConfigError as error:
+        raise StudyConfigError(f"{path}: {error}") from None
+    unknown = set(data) - {"root", "source"}
+    if unknown:
+        raise StudyConfigError(f"{path}: data: unknown key(s) {', '.join(sorted(unknown))}; "
+                               "known: root, source")
     if devices:
         from nlu.devices import with_devices
 
@@ -252,7 +267,7 @@ def load_study(path: Path | str, profile: str | None = None,
             raise StudyConfigError(f"devices: {error}") from None
     only_arms = raw.pop("only_arms", None)
     only_tasks = raw.pop("only_tasks", None)
-    for key in ("study", "experiment", "tasks", "arms", "seeds"):
+    for key in ("study", "tasks", "arms", "seeds"):
         if key not in raw:
             raise StudyConfigError(f"{path}: missing top-level key {key!r}")
     samplers = raw.get("samplers") or {}
@@ -262,18 +277,18 @@ def load_study(path: Path | str, profile: str | None = None,
         task_list = _subset(task_list, names, where, "tasks")
     for where, names in (("only_arms", only_arms), ("arms", arms)):
         arm_list = _subset(arm_list, names, where, "arms")
-    source = raw.get("source") or {}
+    source = data.get("source") or {}
     for arm in arm_list:
         if arm.source_aware and "train" not in source:
             raise StudyConfigError(f"arms.{arm.name}.source_aware: the study has no "
                                    "source.train to learn from")
     augment = raw.get("augment") or {}
-    root = Path(data_root) if data_root is not None else path.parent / raw.get("data_root", ".")
+    root = Path(data_root) if data_root is not None else path.parent / data.get("root", ".")
     if not root.is_dir():
-        raise StudyConfigError(f"data root {root} is not a folder (set data_root in {path} "
+        raise StudyConfigError(f"data root {root} is not a folder (set data.root in {path} "
                                "or pass --data-root)")
     study = Study(
-        name=raw["study"], experiment=raw["experiment"], data_root=root.resolve(), tasks=task_list,
+        name=raw["study"], experiment=tracking.experiment, data_root=root.resolve(), tasks=task_list,
         arms=arm_list, seeds=[int(seed) for seed in (seeds or raw["seeds"])], samplers=samplers,
         nlu=raw.get("nlu") or {}, gan=raw.get("gan") or {}, scale=float(augment.get("scale", 1.0)),
         gate=augment.get("gate") or {},
@@ -315,20 +330,12 @@ _READ_CACHE: dict[tuple, list[Utterance]] = {}
 
 
 def read(spec: DataSpec, root: Path) -> list[Utterance]:
-    """The utterances a spec names, labels mapped (cached: a study reads each file once)."""
+    """The utterances a spec's file holds, labels mapped (cached: a study reads each file
+    once); ``nlu.jobs.read_data`` samples them."""
     key = (spec, str(root))
     if key not in _READ_CACHE:
         _READ_CACHE[key] = read_spec(spec, root)
     return _READ_CACHE[key]
-
-
-def subsample(utterances: Sequence[Utterance], count: int | None, seed: int) -> list[Utterance]:
-    """About ``count`` utterances, stratified by intent (all of them when ``count`` is None)."""
-    from nlu.dataset import sample
-
-    if count is None or count >= len(utterances):
-        return list(utterances)
-    return sample(utterances, fraction=count / len(utterances), seed=seed)
 
 
 @dataclass
@@ -339,10 +346,6 @@ class TaskData:
     dev: list[Utterance]
     test: list[Utterance]
     focus_intents: tuple[str, ...]
-
-    @property
-    def real_train(self) -> list[Utterance]:
-        return self.source_train + self.target_train
 
     @property
     def augmentable(self) -> list[Utterance]:
@@ -359,17 +362,16 @@ def task_data(study: Study, task: Task, seed: int) -> TaskData:
     from nlu.dataset import sample, split
 
     root = study.data_root
-    source_train = (subsample(read(study.source_train, root), study.source_train.sample, seed)
+    source_train = (read_data(study.source_train, root, seed, reader=read)
                     if study.source_train else [])
-    source_dev = (subsample(read(study.source_dev, root), study.source_dev.sample,
-                            EVALUATION_SEED)
+    source_dev = (read_data(study.source_dev, root, EVALUATION_SEED, reader=read)
                   if study.source_dev else [])
-    target_train = subsample(read(task.train, root), task.train.sample, seed)
+    target_train = read_data(task.train, root, seed, reader=read)
     if task.dev is None:
         # the dev set is a seeded, intent-stratified part of the target's only data
         target_train, dev = split(target_train, (1 - task.dev_fraction, task.dev_fraction), seed)
     else:
-        dev = subsample(read(task.dev, root), task.dev.sample, EVALUATION_SEED)
+        dev = read_data(task.dev, root, EVALUATION_SEED, reader=read)
     if task.fraction is not None:
         target_train = sample(target_train, fraction=task.fraction, seed=seed)
     if task.focus_intents:
@@ -379,7 +381,7 @@ def task_data(study: Study, task: Task, seed: int) -> TaskData:
         target_train = kept + cut
     return TaskData(source_train=source_train, source_dev=source_dev, target_train=target_train,
                     dev=dev,
-                    test=subsample(read(task.test, root), task.test.sample, EVALUATION_SEED),
+                    test=read_data(task.test, root, EVALUATION_SEED, reader=read),
                     focus_intents=task.focus_intents)
 
 
@@ -406,7 +408,7 @@ def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
 
 
 def study_gan_config(study: Study, arm: Arm) -> dict:
-    return merge(study.gan, arm.gan)
+    return deep_merge(study.gan, arm.gan)
 
 
 def arm_scale(study: Study, arm: Arm) -> float:
@@ -480,7 +482,7 @@ def trained_generator(study: Study, task: Task, arm: Arm, data: TaskData, seed: 
     return kept_in_work_dir(
         work_dir / task.name / f"seed-{seed}" / "generators" / key, "info.json",
         lambda scratch: train_gan(train, GanConfig.from_dict(gan_settings),
-                                  run_dir=scratch, nlu_model=baseline),
+                                  run_dir=scratch, nlu_model=baseline, progress_bar=False),
         Augmenter.from_dir)
 
 
@@ -558,13 +560,14 @@ def run_one(study: Study, task: Task, arm: Arm, seed: int, *, tracking_uri: str,
     """Train and evaluate one arm on one task with one seed, as one MLflow run."""
     import mlflow
 
-    from nlu.tracking import log_config, start_run
+    from nlu.tracking import log_config
 
     run_dir = work_dir / task.name / f"seed-{seed}" / arm.name
-    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted attempt starts over
     started = time.monotonic()
-    with start_run(study.experiment, tracking_uri, run_name=f"{task.name}/{arm.name}/{seed}",
-                   tags=run_tags(study, task, arm, seed)) as run:
+    with TrackedRun(run_dir, TrackingConfig(experiment=study.experiment), tracking_uri=tracking_uri,
+                    run_name=f"{task.name}/{arm.name}/{seed}",
+                    tags=run_tags(study, task, arm, seed)) as run:
+        shutil.rmtree(run_dir / "nlu", ignore_errors=True)  # an interrupted attempt starts over
         log_config({"study": study.raw, "task": dataclasses.asdict(task),
                     "arm": dataclasses.asdict(arm), "seed": seed}, "study.yaml")
         data = task_data(study, task, seed)
@@ -584,6 +587,7 @@ def run_one(study: Study, task: Task, arm: Arm, seed: int, *, tracking_uri: str,
                               run_dir / "nlu")
         evaluated, markdown = evaluation_metrics(model, data)
         metrics.update(evaluated)
+        metrics.update(training_metrics(model))
         metrics.update({"data/source_train": len(data.source_train),
                         "data/target_train": len(data.target_train),
                         # upsample arms: their copies count as the synthetic set
@@ -596,7 +600,18 @@ def run_one(study: Study, task: Task, arm: Arm, seed: int, *, tracking_uri: str,
         mlflow.log_metrics(metrics)
         mlflow.log_text(markdown, "test_report.md")
         mlflow.set_tag("status", "finished")
-        return run.info.run_id
+        return run.run_id
+
+
+def training_metrics(model) -> dict[str, float]:
+    """How the arm's NLU model trained (``TrainedNlu.training``): ``train/hit_cap`` is 1 when
+    the epoch cap, not early stopping, ended it — a model still learning."""
+    if model.training is None:
+        return {}
+    summary = model.training
+    return {"train/epochs": summary["epochs"], "train/max_epochs": summary["max_epochs"],
+            "train/best_epoch": summary["best_epoch"], "train/steps": summary["steps"],
+            "train/hit_cap": float(not summary["stopped_early"])}
 
 
 # -- the study -----------------------------------------------------------------------------

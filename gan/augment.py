@@ -146,7 +146,7 @@ class Augmenter:
         from gan.models import build_models
 
         path = Path(path)
-        config = GanConfig.from_dict(json.loads((path / "config.json").read_text()))
+        config = GanConfig.from_saved(json.loads((path / "config.json").read_text()))
         vocab = Vocabulary.from_dict(json.loads((path / "vocab.json").read_text()))
         generator, discriminator = build_models(config, vocab, embeddings=None)
         generator.load_state_dict(torch.load(path / "generator.pt", weights_only=True))

@@ -14,6 +14,10 @@ from nlu.config import strict_from_dict
 from nlu.devices import DeviceConfig
 
 REWARDS = ("token", "rollout", "sentence")
+# Where a run is tracked is the job's ``tracking:`` section (``nlu.jobs.TrackingConfig``), not
+# the GAN's: generator folders saved before the move still carry these keys, ignored on load.
+TRACKING_FIELDS = ("experiment", "run_name", "registered_name", "alias")
+RETIRED_FIELDS = (*TRACKING_FIELDS, "progress_bar")
 BASELINES = ("ema", "batch", "none")
 
 
@@ -64,12 +68,7 @@ class GanConfig:
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     # reporting
     eval_samples: int = 500  # generated (top-p 0.9) after training for the quality metrics
-    progress_bar: bool = True
     log_every_n_steps: int = 10
-    experiment: str = "gan"
-    run_name: str | None = None
-    registered_name: str | None = None
-    alias: str | None = None
 
     def __post_init__(self) -> None:
         self.devices = DeviceConfig.from_dict(self.devices)  # a mapping from YAML or JSON
@@ -109,3 +108,9 @@ class GanConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GanConfig":
         return strict_from_dict(cls, data)
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> "GanConfig":
+        """The config a generator folder was saved with (older folders: tracking keys too)."""
+        return cls.from_dict({key: value for key, value in data.items()
+                              if key not in RETIRED_FIELDS})

@@ -2,11 +2,19 @@
 
 ``adversarial_steps=0`` gives the MLE-only generator (the strongest known rival of text
 GANs); otherwise G is fine-tuned adversarially with the ``token``, ``rollout`` or
-``sentence`` reward. Checkpoints go to ``run_dir/checkpoints`` (``last.ckpt`` every
-``steps_per_checkpoint`` steps); ``resume=True`` continues from it. With a tracking URI the run
-is logged to MLflow: params + config YAML, per-step losses and mean rewards, sample
-utterances, quality metrics, and the generator directory as the ``model/`` artifact
-(registered as ``registered_name@alias`` when configured).
+``sentence`` reward. ``train_gan`` is Lightning's three steps:
+
+1. ``build``: the models, the ``GanModule`` schedule and the batches;
+2. inside an ``nlu.jobs.TrackedRun`` (run folder locked, MLflow run started or resumed):
+   ``trainer.fit``, with ``last.ckpt`` (weights, optimisers, schedule position and random
+   states) written every ``steps_per_checkpoint`` steps, so a job killed at any point
+   resumes (``resume=True``) to the weights the uninterrupted run makes;
+3. ``save``: the generator folder, quality metrics of a few samples, and with tracking the
+   run's params, curves, samples and the ``model/`` artifact (registered as
+   ``registered_name@alias`` when the tracking section says so).
+
+A job YAML (``load_job``) names the data, the run folder, ``tracking`` and ``gan``
+(``GanConfig`` fields); ``profiles`` state only what differs from it (``--profile``).
 """
 
 from __future__ import annotations
@@ -14,14 +22,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from nlu.atomic import atomic_open
-from nlu.rundir import RunDirLock
+from nlu.dataset import DataSpec
+from nlu.jobs import (JobConfigError, TrackedRun, TrackingConfig, config_mapping, data_spec,
+                      deep_merge, read_data, read_yaml, refuse_renamed_keys)
 from nlu.utterance import Utterance
 
-from gan.config import GanConfig
+from gan.config import TRACKING_FIELDS, GanConfig
 from gan.lexicon import SlotLexicon, delexicalise
 from gan.models import build_models, load_embeddings
 from gan.sampling import SamplingConfig
@@ -29,6 +40,9 @@ from gan.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from gan.augment import Augmenter
+    from gan.module import GanModule
+
+DEFAULT_EXPERIMENT = "gan"
 
 
 def _write_samples(samples: Sequence[Utterance], path: Path) -> None:
@@ -38,45 +52,52 @@ def _write_samples(samples: Sequence[Utterance], path: Path) -> None:
             stream.write(json.dumps(utterance.to_dict(), ensure_ascii=False) + "\n")
 
 
-def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | str,
-              tracking_uri: str | None = None, resume: bool = False, nlu_model=None,
-              heldout: Sequence[Utterance] | None = None) -> "Augmenter":
-    """Train G and D on ``train``; return the augmenter (also saved in ``run_dir/generator``).
+@dataclass
+class GanParts:
+    """What ``build`` makes: the schedule module and its batches, and what ``save`` needs."""
 
-    ``heldout`` (real utterances not trained on) are the BLEU references of the quality
-    metrics; without them the metrics that need no references are still computed.
-    ``nlu_model`` provides the embeddings when ``config.embeddings == "nlu"``.
-    """
-    import torch
-
-    if not train:
-        raise ValueError("train: no utterances")
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        with RunDirLock(run_dir):  # one live process per folder; stale temporaries removed
-            return _train_gan(train, config, run_dir=Path(run_dir), tracking_uri=tracking_uri,
-                              resume=resume, nlu_model=nlu_model, heldout=heldout)
-    finally:
-        torch.set_num_threads(threads)
+    config: GanConfig  # with the embedding size the pretrained vectors fix
+    vocab: Vocabulary
+    module: "GanModule"
+    loader: Any  # torch DataLoader
+    epochs: int  # one "epoch" = steps_per_checkpoint batches
+    lexicon: SlotLexicon | None
+    train_size: int
 
 
-def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
-               tracking_uri: str | None, resume: bool, nlu_model,
-               heldout: Sequence[Utterance] | None) -> "Augmenter":
+class EpochSampler:
+    """``num_samples`` indices drawn with replacement, seeded by the seed and the epoch.
+
+    Lightning calls ``set_epoch`` before each epoch (a resumed run too, with the epoch it
+    continues at), so a resumed job draws the batches the uninterrupted one would have."""
+
+    def __init__(self, size: int, num_samples: int, seed: int):
+        self.size, self.num_samples, self.seed = size, num_samples, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randint(self.size, (self.num_samples,), generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def build(train: Sequence[Utterance], config: GanConfig, nlu_model=None) -> GanParts:
+    """Step 1: vocabulary, G and D, the three-phase schedule and the batches."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import ModelCheckpoint
-    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+    from torch.utils.data import DataLoader, TensorDataset
 
-    from gan.augment import Augmenter, GeneratorInfo
     from gan.module import GanModule
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     lexicon = None
-    real = train
     if config.delexicalised:
         lexicon = SlotLexicon.build(train)
         train = [delexicalise(utterance) for utterance in train]  # G and D see carrier phrases
@@ -89,85 +110,107 @@ def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
         config = dataclasses.replace(config, embedding_dim=int(embeddings.shape[1]))
     generator, discriminator = build_models(config, vocab, embeddings)
     batches_per_epoch = math.ceil(len(train) / config.batch_size)
-    module = GanModule(generator, discriminator, config, mle_steps=config.mle_epochs * batches_per_epoch)
-
+    module = GanModule(generator, discriminator, config,
+                       mle_steps=config.mle_epochs * batches_per_epoch)
     encoded = vocab.encode(train, config.max_length)
     dataset = TensorDataset(*(torch.from_numpy(encoded[name])
                               for name in ("tokens", "tags", "intents", "languages")))
-    # One "epoch" = steps_per_checkpoint batches drawn with replacement; the phases are
-    # counted in steps by the module, and a checkpoint is written at every epoch end.
-    sampler = RandomSampler(dataset, replacement=True,
-                            num_samples=config.steps_per_checkpoint * config.batch_size,
-                            generator=torch.Generator().manual_seed(config.seed))
+    # The phases are counted in steps by the module; batches are drawn with replacement, and
+    # an "epoch" of steps_per_checkpoint batches ends with a checkpoint.
+    sampler = EpochSampler(len(dataset), config.steps_per_checkpoint * config.batch_size,
+                           config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler)
     epochs = max(1, math.ceil(module.total_steps / config.steps_per_checkpoint))
+    return GanParts(config, vocab, module, loader, epochs, lexicon, len(train))
 
-    checkpoint_dir = run_dir / "checkpoints"
-    last_checkpoint = checkpoint_dir / "last.ckpt"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0,
-                                 every_n_epochs=1)
-    run_id_file = run_dir / "mlflow_run_id"
 
-    run = None
-    logger: Any = False
-    if tracking_uri is not None:
-        from pytorch_lightning.loggers import MLFlowLogger
+def _trainer(parts: GanParts, run_dir: Path, run: TrackedRun, progress_bar: bool):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
 
-        from nlu.tracking import log_config, start_run
+    from nlu.training import ActiveRunLogger, AtomicCheckpointIO, RandomState
 
-        previous_run = run_id_file.read_text().strip() if resume and run_id_file.exists() else None
-        run = start_run(config.experiment, tracking_uri, run_name=config.run_name,
-                        run_id=previous_run, tags={"kind": "gan", "reward": config.reward})
-        with atomic_open(run_id_file) as stream:
-            stream.write(run.info.run_id)
-        if previous_run is None:
-            log_config({**config.to_dict(), "train_utterances": len(train),
-                        "vocabulary": len(vocab.tokens), "tags": len(vocab.tags),
-                        "intents": len(vocab.intents) - 1})
-        logger = MLFlowLogger(tracking_uri=tracking_uri, run_id=run.info.run_id)
+    # last.ckpt after every epoch (Lightning's save_last writes only when it saves a top-k).
+    every_epoch = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                                  save_top_k=1, every_n_epochs=1, enable_version_counter=False)
+    logger = (ActiveRunLogger(tracking_uri=run.tracking_uri, run_id=run.run_id)
+              if run.tracked else False)
+    return pl.Trainer(**parts.config.devices.trainer_kwargs(), max_epochs=parts.epochs,
+                      logger=logger, callbacks=[RandomState(), every_epoch],
+                      enable_progress_bar=progress_bar, enable_model_summary=False,
+                      log_every_n_steps=parts.config.log_every_n_steps, num_sanity_val_steps=0,
+                      default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
+
+
+def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | str,
+              tracking: TrackingConfig | None = None, tracking_uri: str | None = None,
+              resume: bool = False, nlu_model=None,
+              heldout: Sequence[Utterance] | None = None,
+              progress_bar: bool = True) -> "Augmenter":
+    """Train G and D on ``train``; return the augmenter (also saved in ``run_dir/generator``).
+
+    ``tracking`` (or just a ``tracking_uri``, for the default experiment) logs the run to
+    MLflow. ``heldout`` (real utterances not trained on) are the BLEU references of the
+    quality metrics; without them the metrics that need no references are still computed.
+    ``nlu_model`` provides the embeddings when ``config.embeddings == "nlu"``.
+    """
+    import torch
+
+    if not train:
+        raise ValueError("train: no utterances")
+    if tracking is None and tracking_uri is not None:
+        tracking = TrackingConfig(experiment=DEFAULT_EXPERIMENT)
+    run_dir = Path(run_dir)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
-        trainer = pl.Trainer(**config.devices.trainer_kwargs(), max_epochs=epochs, logger=logger,
-                             callbacks=[checkpoint], enable_progress_bar=config.progress_bar,
-                             enable_model_summary=False, log_every_n_steps=config.log_every_n_steps,
-                             num_sanity_val_steps=0, default_root_dir=str(run_dir))
-        trainer.fit(module, loader,
-                    ckpt_path=str(last_checkpoint) if resume and last_checkpoint.exists() else None)
+        parts = build(train, config, nlu_model)
+        with TrackedRun(run_dir, tracking, tracking_uri=tracking_uri, resume=resume,
+                        tags={"kind": "gan", "reward": config.reward}) as run:
+            if run.tracked and not run.resumed:
+                from nlu.tracking import log_config
 
-        source = f"gan:{run.info.run_id}" if run is not None else f"gan:{run_dir.name}"
-        info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
-                             slot_types=vocab.slot_types, source=source)
-        augmenter = Augmenter(config, vocab, module.generator, module.discriminator, info,
-                              lexicon=lexicon)
-        samples: list[Utterance] = []
-        if config.eval_samples:
-            from gan.quality import quality_metrics
+                log_config({**parts.config.to_dict(), "train_utterances": parts.train_size,
+                            "vocabulary": len(parts.vocab.tokens), "tags": len(parts.vocab.tags),
+                            "intents": len(parts.vocab.intents) - 1})
+            last = run_dir / "checkpoints" / "last.ckpt"
+            _trainer(parts, run_dir, run, progress_bar).fit(
+                parts.module, parts.loader, ckpt_path=str(last) if resume and last.exists() else None)
+            return save(parts, train, run, run_dir, heldout)
+    finally:
+        torch.set_num_threads(threads)
 
-            samples = list(augmenter.generate(config.eval_samples, sampling=SamplingConfig(),
-                                              seed=config.seed))
-            metrics = quality_metrics(samples, heldout or [], real)
-            augmenter.info.metrics = {name: float(value) for name, value in metrics.items()}
-            _write_samples(samples, run_dir / "samples.jsonl")
-        model_dir = augmenter.save(run_dir / "generator")
-        if run is not None:
-            _log_outcome(augmenter, samples, run_dir, model_dir, config)
-    except BaseException:
-        if run is not None:
-            import mlflow
 
-            mlflow.end_run(status="FAILED")  # a resumed job reopens the same run
-        raise
-    if run is not None:
-        import mlflow
+def save(parts: GanParts, real: Sequence[Utterance], run: TrackedRun, run_dir: Path,
+         heldout: Sequence[Utterance] | None) -> "Augmenter":
+    """Step 3: the generator folder, its quality metrics, and what the run logs."""
+    from gan.augment import Augmenter, GeneratorInfo
 
-        mlflow.end_run()
+    vocab, config = parts.vocab, parts.config
+    source = f"gan:{run.run_id}" if run.tracked else f"gan:{run_dir.name}"
+    info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
+                         slot_types=vocab.slot_types, source=source)
+    augmenter = Augmenter(config, vocab, parts.module.generator, parts.module.discriminator, info,
+                          lexicon=parts.lexicon)
+    samples: list[Utterance] = []
+    if config.eval_samples:
+        from gan.quality import quality_metrics
+
+        samples = list(augmenter.generate(config.eval_samples, sampling=SamplingConfig(),
+                                          seed=config.seed))
+        metrics = quality_metrics(samples, heldout or [], real)
+        augmenter.info.metrics = {name: float(value) for name, value in metrics.items()}
+        _write_samples(samples, run_dir / "samples.jsonl")
+    model_dir = augmenter.save(run_dir / "generator")
+    if run.tracked:
+        _log_outcome(augmenter, samples, run_dir, model_dir, run)
     return augmenter
 
 
 def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path,
-                 model_dir: Path, config: GanConfig) -> None:
+                 model_dir: Path, run: TrackedRun) -> None:
     import mlflow
-
-    from nlu.tracking import log_model_dir
 
     # Names with "/" (per-intent slot coverage) are valid MLflow metric keys.
     mlflow.log_metrics({f"quality/{name}": value for name, value in augmenter.info.metrics.items()})
@@ -177,71 +220,107 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
                                                         in zip(u.tokens, u.tags))
                              for u in samples)
         mlflow.log_text(readable + "\n", "samples/samples.txt")
-    reference = log_model_dir(model_dir, registered_name=config.registered_name, alias=config.alias)
-    mlflow.set_tag("model_reference", reference)
+    mlflow.set_tag("model_reference", run.log_model(model_dir))
 
 
-def load_job(path: Path | str) -> dict[str, Any]:
-    """A GAN training job from YAML: ``data`` (root, train, heldout, format, language, and
-    optionally ``source``: a path or ``{path, format, language, labels, sample}`` of
-    source-language data the generator learns from too, so it is *source-aware*; ``sample``
-    keeps about that many, intent-stratified), ``run_dir``
-    and ``gan`` (GanConfig fields). Validated here, at the edge. Data paths are relative to
-    ``data.root``, itself relative to the YAML's folder (default: that folder)."""
-    import yaml
+# -- the job YAML --------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class GanJob:
+    """A GAN training job, as its YAML describes it (``load_job``)."""
+
+    root: Path  # data paths are relative to this
+    train: DataSpec
+    heldout: DataSpec | None  # BLEU references of the quality metrics, never trained on
+    source: DataSpec | None  # source-language data G learns from too: a source-aware G
+    run_dir: Path
+    tracking: TrackingConfig
+    config: GanConfig
+
+    def read(self) -> tuple[list[Utterance], list[Utterance] | None]:
+        """(training utterances: source + target, held-out utterances)."""
+        train = read_data(self.train, self.root, self.config.seed)
+        if self.source is not None:  # source-aware: one generator over both languages
+            train = read_data(self.source, self.root, self.config.seed) + train
+        heldout = (read_data(self.heldout, self.root, self.config.seed)
+                   if self.heldout is not None else None)
+        return train, heldout
+
+
+JOB_KEYS = {"data", "run_dir", "tracking", "gan", "profiles"}
+DATA_KEYS = {"root", "train", "heldout", "format", "language", "source"}
+
+
+def load_job(path: Path | str, profile: str | None = None, *,
+             changes: dict[str, Any] | None = None) -> GanJob:
+    """A GAN job from YAML, validated here, at the edge:
+
+    * ``data``: ``train`` and ``heldout`` (paths; ``format`` and ``language`` apply to both)
+      and optionally ``source`` (a data spec of source-language data the generator learns
+      from too: *source-aware*; ``sample: N`` keeps about N, intent-stratified). Paths are
+      relative to ``data.root``, itself relative to the YAML's folder (default: that folder);
+    * ``run_dir`` (default ``runs/<YAML name>``), ``tracking`` (``nlu.jobs.TrackingConfig``),
+      ``gan`` (``GanConfig`` fields, with ``changes`` over them);
+    * ``profiles``: name -> the differences a variant makes (deep-merged; ``profile``).
+    """
     path = Path(path)
-    job = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = sorted(set(job) - {"data", "run_dir", "gan"})
-    if unknown:
-        raise ValueError(f"{path}: {unknown[0]}: not a job key (data, run_dir, gan)")
-    data = job.get("data") or {}
+    raw = read_yaml(path)
+    try:
+        config_mapping(raw, "job", JOB_KEYS)
+        profiles = config_mapping(raw.get("profiles") or {}, "profiles")
+        if profile is not None:
+            if profile not in profiles:
+                raise JobConfigError(f"no profile {profile!r} (has: "
+                                     f"{', '.join(profiles) or 'none'})", field="profile")
+            raw = deep_merge(raw, config_mapping(profiles[profile], f"profiles.{profile}", JOB_KEYS))
+        return _parse_job(raw, path, profile, changes or {})
+    except JobConfigError as error:
+        raise error.at(path=str(path)) from None
+
+
+def _parse_job(raw: dict, path: Path, profile: str | None, changes: dict[str, Any]) -> GanJob:
+    data = config_mapping(raw.get("data"), "data", DATA_KEYS)
     if "train" not in data:
-        raise ValueError(f"{path}: data.train: missing")
-    root = path.parent / data.get("root", ".")
+        raise JobConfigError("missing", field="data.train")
+    shared = {name: data[name] for name in ("format", "language") if data.get(name) is not None}
+
+    def spec(name: str) -> DataSpec | None:
+        if data.get(name) is None:
+            return None
+        value = data[name] if isinstance(data[name], dict) else {"path": data[name]}
+        return data_spec(shared | value, f"data.{name}")
+
+    gan = dict(config_mapping(raw.get("gan") or {}, "gan"))
+    refuse_renamed_keys(gan, {name: f"tracking.{name}" for name in TRACKING_FIELDS}, "gan")
+    try:
+        config = GanConfig.from_dict(gan | changes)
+    except (TypeError, ValueError) as error:
+        raise JobConfigError(str(error), field="gan") from None
+    run_dir = raw.get("run_dir") or Path("runs") / (f"{path.stem}-{profile}" if profile
+                                                    else path.stem)
     source = data.get("source")
-    if source is not None:
-        from nlu.dataset import DataSpec
-
-        try:
-            source = DataSpec(**source) if isinstance(source, dict) else DataSpec(path=source)
-        except TypeError as error:
-            raise ValueError(f"{path}: data.source: {error}") from None
-        if not isinstance(source.path, str):
-            raise ValueError(f"{path}: data.source: expected a path or a mapping with 'path'")
-    data = {**data, "train": root / data["train"], "root": root, "source": source,
-            "heldout": root / data["heldout"] if data.get("heldout") else None}
-    return {"data": data, "run_dir": Path(job.get("run_dir") or Path("runs") / path.stem),
-            "config": GanConfig.from_dict(job.get("gan") or {})}
+    return GanJob(root=path.parent / data.get("root", "."), train=spec("train"),
+                  heldout=spec("heldout"),
+                  source=data_spec(source, "data.source") if source is not None else None,
+                  run_dir=Path(run_dir),
+                  tracking=TrackingConfig.from_mapping(raw.get("tracking"),
+                                                       default_experiment=DEFAULT_EXPERIMENT),
+                  config=config)
 
 
-def train_job(path: Path | str, *, tracking_uri: str | None = None,
+def train_job(path: Path | str, *, profile: str | None = None, tracking_uri: str | None = None,
               resume: bool = False, devices: dict[str, Any] | None = None,
-              changes: dict[str, Any] | None = None) -> "Augmenter":
+              changes: dict[str, Any] | None = None, progress_bar: bool = True) -> "Augmenter":
     """Read a job YAML (see ``load_job``) and its data, then ``train_gan``; ``devices``
     overrides fields of the config's ``devices`` (``DeviceConfig``), ``changes`` other
     GanConfig fields (e.g. ``delexicalised``)."""
-    from nlu.dataset import read_spec
     from nlu.devices import with_devices
-    from nlu.formats import read_utterances
-    from nlu.tracking import resolve_tracking_uri
 
-    job = load_job(path)
-    if devices or changes:
-        job["config"] = GanConfig.from_dict(with_devices(job["config"].to_dict(), devices or {})
-                                            | (changes or {}))
-    data = job["data"]
-    train = read_utterances(data["train"], data.get("format"), language=data.get("language"))
-    if data["source"] is not None:  # source-aware: one generator over both languages
-        source = read_spec(data["source"], data["root"])
-        if data["source"].sample is not None and data["source"].sample < len(source):
-            from nlu.dataset import sample
-
-            source = sample(source, fraction=data["source"].sample / len(source),
-                            seed=job["config"].seed)  # intent-stratified
-        train = source + train
-    heldout = (read_utterances(data["heldout"], data.get("format"), language=data.get("language"))
-               if data.get("heldout") else None)
-    return train_gan(train, job["config"], run_dir=job["run_dir"],
-                     tracking_uri=resolve_tracking_uri(tracking_uri), resume=resume,
-                     heldout=heldout)
+    job = load_job(path, profile, changes=changes)
+    if devices:
+        config = GanConfig.from_dict(with_devices(job.config.to_dict(), devices))
+        job = dataclasses.replace(job, config=config)
+    train, heldout = job.read()
+    return train_gan(train, job.config, run_dir=job.run_dir, tracking=job.tracking,
+                     tracking_uri=tracking_uri, resume=resume, heldout=heldout,
+                     progress_bar=progress_bar)

@@ -29,42 +29,35 @@ The config (LightningCLI style: one section per concern; see experiments/bootstr
     run_dir: runs/bootstrap-xsid-de  # checkpoints, models and the MLflow run id (relative to CWD)
 
 A data spec is a path or ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
-label mapping (``nlu.schema.LabelMapping.load``) and ``sample`` keeps that many utterances
-(seeded), e.g. to cut a large source set down for time.
+label mapping (``nlu.schema.LabelMapping.load``) and ``sample`` keeps about that many
+utterances, intent-stratified and seeded (``nlu.jobs.read_data``, as in every job), e.g. to
+cut a large source set down for time.
 
 ``run`` trains the regime, evaluates on dev and test (per language, ``nlu.metrics``), trains
 the MaxEnt domain classifier on the same labelled data, and logs to one MLflow run: the
 resolved config as params and ``config.yaml``, the YAML as written as ``job.yaml``, per-epoch
 curves, final metrics (``test/<language>/intent_acc`` ...), the reports as markdown and JSON,
 and the model directory (joint model + ``domain.joblib``) as the ``model/`` artifact,
-optionally registered as ``name@alias``. The run id is stored in ``run_dir/mlflow_run.json``:
-``resume=True`` continues the same run from the last checkpoint.
+optionally registered as ``name@alias``. The run is an ``nlu.jobs.TrackedRun``: its id is
+stored in ``run_dir/mlflow_run.json`` and ``resume=True`` continues the same run from the last
+checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
-from nlu.atomic import write_json
-from nlu.errors import NluDataError
-from nlu.rundir import RunDirLock
-from nlu.dataset import DataSpec, read_spec
+from nlu.dataset import DataSpec
+from nlu.jobs import (JobConfigError, TrackedRun, TrackingConfig, config_mapping, data_spec,
+                      read_data, read_yaml)
 from nlu.utterance import Utterance
 from multilingual.regimes import REGIME_NAMES
 
-RUN_ID_FILENAME = "mlflow_run.json"
 DOMAIN_FILENAME = "domain.joblib"
-
-
-class JobConfigError(NluDataError):
-    """A bootstrap job config is malformed; ``field`` names the offending key."""
+DEFAULT_EXPERIMENT = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -78,14 +71,6 @@ class DataConfig:
     target_fraction: float | None = None
     target_per_intent: int | None = None
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
-    experiment: str = "bootstrap"
-    uri: str | None = None
-    registered_name: str | None = None
-    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,51 +118,32 @@ def _plain(value: Any) -> Any:
 def load_config(path: Path | str) -> JobConfig:
     """Read and validate a job YAML; ``JobConfigError`` names the file and the bad field."""
     path = Path(path)
+    raw = read_yaml(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise JobConfigError(f"cannot read the config: {error.strerror}", path=str(path)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise JobConfigError(f"not valid YAML: {error}", path=str(path)) from None
-    try:
-        return parse_config(raw, base=path.parent, source_yaml=text)
+        return parse_config(raw, base=path.parent, source_yaml=path.read_text(encoding="utf-8"))
     except JobConfigError as error:
         raise error.at(path=str(path)) from None
 
 
 def parse_config(raw: Any, *, base: Path | str = ".", source_yaml: str = "") -> JobConfig:
     """Validate a config mapping (as loaded from YAML); ``base`` anchors ``data.root``."""
-    section = _mapping(raw, "config", {"model", "finetune_model", "data", "regime", "tracking",
-                                       "run_dir"})
-    model = _mapping(section.get("model") or {}, "model")
-    finetune_model = _mapping(section.get("finetune_model") or {}, "finetune_model")
+    section = config_mapping(raw, "config", {"model", "finetune_model", "data", "regime",
+                                             "tracking", "run_dir"})
+    model = config_mapping(section.get("model") or {}, "model")
+    finetune_model = config_mapping(section.get("finetune_model") or {}, "finetune_model")
     _check_model_fields(model, "model")
     _check_model_fields({**model, **finetune_model}, "finetune_model")
     regime = section.get("regime")
     _check_regime(regime, "regime")
     if "run_dir" not in section:
         raise JobConfigError("missing: the folder for checkpoints and the run id", field="run_dir")
-    tracking = _mapping(section.get("tracking") or {}, "tracking",
-                        {"experiment", "uri", "registered_name", "alias"})
-    if tracking.get("alias") and not tracking.get("registered_name"):
-        raise JobConfigError("an alias needs a registered_name", field="tracking.alias")
+    tracking = TrackingConfig.from_mapping(section.get("tracking"),
+                                           default_experiment=DEFAULT_EXPERIMENT)
     data = _data_config(section.get("data"), Path(base))
     _check_regime_data(regime, data)
-    return JobConfig(model=model, data=data, regime=regime, tracking=TrackingConfig(**tracking),
+    return JobConfig(model=model, data=data, regime=regime, tracking=tracking,
                      run_dir=Path(section["run_dir"]), finetune_model=finetune_model,
                      source_yaml=source_yaml)
-
-
-def _mapping(value: Any, where: str, allowed: set[str] | None = None) -> dict:
-    if not isinstance(value, dict):
-        raise JobConfigError(f"expected a mapping, got {type(value).__name__}", field=where)
-    unknown = sorted(set(value) - allowed) if allowed is not None else []
-    if unknown:
-        raise JobConfigError(f"unknown key(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(allowed))}", field=where)
-    return value
 
 
 def _check_regime(regime: Any, where: str) -> None:
@@ -206,7 +172,7 @@ def _check_model_fields(values: dict, where: str) -> None:
 
 
 def _data_config(raw: Any, base: Path) -> DataConfig:
-    data = _mapping(raw, "data", {"root", "source", "target_language", "target_train",
+    data = config_mapping(raw, "data", {"root", "source", "target_language", "target_train",
                                   "target_fraction", "target_per_intent", "dev", "test", "seed"})
     for required in ("target_language", "test"):
         if not data.get(required):
@@ -240,29 +206,18 @@ def _data_specs(raw: Any, where: str, root: Path) -> tuple[DataSpec, ...]:
     specs = []
     for index, item in enumerate(raw):
         here = f"{where}[{index}]"
-        if isinstance(item, str):
-            item = {"path": item}
-        item = _mapping(item, here, {field.name for field in dataclasses.fields(DataSpec)})
-        if "path" not in item:
-            raise JobConfigError("missing", field=f"{here}.path")
-        if not (root / item["path"]).exists():
-            raise JobConfigError(f"{root / item['path']} does not exist", field=f"{here}.path")
-        specs.append(DataSpec(**item))
+        spec = data_spec(item, here)
+        if not (root / spec.path).exists():
+            raise JobConfigError(f"{root / spec.path} does not exist", field=f"{here}.path")
+        specs.append(spec)
     return tuple(specs)
 
 
 # -- data ----------------------------------------------------------------------------------
 
 def read_specs(specs: Sequence[DataSpec], root: Path, seed: int) -> list[Utterance]:
-    """Read, label-map and sample every spec; concatenate."""
-    utterances: list[Utterance] = []
-    for spec in specs:
-        part = read_spec(spec, root)
-        if spec.sample is not None and spec.sample < len(part):
-            kept = sorted(random.Random(seed).sample(range(len(part)), spec.sample))
-            part = [part[position] for position in kept]
-        utterances.extend(part)
-    return utterances
+    """Read, label-map and sample every spec (``nlu.jobs.read_data``); concatenate."""
+    return [utterance for spec in specs for utterance in read_data(spec, root, seed)]
 
 
 @dataclass
@@ -341,24 +296,13 @@ def run(config: JobConfig, *, tracking_uri: str | None = None,
                      dev=data.dev or None, run_dir=config.run_dir / config.regime,
                      resume=resume, **options)
         return None
-    uri = tracking.resolve_tracking_uri(tracking_uri or config.tracking.uri)
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    previous_run = _stored_run_id(run_dir, uri) if resume else None
     resolved = config.resolved()
-
-    # one live process per run folder (a second --resume is refused, naming the first)
-    with RunDirLock(run_dir), tracking.start_run(config.tracking.experiment, uri,
-                                                 run_id=previous_run,
-                                                 run_name=f"{config.data.target_language}-"
-                                                          f"{config.regime}",
-                                                 tags={"regime": config.regime,
-                                                       "target_language":
-                                                           config.data.target_language}
-                                                 ) as active:
-        run_id = active.info.run_id
-        write_json(run_dir / RUN_ID_FILENAME, {"run_id": run_id, "tracking_uri": uri})
-        if previous_run is None:
+    with TrackedRun(run_dir, config.tracking, tracking_uri=tracking_uri, resume=resume,
+                    run_name=f"{config.data.target_language}-{config.regime}",
+                    tags={"regime": config.regime,
+                          "target_language": config.data.target_language}) as run:
+        if not run.resumed:
             tracking.log_config(resolved)
             if config.source_yaml:
                 mlflow.log_text(config.source_yaml, "job.yaml")
@@ -366,7 +310,7 @@ def run(config: JobConfig, *, tracking_uri: str | None = None,
 
         model = train_regime(config.regime, data.source, data.target, model_config,
                              dev=data.dev or None, run_dir=run_dir / config.regime,
-                             tracking_uri=uri, resume=resume, **options)
+                             tracking_uri=run.tracking_uri, resume=resume, **options)
 
         model_dir = model.save(run_dir / "model")
         domain_classifier = DomainClassifier(domain_map=SNIPS_DOMAINS)
@@ -384,19 +328,7 @@ def run(config: JobConfig, *, tracking_uri: str | None = None,
             mlflow.log_text(report.to_markdown(), f"reports/{split}.md")
             mlflow.log_dict(report.to_dict(), f"reports/{split}.json")
         mlflow.log_metrics(metrics)
-        model_ref = tracking.log_model_dir(model_dir, registered_name=config.tracking.registered_name,
-                                           alias=config.tracking.alias)
-    return {"run_id": run_id, "tracking_uri": uri, "model_ref": model_ref,
+        model_ref = run.log_model(model_dir)
+    return {"run_id": run.run_id, "tracking_uri": run.tracking_uri, "model_ref": model_ref,
             "model_dir": str(model_dir), "metrics": metrics}
 
-
-def _stored_run_id(run_dir: Path, tracking_uri: str) -> str | None:
-    """The MLflow run a previous attempt of this job started, if it is in this store."""
-    stored = run_dir / RUN_ID_FILENAME
-    if not stored.exists():
-        return None
-    record = json.loads(stored.read_text(encoding="utf-8"))
-    if record.get("tracking_uri") != tracking_uri:
-        raise JobConfigError(f"the run to resume is in {record.get('tracking_uri')}, not in "
-                             f"{tracking_uri}; pass that --tracking-uri", path=str(stored))
-    return record["run_id"]

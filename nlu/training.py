@@ -12,8 +12,10 @@
 * if an MLflow run is active, per-epoch train loss and dev metrics go into that run.
 
 ``TrainedNlu`` is what every later step uses: ``predict`` returns ``Utterance`` records with
-valid IOB2 tags, ``save``/``load`` use a plain directory, and ``word_vectors`` hands the
-learned piece embeddings to the GAN.
+valid IOB2 tags, ``save``/``load`` use a plain directory, ``word_vectors`` hands the
+learned piece embeddings to the GAN, and ``training`` says how the training ended (epochs,
+best epoch, optimiser steps, early stop or epoch cap), so a comparison can show which of its
+models were still learning when the cap stopped them.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from nlu.utterance import OUTSIDE, Utterance, repair_tags
 WEIGHTS_FILENAME = "weights.pt"
 CONFIG_FILENAME = "config.json"
 LABELS_FILENAME = "labels.json"
+TRAINING_FILENAME = "training.json"  # how the training ended (TrainedNlu.training)
 TOKENIZER_DIRNAME = "tokenizer"
 
 
@@ -180,12 +183,16 @@ class TrainedNlu:
     """A trained joint model with its tokenizer and label lists, ready to predict."""
 
     def __init__(self, config: JointModelConfig, tokenizer: SubwordTokenizer,
-                 intents: list[str], tags: list[str], module: JointNluModule):
+                 intents: list[str], tags: list[str], module: JointNluModule,
+                 training: dict[str, int | bool] | None = None):
         self.config = config
         self.tokenizer = tokenizer
         self.intents = intents
         self.tags = tags
         self.module = module
+        # epochs, max_epochs, best_epoch (1-based), steps, stopped_early (False: the cap or
+        # no dev set ended it); None for a model that was not trained by ``fit``
+        self.training = training
 
     def predict(self, utterances: Sequence[Utterance], batch_size: int = 256) -> list[Utterance]:
         """Copies of ``utterances`` (same tokens, language, id...) with the predicted intent
@@ -223,6 +230,8 @@ class TrainedNlu:
         self.tokenizer.save(directory / TOKENIZER_DIRNAME)
         write_json(directory / CONFIG_FILENAME, self.config.to_dict())
         write_json(directory / LABELS_FILENAME, {"intents": self.intents, "tags": self.tags})
+        if self.training is not None:
+            write_json(directory / TRAINING_FILENAME, self.training)
         save_torch(self.module.state_dict(), directory / WEIGHTS_FILENAME)
         return directory
 
@@ -236,7 +245,9 @@ class TrainedNlu:
                                 len(labels["tags"]))
         module.load_state_dict(torch.load(directory / WEIGHTS_FILENAME, weights_only=True))
         module.eval()
-        return cls(config, tokenizer, labels["intents"], labels["tags"], module)
+        training_file = directory / TRAINING_FILENAME
+        training = json.loads(training_file.read_text()) if training_file.exists() else None
+        return cls(config, tokenizer, labels["intents"], labels["tags"], module, training)
 
     @classmethod
     def from_store(cls, reference: str, tracking_uri: str) -> "TrainedNlu":
@@ -455,9 +466,9 @@ def _fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Jo
                                       enable_version_counter=False)
     callbacks: list[Callback] = [ReshuffleEveryEpoch(sampler), RandomState(), checkpoints,
                                  last_checkpoint]
+    early_stopping = EarlyStopping(monitor="dev_score", mode="max", patience=config.patience)
     if dev:
-        callbacks += [DevEvaluation(dev, model),
-                      EarlyStopping(monitor="dev_score", mode="max", patience=config.patience)]
+        callbacks += [DevEvaluation(dev, model), early_stopping]
     logger = _active_run_logger(tracking_uri, metric_prefix)
     if logger is not None:
         _log_device_params(config.devices)
@@ -471,8 +482,13 @@ def _fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Jo
     trainer.fit(module, train_dataloaders=loader,
                 ckpt_path=last if resume and last.exists() else None)
 
+    best_epoch = trainer.current_epoch
     if dev and checkpoints.best_model_path and trainer.is_global_zero:
         best = torch.load(checkpoints.best_model_path, weights_only=True, map_location="cpu")
         module.load_state_dict(best["state_dict"])
+        best_epoch = best["epoch"] + 1  # the checkpoint counts from 0
+    model.training = {"epochs": trainer.current_epoch, "max_epochs": config.max_epochs,
+                      "best_epoch": best_epoch, "steps": trainer.global_step,
+                      "stopped_early": bool(dev) and early_stopping.stopped_epoch > 0}
     module.eval()
     return model

@@ -227,7 +227,7 @@ def run_job(job_id: str, store_path: str, config, tracking_uri: str) -> None:
 
 def _report_progress(store: JobStore, job_id: str, run_dir: Path, tracking_uri: str) -> None:
     """Record the job's MLflow run once it exists, then its latest metrics when they change."""
-    from multilingual.bootstrap import RUN_ID_FILENAME
+    from nlu.jobs import RUN_ID_FILENAME
     from nlu.tracking import client
 
     run_id: str | None = None

@@ -91,9 +91,10 @@ def _train(tmp_path: Path, name: str, tracking_uri: str, *device_flags: str) -> 
     job = {"model": {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "vocab_size": 300,
                      "batch_size": 8, "max_epochs": 3, "lr": 0.01, "dropout": 0.0,
                      "enable_progress_bar": False, "num_threads": 1, "patience": 5},
-           "data": {"root": str(xsid), "source": [{"path": "en.valid.conll", "sample": 24}],
+           # sample: intent-stratified, at least one per intent: 18 + 18 utterances
+           "data": {"root": str(xsid), "source": [{"path": "en.valid.conll", "sample": 16}],
                     "target_language": "de",
-                    "target_train": [{"path": "de.valid.conll", "sample": 12}],
+                    "target_train": [{"path": "de.valid.conll", "sample": 16}],
                     "dev": [{"path": "en.test.conll", "sample": 16}],
                     "test": [{"path": "de.test.conll", "sample": 16}]},
            "regime": "mixed", "tracking": {"experiment": name},

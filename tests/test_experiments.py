@@ -10,6 +10,7 @@ from experiments.compare import build_report, markdown_table, summarize
 from experiments.runner import (StudyConfigError, arm_gate_config, load_study, nlu_config,
                                 run_study, study_gan_config, task_data, trained_generator)
 from nlu.formats import write_utterances
+from nlu.jobs import read_yaml
 from nlu.utterance import Utterance
 from shared_data import SHARED_DATA
 
@@ -41,10 +42,9 @@ def utterances(language, count, seed):
 
 MICRO_STUDY = {
     "study": "micro",
-    "experiment": "micro-study",
-    "data_root": ".",
+    "tracking": {"experiment": "micro-study"},
+    "data": {"root": ".", "source": {"train": "en.train.jsonl", "dev": "en.dev.jsonl"}},
     "seeds": [1, 2, 3],
-    "source": {"train": "en.train.jsonl", "dev": "en.dev.jsonl"},
     "tasks": [
         {"name": "xx", "language": "xx", "fractions": [0.5], "train": "xx.train.jsonl",
          "dev": "xx.dev.jsonl", "test": "xx.test.jsonl"},
@@ -63,8 +63,7 @@ MICRO_STUDY = {
             "enable_progress_bar": False},
     "gan": {"embedding_dim": 8, "tag_dim": 4, "condition_dim": 4, "hidden_dim": 16,
             "d_hidden_dim": 8, "mle_epochs": 1, "d_pretrain_steps": 2, "adversarial_steps": 2,
-            "rollout_n": 2, "batch_size": 16, "steps_per_checkpoint": 5, "eval_samples": 0,
-            "progress_bar": False},
+            "rollout_n": 2, "batch_size": 16, "steps_per_checkpoint": 5, "eval_samples": 0},
     "profiles": {"micro": {"seeds": [1],
                            "only_arms": ["none", "upsample", "mle", "gan-token-topp-transferred"]}},
 }
@@ -131,7 +130,7 @@ def test_shipped_studies_load_with_every_profile(study_path):
     """A typo in a shipped study or one of its profiles fails here, not hours into a run."""
     from gan.config import GanConfig
 
-    profiles = yaml.safe_load(study_path.read_text(encoding="utf-8"))["profiles"]
+    profiles = read_yaml(study_path)["profiles"]  # its own and its base's
     for profile in [None, *profiles]:
         study = load_study(study_path, profile)
         assert study.tasks and study.arms and study.seeds, profile

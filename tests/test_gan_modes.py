@@ -11,11 +11,10 @@ import torch
 from gan.augment import Augmenter
 from gan.lexicon import LexiconError, SlotLexicon, delexicalise, placeholder
 from gan.sampling import SamplingConfig
-from gan.training import train_gan
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance, check_iob2
 from shared_data import SHARED_DATA
-from test_gan_training import tiny_config
+from test_gan_training import tiny_config, train_gan
 
 XSID = SHARED_DATA / "xsid/xSID-0.7"
 
@@ -165,7 +164,7 @@ def test_gan_train_cli_learns_from_a_source_and_writes_a_delexicalised_generator
     write_utterances(english, tmp_path / "en.jsonl", "jsonl")
     job = {"data": {"train": "de.conll", "source": {"path": "en.jsonl", "format": "jsonl"}},
            "run_dir": str(tmp_path / "run"),
-           "gan": tiny_config(eval_samples=0).to_dict() | {"experiment": "modes-job"}}
+           "gan": tiny_config(eval_samples=0).to_dict(), "tracking": {"experiment": "modes-job"}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     assert main(["gan", "train", "--config", str(tmp_path / "job.yaml"), "--delexicalised",
                  "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
@@ -191,7 +190,7 @@ def test_the_shipped_source_aware_job_names_existing_data():
 
     from gan.training import load_job
 
-    job = load_job(Path(__file__).resolve().parents[1] / "experiments/gan_xsid_de_source.yaml")
-    assert job["data"]["train"].exists()
-    assert (job["data"]["root"] / job["data"]["source"].path).exists()
-    assert job["data"]["source"].sample == 5000 and job["config"].adversarial_steps == 0
+    job = load_job(Path(__file__).resolve().parents[1] / "experiments/gan_xsid_de.yaml", "source")
+    assert (job.root / job.train.path).exists()
+    assert (job.root / job.source.path).exists()
+    assert job.source.sample == 5000 and job.config.adversarial_steps == 0

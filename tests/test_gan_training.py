@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import signal
+import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -15,12 +20,14 @@ from gan.augment import Augmenter, _spares
 from gan.gate import GateConfig
 from gan.sampling import SamplingConfig
 from gan.config import GanConfig
-from gan.training import train_gan
+from gan.training import train_gan as train_gan_with_bar
 from nlu.formats import read_utterances
+from nlu.jobs import RUN_ID_FILENAME, TrackingConfig
 from nlu.utterance import Utterance, check_iob2
 from shared_data import SHARED_DATA
 
 XSID_DE_VALID = SHARED_DATA / "xsid/xSID-0.7/de.valid.conll"
+train_gan = functools.partial(train_gan_with_bar, progress_bar=False)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +38,7 @@ def utterances() -> list[Utterance]:
 def tiny_config(**changes) -> GanConfig:
     settings = dict(embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=32, d_hidden_dim=16,
                     batch_size=16, mle_epochs=2, d_pretrain_steps=3, adversarial_steps=3,
-                    rollout_n=2, steps_per_checkpoint=4, eval_samples=40, progress_bar=False,
+                    rollout_n=2, steps_per_checkpoint=4, eval_samples=40,
                     log_every_n_steps=1, max_length=20)
     settings.update(changes)
     return GanConfig(**settings)
@@ -265,16 +272,16 @@ def test_mlflow_run_registers_the_generator_and_resume_continues(utterances, tmp
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    config = tiny_config(registered_name="gan-test", alias="candidate", experiment="gan-test")
-    train_gan(utterances[:50], config, run_dir=tmp_path / "run", tracking_uri=uri,
-              heldout=utterances[250:])
+    tracking = TrackingConfig("gan-test", registered_name="gan-test", alias="candidate")
+    train_gan(utterances[:50], tiny_config(), run_dir=tmp_path / "run", tracking=tracking,
+              tracking_uri=uri, heldout=utterances[250:])
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(downloads))
     loaded = Augmenter.load("gan-test@candidate", uri)
     assert list(downloads.iterdir()) == []  # loaded into memory; the download is gone
     assert loaded.info.languages == ["de"] and loaded.info.metrics["count"] == 40
-    run_id = (tmp_path / "run" / "mlflow_run_id").read_text()
+    run_id = json.loads((tmp_path / "run" / RUN_ID_FILENAME).read_text())["run_id"]
     run = MlflowClient(uri).get_run(run_id)
     assert {"d/loss", "adv/reward", "mle/nll", "quality/bleu4"} <= set(run.data.metrics)
     assert run.data.params["reward"] == "rollout"
@@ -282,12 +289,12 @@ def test_mlflow_run_registers_the_generator_and_resume_continues(utterances, tmp
     assert artifacts == {"samples/samples.jsonl", "samples/samples.txt"}
 
     # Resume with more adversarial steps: the same run continues from the last checkpoint.
-    longer = tiny_config(registered_name="gan-test", alias="candidate", experiment="gan-test",
-                         adversarial_steps=6)
+    longer = tiny_config(adversarial_steps=6)
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     steps_before = int(torch.load(checkpoint, weights_only=False)["state_dict"]["steps_done"])
-    train_gan(utterances[:50], longer, run_dir=tmp_path / "run", tracking_uri=uri, resume=True)
-    assert (tmp_path / "run" / "mlflow_run_id").read_text() == run_id
+    train_gan(utterances[:50], longer, run_dir=tmp_path / "run", tracking=tracking,
+              tracking_uri=uri, resume=True)
+    assert json.loads((tmp_path / "run" / RUN_ID_FILENAME).read_text())["run_id"] == run_id
     steps_after = int(torch.load(checkpoint, weights_only=False)["state_dict"]["steps_done"])
     assert steps_after == steps_before + 3  # only the 3 extra adversarial steps ran
     assert mlflow.active_run() is None
@@ -297,10 +304,9 @@ def test_augment_cli_writes_conll_from_a_registered_generator(utterances, tmp_pa
     from service.cli import main
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0,
-                                           registered_name="gan-cli", alias="prod",
-                                           experiment="gan-cli"),
-              run_dir=tmp_path / "run", tracking_uri=uri)
+    train_gan(utterances[:50], tiny_config(adversarial_steps=0, eval_samples=0),
+              run_dir=tmp_path / "run", tracking_uri=uri,
+              tracking=TrackingConfig("gan-cli", registered_name="gan-cli", alias="prod"))
     out = tmp_path / "synthetic.conll"
     code = main(["augment", "--generator", "gan-cli@prod", "--tracking-uri", uri, "--count", "25",
                  "--sampling", "top-p", "--top-p", "0.9", "--seed", "5", "--out", str(out),
@@ -367,13 +373,13 @@ def test_gan_train_cli_runs_a_job_yaml_with_data_relative_to_it(utterances, tmp_
 
     # The shipped jobs name the shared data relative to themselves.
     shipped = load_job(Path(__file__).resolve().parents[1] / "experiments/gan_xsid_de.yaml")
-    assert shipped["data"]["train"].resolve() == XSID_DE_VALID.resolve()
+    assert (shipped.root / shipped.train.path).resolve() == XSID_DE_VALID.resolve()
 
     (tmp_path / "data").mkdir()
     write_utterances(utterances[:40], tmp_path / "data/train.conll", "conll")
     config = dataclasses.asdict(tiny_config(adversarial_steps=2, eval_samples=10))
     job = {"data": {"root": "data", "train": "train.conll", "format": "conll", "language": "de"},
-           "run_dir": str(tmp_path / "run"), "gan": config | {"experiment": "job-test"}}
+           "run_dir": str(tmp_path / "run"), "gan": config, "tracking": {"experiment": "job-test"}}
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs/job.yaml").write_text(yaml.safe_dump(job))
     (tmp_path / "jobs/data").symlink_to(tmp_path / "data")  # root is relative to the YAML
@@ -381,3 +387,49 @@ def test_gan_train_cli_runs_a_job_yaml_with_data_relative_to_it(utterances, tmp_
                  "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
     assert "quality of 10 samples" in capsys.readouterr().out
     assert (tmp_path / "run" / "generator" / "info.json").exists()
+
+
+KILLED_GAN = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[2])
+import torch
+import test_gan_training as here
+from gan.module import GanModule
+from gan.training import train_gan
+
+def die(self):  # kill -9 once epochs 0 .. N-1 are checkpointed, in the adversarial phase
+    if self.trainer.current_epoch == here.GAN_KILLED_AT_EPOCH:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+GanModule.on_train_epoch_start = die
+torch.set_num_threads(1)
+train_gan(here.resume_data(), here.RESUME_CONFIG, run_dir=sys.argv[1], progress_bar=False)
+"""
+# 50 utterances / 16 = 4 batches: 8 MLE, 3 D and 6 adversarial steps, a checkpoint every 4
+RESUME_CONFIG = tiny_config(adversarial_steps=6, eval_samples=0)
+GAN_KILLED_AT_EPOCH = 3
+
+
+def resume_data() -> list[Utterance]:
+    return read_utterances(XSID_DE_VALID, "conll")[:50]
+
+
+def test_a_gan_killed_mid_training_resumes_to_the_uninterrupted_weights(tmp_path):
+    torch.set_num_threads(1)
+    uninterrupted = train_gan(resume_data(), RESUME_CONFIG, run_dir=tmp_path / "uninterrupted")
+
+    run_dir = tmp_path / "killed"
+    killed = subprocess.run([sys.executable, "-c", KILLED_GAN, str(run_dir),
+                             str(Path(__file__).parent)], capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == GAN_KILLED_AT_EPOCH - 1  # a checkpoint every steps_per_checkpoint
+    assert int(last["state_dict"]["steps_done"]) == GAN_KILLED_AT_EPOCH * 4
+
+    resumed = train_gan(resume_data(), RESUME_CONFIG, run_dir=run_dir, resume=True)
+    for part in ("generator", "discriminator"):
+        expected = getattr(uninterrupted, part).state_dict()
+        for name, tensor in getattr(resumed, part).state_dict().items():
+            torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-6,
+                                       msg=f"{part}.{name}")

@@ -178,9 +178,8 @@ def test_the_gan_uses_a_real_trained_model_for_embeddings_and_agreement(trained,
     trained.save(tmp_path / "model")
     config = GanConfig(embeddings=f"nlu:{tmp_path / 'model'}", freeze_embeddings=True,
                        tag_dim=4, condition_dim=4, hidden_dim=16, d_hidden_dim=8, mle_epochs=1,
-                       d_pretrain_steps=0, adversarial_steps=0, eval_samples=0,
-                       progress_bar=False)
-    augmenter = train_gan(data[:32], config, run_dir=tmp_path / "gan")
+                       d_pretrain_steps=0, adversarial_steps=0, eval_samples=0)
+    augmenter = train_gan(data[:32], config, run_dir=tmp_path / "gan", progress_bar=False)
     words = augmenter.vocab.tokens[4:12]
     expected = trained.word_vectors(words)
     table = augmenter.generator.token_embedding.weight.detach().numpy()

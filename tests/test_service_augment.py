@@ -34,6 +34,7 @@ def store(tmp_path_factory):
     from gan.config import GanConfig
 
     from gan.training import train_gan
+    from nlu.jobs import TrackingConfig
     from nlu.tracking import model_run_id
 
     torch.set_num_threads(1)
@@ -42,10 +43,10 @@ def store(tmp_path_factory):
     config = GanConfig(embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=32,
                        d_hidden_dim=16, batch_size=16, mle_epochs=2, d_pretrain_steps=3,
                        adversarial_steps=0, steps_per_checkpoint=4, eval_samples=20,
-                       progress_bar=False, log_every_n_steps=1, max_length=20,
-                       experiment="svc-test", registered_name="svc-gan", alias="prod")
+                       log_every_n_steps=1, max_length=20)
     train_gan(read_utterances(XSID_DE_VALID, "conll")[:50], config, run_dir=root / "gan",
-              tracking_uri=tracking_uri)
+              tracking=TrackingConfig("svc-test", registered_name="svc-gan", alias="prod"),
+              tracking_uri=tracking_uri, progress_bar=False)
     return tracking_uri, model_run_id(GENERATOR, tracking_uri)
 
 

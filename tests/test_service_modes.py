@@ -30,6 +30,7 @@ def store(tmp_path_factory, german):
 
     from gan.config import GanConfig
     from gan.training import train_gan
+    from nlu.jobs import TrackingConfig
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("store")
@@ -38,9 +39,10 @@ def store(tmp_path_factory, german):
         config = GanConfig(embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=32,
                            d_hidden_dim=16, batch_size=16, mle_epochs=2, d_pretrain_steps=3,
                            adversarial_steps=0, steps_per_checkpoint=4, eval_samples=0,
-                           progress_bar=False, max_length=20, delexicalised=delexicalised,
-                           experiment="svc-modes", registered_name=name, alias="prod")
-        train_gan(german, config, run_dir=root / name, tracking_uri=tracking_uri)
+                           max_length=20, delexicalised=delexicalised)
+        train_gan(german, config, run_dir=root / name, tracking_uri=tracking_uri,
+                  tracking=TrackingConfig("svc-modes", registered_name=name, alias="prod"),
+                  progress_bar=False)
     return tracking_uri, root
 
 

@@ -13,6 +13,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     train = actions.add_parser("train", help="train G and D; log the run and the generator")
     train.add_argument("--config", type=Path, required=True,
                        help="job YAML, e.g. experiments/gan_xsid_de.yaml")
+    train.add_argument("--profile", help="a variant named in the job's profiles, e.g. mle")
     train.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                        "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
     train.add_argument("--resume", action="store_true",
@@ -26,7 +27,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gan.training import train_job
 
-    augmenter = train_job(args.config, tracking_uri=args.tracking_uri, resume=args.resume,
+    augmenter = train_job(args.config, profile=args.profile, tracking_uri=args.tracking_uri,
+                          resume=args.resume,
                           devices=device_overrides(args),
                           changes={"delexicalised": True} if args.delexicalised else None)
     metrics = augmenter.info.metrics
