@@ -10,10 +10,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from gan.rewards import reward
 from nlu.config import strict_from_dict
 from nlu.devices import DeviceConfig
 
-REWARDS = ("token", "rollout", "sentence")
 BASELINES = ("ema", "batch", "none")
 
 
@@ -43,7 +43,7 @@ class GanConfig:
     adversarial_steps: int = 100  # 0 = the MLE-only baseline
     g_steps: int = 1
     d_steps: int = 1
-    reward: str = "rollout"
+    reward: str = "rollout"  # a name in gan.rewards.REWARDS
     rollout_n: int = 8
     rollout_update_rate: float = 0.8  # rollout copy <- rate * copy + (1 - rate) * G
     g_lr: float = 5e-3
@@ -98,8 +98,7 @@ class GanConfig:
             # untied, G could write a placeholder outside a slot, where no value can go
             raise ValueError("delexicalised: needs tie_words_to_tags (a placeholder goes only "
                              "with its slot's tags)")
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward: {self.reward!r} is not one of {', '.join(REWARDS)}")
+        reward(self.reward)  # raises, naming the registered rewards
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline: {self.baseline!r} is not one of {', '.join(BASELINES)}")
 
