@@ -56,9 +56,8 @@ class GanConfig:
     seed: int = 0
     steps_per_checkpoint: int = 50
     # torch threads while training (0 = leave torch's setting). One per job, as the studies
-    # and the service run jobs side by side; alone on an idle 2-core machine a second thread
-    # makes rollout steps about 1.4x as fast but a whole training only about 1.15x
-    # (benchmarks/gan_speed.py), and on a shared, busy machine it can cost a lot.
+    # and the service run jobs side by side: alone on an idle machine a second thread speeds
+    # a training up a little (benchmarks/gan_speed.py), on a shared, busy one it can cost a lot.
     threads: int = 1
     # where it trains: one process only (see __post_init__)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
