@@ -23,12 +23,7 @@ from shared_data import SHARED_DATA
 XSID_DE_VALID = SHARED_DATA / "xsid/xSID-0.7/de.valid.conll"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
