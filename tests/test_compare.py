@@ -92,6 +92,12 @@ def test_compare_reads_the_bar_of_a_study_file_and_refuses_one_without(tmp_path)
     bare.write_text("study: x\n")
     with pytest.raises(ValueError, match="bare.yaml has no top-level verdict_bar"):
         study_file_bar(bare)
+    with pytest.raises(ValueError, match="cannot read .*missing.yaml"):
+        study_file_bar(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("verdict_bar: {new_language: [\n")
+    with pytest.raises(ValueError, match="broken.yaml:2: not YAML"):
+        study_file_bar(broken)
 
 
 @pytest.fixture

@@ -56,8 +56,13 @@ def study_file_bar(path: Path):
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"--study: cannot read {path}: {error}") from None
+    except OSError as error:
+        raise ValueError(f"--study: cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ValueError(f"--study: {where}: not YAML ({getattr(error, 'problem', error)})") \
+            from None
     if not isinstance(raw, dict) or "verdict_bar" not in raw:
         raise ValueError(f"--study: {path} has no top-level verdict_bar")
     return VerdictBar.from_dict(raw["verdict_bar"], f"{path}: verdict_bar")
