@@ -8,7 +8,8 @@ a few hundred of; each case is read in repair and strict mode and what reads is 
 CoNLL and read back (``read_or_typed_error``). Prints, per format and in total, the cases
 run, how many read, how many gave a typed error, the untyped exceptions (a failed CoNLL
 round trip counts as one; the first few are shown with their traceback) and the seconds
-taken. Exits 1 if any exception was untyped. Needs the dev extras (hypothesis).
+taken. Exits 1 if any exception was untyped. Needs the dev extras (hypothesis). ``--tiny``
+runs 10 cases per format: it checks that the benchmark runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ def fuzz(fmt: str, cases: int, random_seed: int, folder: Path) -> collections.Co
     return outcomes
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=12_000, help="in total, split evenly")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="10 cases per format")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.cases = 10 * len(JSON_FORMATS)
     total: collections.Counter = collections.Counter()
     started = time.perf_counter()
     print(f"{'format':<11} {'cases':>7} {'read':>7} {'typed error':>12} {'untyped':>8} "

@@ -14,6 +14,9 @@ Data: 1,000 utterances drawn (seed 0) from the xSID English training set, defaul
   (c) wall time of a full ``train_gan`` on the 1,000 utterances (target < 10 min on 2 cores),
       and its CPU time (the machine may be shared: CPU time / threads bounds the wall time
       an idle 2-core machine would need).
+
+``--tiny``: 40 utterances of the bundled sample, tiny models, one step or batch of each, in
+seconds: it checks that the benchmark runs (tests/test_benchmarks.py); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import random
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,10 +41,30 @@ from gan.vocab import Vocabulary
 from nlu.formats import read_utterances
 
 EN_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xsid" / "en-train-v0.1" / "text.en"
+# the bundled sample of the same data (already in the 0.7 schema): what --tiny reads
+BUNDLED_TRAIN = Path(__file__).resolve().parents[1] / "experiments" / "data" / "xsid" / "en-train-sample.jsonl"
 
 
-def sample_train(count: int, seed: int = 0):
-    utterances = read_utterances(EN_TRAIN, "xsid-pair")
+@dataclass(frozen=True)
+class Scale:
+    """How much work each figure measures."""
+    utterances: int = 1000
+    data: Path = EN_TRAIN
+    steps: int = 5  # adversarial steps timed per run in (a)
+    count: int = 20_000  # utterances generated per setting in (b)
+    batch_sizes: tuple[int, ...] = (256, 1024)  # of (b)
+    gan: dict = field(default_factory=dict)  # GanConfig changes
+
+
+TINY = Scale(utterances=40, data=BUNDLED_TRAIN, steps=1, count=64, batch_sizes=(32,),
+             gan=dict(embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=24,
+                      d_hidden_dim=16, max_length=12, batch_size=16, mle_epochs=1,
+                      d_pretrain_steps=2, adversarial_steps=2, rollout_n=2, eval_samples=20,
+                      steps_per_checkpoint=5))
+
+
+def sample_train(count: int, seed: int = 0, path: Path = EN_TRAIN):
+    utterances = read_utterances(path)
     return random.Random(seed).sample(utterances, count)
 
 
@@ -82,17 +106,21 @@ def steps_per_second(reward_function, models, batch, config, steps: int, seed: i
     return steps / best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1,
                         help="for (b) and (c): GanConfig.threads (its default is 1)")
     parser.add_argument("--seed", type=int, default=0, help="draws the batches of (a)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="(a) reports the best of this many runs of each path")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny data, models and runs: checks that it runs")
+    args = parser.parse_args(argv)
+    scale = TINY if args.tiny else Scale()
+    repeats = 1 if args.tiny else args.repeats
     torch.set_num_threads(args.threads)
-    train = sample_train(1000)
-    config = GanConfig(threads=args.threads)
+    train = sample_train(scale.utterances, path=scale.data)
+    config = GanConfig(threads=args.threads, **scale.gan)
     vocab = Vocabulary.build(train)
     print(f"data: {len(train)} xSID en train utterances (seed 0), vocabulary {len(vocab.tokens)}, "
           f"{len(vocab.tags)} tags, {len(vocab.intents) - 1} intents; threads {args.threads}",
@@ -115,21 +143,21 @@ def main() -> None:
     encoded = vocab.encode(train[:config.batch_size], config.max_length)
     batch = (torch.from_numpy(encoded["intents"]), torch.from_numpy(encoded["languages"]))
     models = (augmenter.generator, augmenter.discriminator)
-    for threads in sorted({1, len(os.sched_getaffinity(0))}):
+    for threads in sorted({1, 1 if args.tiny else len(os.sched_getaffinity(0))}):
         torch.set_num_threads(threads)
-        batched = steps_per_second(rewards.rollout_rewards, models, batch, config, 5, args.seed,
-                                   args.repeats)
+        batched = steps_per_second(rewards.rollout_rewards, models, batch, config, scale.steps,
+                                   args.seed, repeats)
         reference = steps_per_second(rewards.rollout_rewards_reference, models, batch, config,
-                                     5, args.seed, args.repeats)
+                                     scale.steps, args.seed, repeats)
         print(f"(a) rollout adversarial steps/s (batch {config.batch_size}, N={config.rollout_n}"
               f", max_length {config.max_length}, {threads} thread(s)): batched {batched:.2f}, "
               f"per-prefix loop {reference:.2f}, speed-up {batched / reference:.1f}x", flush=True)
     torch.set_num_threads(args.threads)
 
-    count = 20_000
+    count = scale.count
     for sampling in (SamplingConfig(method="top-p", top_p=0.9),
                      SamplingConfig(method="temperature", temperature=1.0)):
-        for batch_size in (256, 1024):
+        for batch_size in scale.batch_sizes:
             list(augmenter.generate(batch_size, sampling=sampling, seed=0,
                                     batch_size=batch_size))  # warm-up
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -139,6 +167,7 @@ def main() -> None:
             print(f"(b) generation, {sampling.method}, batch {batch_size}: {valid} valid annotated "
                   f"utterances in {elapsed:.2f} s = {valid / elapsed:,.0f}/s wall, "
                   f"{valid / cpu:,.0f}/s per CPU second", flush=True)
+
 
 if __name__ == "__main__":
     main()

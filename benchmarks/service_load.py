@@ -14,6 +14,10 @@ Without ``--generator`` it first trains a generator with the default GanConfig m
 by MLE only (a few epochs over 2,000 utterances of the xSID English training set: enough to
 end utterances at a natural length, which is what sets the sampling cost) into a temporary
 MLflow store.
+
+``--tiny``: a tiny generator on 40 bundled utterances, one server process, one client, three
+calls of 10 utterances, on loopback: it checks that the benchmark runs
+(tests/test_benchmarks.py); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -39,11 +43,17 @@ sys.path.insert(0, str(REPOSITORY))
 from service import client  # noqa: E402  (after the path set-up, so the script runs anywhere)
 
 XSID_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xsid" / "en-train-v0.1"
+BUNDLED_TRAIN = REPOSITORY / "experiments" / "data" / "xsid" / "en-train-sample.jsonl"
+TINY_GAN = dict(embedding_dim=16, tag_dim=8, condition_dim=8, hidden_dim=24, d_hidden_dim=16,
+                max_length=12, batch_size=16)
+TINY_SETTINGS = dict(levels=[1], count=10, calls=3, seconds=30.0, warmup=1, train_utterances=40,
+                     mle_epochs=1, processes=1)
 
 
 def train_generator(store: Path, utterances: int, mle_epochs: int,
-                    seed: int) -> tuple[str, str]:
-    """A default-sized generator trained briefly; returns (tracking URI, reference)."""
+                    seed: int, tiny: bool = False) -> tuple[str, str]:
+    """A default-sized generator trained briefly (``tiny``: a tiny one on bundled data);
+    returns (tracking URI, reference)."""
     import torch
 
     from gan.config import GanConfig
@@ -54,9 +64,11 @@ def train_generator(store: Path, utterances: int, mle_epochs: int,
 
     torch.set_num_threads(1)
     tracking_uri = f"sqlite:///{store}/mlflow.db"
-    train = read_utterances(XSID_TRAIN, "xsid-pair")[:utterances]
+    train = (read_utterances(BUNDLED_TRAIN) if tiny
+             else read_utterances(XSID_TRAIN, "xsid-pair"))[:utterances]
     config = GanConfig(mle_epochs=mle_epochs, d_pretrain_steps=5, adversarial_steps=0,
-                       steps_per_checkpoint=20, eval_samples=0, seed=seed)
+                       steps_per_checkpoint=20, eval_samples=0, seed=seed,
+                       **(TINY_GAN if tiny else {}))
     train_gan(train, config, run_dir=store / "gan", tracking_uri=tracking_uri,
               tracking=TrackingConfig("service-load", registered_name="load-gan", alias="bench"),
               progress_bar=False)
@@ -159,7 +171,7 @@ def run_level(target: str, generator: str, clients: int, *, count: int, calls: i
             "unexpected_errors": len(errors), "first_errors": errors[:3]}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", help="registered generator (default: train one)")
     parser.add_argument("--tracking-uri", help="store holding --generator")
@@ -174,16 +186,21 @@ def main() -> int:
                         "--processes); default: one per core of the 2-core target machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true",
+                        help="a tiny generator, one client, three calls: checks that it runs")
+    args = parser.parse_args(argv)
     if (args.generator is None) != (args.tracking_uri is None):
         parser.error("--generator and --tracking-uri go together")
+    if args.tiny:
+        for name, value in TINY_SETTINGS.items():
+            setattr(args, name, value)
 
     with tempfile.TemporaryDirectory(prefix="service-load-") as scratch:
         scratch = Path(scratch)
         if args.generator is None:
             began = time.perf_counter()
             tracking_uri, generator = train_generator(scratch, args.train_utterances,
-                                                     args.mle_epochs, args.seed)
+                                                     args.mle_epochs, args.seed, args.tiny)
             print(f"trained {generator} in {time.perf_counter() - began:.0f} s", flush=True)
         else:
             tracking_uri, generator = args.tracking_uri, args.generator
@@ -207,6 +224,7 @@ def main() -> int:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+            gc.unfreeze()
 
     print(f"\nAugment({args.count} utterances) on {target}, generator {generator}, "
           f"(mean {mean_tokens:.1f} tokens per utterance), {args.processes} server "

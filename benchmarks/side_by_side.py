@@ -11,6 +11,10 @@ are timed alternately, in random order, in CPU time on one thread. Prints the me
 and their ratio for: the batched rollout reward (64 utterances, N = 8), top-p sampling of
 116 and 464 rows, and ``Augmenter.generate(100)`` with the de-duplicating gate (a service
 call's work).
+
+``--tiny``: without ``--base``, this checkout against a copy of its own ``gan`` (no git
+needed), tiny models on 40 bundled utterances, two rounds, in seconds: it checks that the
+benchmark runs (tests/test_benchmarks.py); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -35,18 +39,21 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "benchmarks"))
 
 
-def import_base(commit: str, scratch: Path):
-    """``gan`` of ``commit`` as the package ``gan_base`` (its ``nlu`` imports stay this
-    checkout's: the engine is what is compared)."""
-    worktree = scratch / "worktree"
-    subprocess.run(["git", "worktree", "add", "--detach", str(worktree), commit],
-                   cwd=REPOSITORY, check=True, capture_output=True)
-    try:
-        package = scratch / "packages" / "gan_base"
-        shutil.copytree(worktree / "gan", package)
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)],
+def import_base(commit: str | None, scratch: Path):
+    """``gan`` of ``commit`` (None: of this checkout) as the package ``gan_base`` (its ``nlu``
+    imports stay this checkout's: the engine is what is compared)."""
+    package = scratch / "packages" / "gan_base"
+    if commit is None:
+        shutil.copytree(REPOSITORY / "gan", package, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        worktree = scratch / "worktree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), commit],
                        cwd=REPOSITORY, check=True, capture_output=True)
+        try:
+            shutil.copytree(worktree / "gan", package)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)],
+                           cwd=REPOSITORY, check=True, capture_output=True)
     for source in package.glob("*.py"):
         source.write_text(re.sub(r"\b(from|import) gan\b", r"\1 gan_base", source.read_text()))
     sys.path.insert(0, str(package.parent))
@@ -72,23 +79,32 @@ def interleaved(base, new, rounds: int) -> tuple[float, float]:
     return statistics.median(times[base]), statistics.median(times[new])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="the older commit")
+    parser.add_argument("--base", help="the older commit (required without --tiny)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=150)
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny models, two rounds; without --base, against itself")
+    args = parser.parse_args(argv)
+    if args.base is None and not args.tiny:
+        parser.error("--base is required (without --tiny)")
     torch.set_num_threads(1)
 
     from gan import gate, rewards, sampling
     from gan.config import GanConfig
     from gan.training import train_gan
-    from gan_speed import sample_train
+    from gan_speed import BUNDLED_TRAIN, TINY, sample_train
 
-    train = sample_train(1000)
+    if args.tiny:
+        args.rounds = args.calls = 2
+    train = (sample_train(TINY.utterances, path=BUNDLED_TRAIN) if args.tiny
+             else sample_train(1000))
+    row_counts = (16,) if args.tiny else (116, 464)
     with tempfile.TemporaryDirectory() as scratch:
         old = import_base(args.base, Path(scratch))
-        config = GanConfig(adversarial_steps=10, eval_samples=0)
+        config = GanConfig(**{"adversarial_steps": 10, "eval_samples": 0}
+                           | (TINY.gan | {"eval_samples": 0} if args.tiny else {}))
         new_augmenter = train_gan(train, config, run_dir=Path(scratch) / "run",
                                   progress_bar=False)
         old_augmenter = old["augment"].Augmenter(
@@ -106,8 +122,9 @@ def main() -> int:
         with torch.no_grad():
             tokens, tags = new_augmenter.generator.sample(intents, languages,
                                                           sampling.UNRESTRICTED)
-        print(f"base {args.base} vs this checkout; one thread, CPU time, medians "
-              f"({args.rounds} rounds; {args.calls} calls for generate)", flush=True)
+        print(f"base {args.base or 'this checkout (a copy)'} vs this checkout; one thread, "
+              f"CPU time, medians ({args.rounds} rounds; {args.calls} calls for generate)",
+              flush=True)
         for name, (old_one, new_one) in {
             "rollout reward (64 x N=8)": [
                 (lambda _, m=m, a=a: m.rollout_rewards(a.generator, a.discriminator, tokens,
@@ -118,7 +135,7 @@ def main() -> int:
                     *c, s.SamplingConfig(method="top-p", top_p=0.9),
                     generator=torch.Generator().manual_seed(i)))
                 for s, a in ((old["sampling"], old_augmenter), (sampling, new_augmenter))]
-               for rows in (116, 464)},
+               for rows in row_counts},
         }.items():
             with torch.no_grad():
                 old_time, new_time = interleaved(old_one, new_one, args.rounds)

@@ -1,11 +1,15 @@
 """SNIPS joint intent + slot benchmark: train from scratch, early-stop on valid, score test.
 
 Data: the Goo et al. (2018) split in ``bio_goo2018/`` (13,084 train / 700 valid / 700 test).
-Every ``JointModelConfig`` field is a flag (defaults: ``BENCHMARK_DEFAULTS``).
-Prints the test intent accuracy / slot F1 (seqeval strict IOB2) / exact match, each with its
-standard error, the wall time, and a final one-line JSON summary.
+Every scalar ``JointModelConfig`` field is a flag (defaults: ``BENCHMARK_DEFAULTS``; the
+devices keep the library's default). Prints the test intent accuracy / slot F1 (seqeval
+strict IOB2) / exact match, each with its standard error, the wall time, and a final one-line
+JSON summary.
 
     .venv/bin/python benchmarks/snips_joint.py --seed 0
+
+``--tiny`` trains a tiny model for one epoch on a few utterances of each split, in seconds:
+it checks that the benchmark runs (tests/test_benchmarks.py); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -34,15 +38,27 @@ BENCHMARK_DEFAULTS = dict(embedding_dim=192, hidden_dim=384, num_layers=2, dropo
                           piece_dropout=0.05, intent_conditioned_slots=True, char_filters=64,
                           slot_last_piece=True, lr=3e-3, batch_size=64, max_epochs=28,
                           patience=6)
+TINY = dict(embedding_dim=16, hidden_dim=16, num_layers=1, char_filters=8, vocab_size=200,
+            batch_size=16, max_epochs=1, patience=1)
+TINY_UTTERANCES = {"train": 48, "valid": 16, "test": 16}
 
 
-def parse_arguments() -> argparse.Namespace:
+def flag_fields() -> list[dataclasses.Field]:
+    """The config fields a flag can set: those with a plain default (not ``devices``, whose
+    default comes from a factory)."""
+    return [field for field in dataclasses.fields(JointModelConfig)
+            if field.default is not dataclasses.MISSING]
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="checkpoints go here (default: a temporary folder)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a tiny model, one epoch, a few utterances: checks that it runs")
     hints = typing.get_type_hints(JointModelConfig)
-    for field in dataclasses.fields(JointModelConfig):
+    for field in flag_fields():
         default = BENCHMARK_DEFAULTS.get(field.name, field.default)
         kind = hints[field.name]
         if kind is bool:
@@ -52,14 +68,15 @@ def parse_arguments() -> argparse.Namespace:
             convert = {int: int, float: float}.get(kind, str)
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=convert,
                                 default=default)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    arguments = parse_arguments()
-    config = JointModelConfig(**{field.name: getattr(arguments, field.name)
-                                 for field in dataclasses.fields(JointModelConfig)})
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    settings = {field.name: getattr(arguments, field.name) for field in flag_fields()}
+    config = JointModelConfig(**settings | (TINY if arguments.tiny else {}))
     train, valid, test = (read_utterances(arguments.data / split, "jointbert", language="en")
+                          [:TINY_UTTERANCES[split] if arguments.tiny else None]
                           for split in ("train", "valid", "test"))
     print(f"SNIPS: {len(train)} train / {len(valid)} valid / {len(test)} test; config: "
           f"{json.dumps(config.to_dict())}", flush=True)

@@ -19,6 +19,10 @@ Every regime x language is an MLflow run (experiment --experiment) with the conf
 params, curves, ``test/<lang>/...`` metrics and the report. Prints the table and wall time.
 
     .venv/bin/python benchmarks/xsid_regimes.py --source-size 1500 --source-epochs 4 --target-epochs 10
+
+``--tiny``: German only, a few utterances of the bundled sample (experiments/data), a tiny
+model, one epoch per stage, in seconds: it checks that the benchmark runs
+(tests/test_benchmarks.py); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ import time
 from pathlib import Path
 
 XSID = Path(__file__).resolve().parents[2] / "shared" / "data" / "xsid"
+BUNDLED = Path(__file__).resolve().parents[1] / "experiments" / "data" / "xsid"
+TINY_MODEL = dict(vocab_size=300, embedding_dim=16, hidden_dim=16, batch_size=8)
+TINY_UTTERANCES = {"source": 60, "dev": 20, "target": 30, "test": 20}
 LANGUAGES = ("de", "da", "nl", "it", "zh", "ja", "ar")
 REGIMES = ("monolingual", "mixed", "finetune", "zeroshot")
 COLUMNS = (("intent_acc", "intent acc"), ("slot_f1", "slot F1"), ("exact_match", "exact"),
            ("semer", "SemER"))
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source-size", type=int, default=1500,
                         help="English training utterances sampled from 43,605 (0 = all)")
@@ -48,32 +55,56 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tracking-uri", help="default: the embedded sqlite store")
     parser.add_argument("--experiment", default="xsid-regimes")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/xsid-regimes"))
-    return parser.parse_args()
+    parser.add_argument("--tiny", action="store_true",
+                        help="German only, a few bundled utterances, one epoch: checks that it runs")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.languages, args.source_size = ["de"], 0
+        args.source_epochs = args.target_epochs = 1
+    return args
 
 
-def main() -> None:
-    args = parse_args()
+def read_data(args: argparse.Namespace):
+    """English train (mapped to the 0.7 labels) and dev, and per target language its valid
+    (train) and test sets; with ``--tiny``, a few utterances of the bundled sample of each."""
+    from nlu.formats import read_utterances
+    from nlu.schema import LabelMapping
+
+    if args.tiny:
+        def first(path: Path, part: str):
+            return read_utterances(path)[:TINY_UTTERANCES[part]]
+
+        folder = BUNDLED / "xSID-0.7"
+        return (first(BUNDLED / "en-train-sample.jsonl", "source"),
+                first(folder / "en.valid.conll.gz", "dev"),
+                {language: first(folder / f"{language}.valid.conll.gz", "target")
+                 for language in args.languages},
+                {language: first(folder / f"{language}.test.conll.gz", "test")
+                 for language in args.languages})
+    english = LabelMapping.load("xsid-train-0.1-to-0.7").apply(
+        read_utterances(XSID / "en-train-v0.1", "xsid-pair"))
+    if args.source_size:
+        kept = sorted(random.Random(args.seed).sample(range(len(english)), args.source_size))
+        english = [english[position] for position in kept]
+    return (english, read_utterances(XSID / "xSID-0.7" / "en.valid.conll"),
+            {language: read_utterances(XSID / "xSID-0.7" / f"{language}.valid.conll")
+             for language in args.languages},
+            {language: read_utterances(XSID / "xSID-0.7" / f"{language}.test.conll")
+             for language in args.languages})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     started = time.time()
 
     import mlflow
 
     from multilingual.regimes import train_regime
     from nlu import tracking
-    from nlu.formats import read_utterances
     from nlu.metrics import evaluate
     from nlu.model import JointModelConfig
-    from nlu.schema import LabelMapping
 
-    english = LabelMapping.load("xsid-train-0.1-to-0.7").apply(
-        read_utterances(XSID / "en-train-v0.1", "xsid-pair"))
-    if args.source_size:
-        kept = sorted(random.Random(args.seed).sample(range(len(english)), args.source_size))
-        english = [english[position] for position in kept]
-    english_dev = read_utterances(XSID / "xSID-0.7" / "en.valid.conll")
-    target_train = {language: read_utterances(XSID / "xSID-0.7" / f"{language}.valid.conll")
-                    for language in args.languages}
-    target_test = {language: read_utterances(XSID / "xSID-0.7" / f"{language}.test.conll")
-                   for language in args.languages}
+    english, english_dev, target_train, target_test = read_data(args)
     vocabulary_text = english + [u for language in args.languages for u in target_train[language]]
 
     # A small BiLSTM-CRF: what 2 shared CPU cores can train 22 times in a few minutes each.
@@ -83,6 +114,8 @@ def main() -> None:
         encoder="bilstm", slot_head="crf", vocab_size=6000, embedding_dim=64, hidden_dim=128,
         num_layers=1, dropout=0.2, lr=5e-3, batch_size=8, max_epochs=args.source_epochs,
         patience=2, seed=args.seed, enable_progress_bar=False)
+    if args.tiny:
+        source_config = dataclasses.replace(source_config, **TINY_MODEL)
     target_config = dataclasses.replace(source_config, max_epochs=args.target_epochs)
     uri = tracking.resolve_tracking_uri(args.tracking_uri)
     settings = {"benchmark": "xsid_regimes", "source_size": len(english),

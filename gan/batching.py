@@ -1,9 +1,8 @@
 """Concurrent sampling calls on one generator, run as one batch.
 
 A sampling step costs a fixed amount of Python and small-tensor work plus a part that grows
-with the rows, so one batch of 400 rows costs far less than four of 100 (about 80 vs 140 ms
-on the 2-core target machine). A server answering concurrent requests from one generator
-merges them here: a call that finds the generator idle runs at once, taking along every
+with the rows, so one batch of 400 rows costs far less than four of 100. A server answering
+concurrent requests from one generator merges them here: a call that finds the generator idle runs at once, taking along every
 waiting call with the same sampling settings; calls that arrive meanwhile wait and run
 together next. Nobody waits for a timer, so a lone call is not slowed down.
 

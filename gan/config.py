@@ -10,10 +10,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from gan.rewards import reward
 from nlu.config import strict_from_dict
 from nlu.devices import DeviceConfig
 
-REWARDS = ("token", "rollout", "sentence")
 # Where a run is tracked is the job's ``tracking:`` section (``nlu.jobs.TrackingConfig``), not
 # the GAN's: generator folders saved before the move still carry these keys, ignored on load.
 TRACKING_FIELDS = ("experiment", "run_name", "registered_name", "alias")
@@ -47,7 +47,7 @@ class GanConfig:
     adversarial_steps: int = 100  # 0 = the MLE-only baseline
     g_steps: int = 1
     d_steps: int = 1
-    reward: str = "rollout"
+    reward: str = "rollout"  # a name in gan.rewards.REWARDS
     rollout_n: int = 8
     rollout_update_rate: float = 0.8  # rollout copy <- rate * copy + (1 - rate) * G
     g_lr: float = 5e-3
@@ -60,9 +60,8 @@ class GanConfig:
     seed: int = 0
     steps_per_checkpoint: int = 50
     # torch threads while training (0 = leave torch's setting). One per job, as the studies
-    # and the service run jobs side by side; alone on an idle 2-core machine a second thread
-    # makes rollout steps about 1.4x as fast but a whole training only about 1.15x
-    # (benchmarks/gan_speed.py), and on a shared, busy machine it can cost a lot.
+    # and the service run jobs side by side: alone on an idle machine a second thread speeds
+    # a training up a little (benchmarks/gan_speed.py), on a shared, busy one it can cost a lot.
     threads: int = 1
     # where it trains: one process only (see __post_init__)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
@@ -97,8 +96,7 @@ class GanConfig:
             # untied, G could write a placeholder outside a slot, where no value can go
             raise ValueError("delexicalised: needs tie_words_to_tags (a placeholder goes only "
                              "with its slot's tags)")
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward: {self.reward!r} is not one of {', '.join(REWARDS)}")
+        reward(self.reward)  # raises, naming the registered rewards
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline: {self.baseline!r} is not one of {', '.join(BASELINES)}")
 

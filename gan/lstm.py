@@ -57,9 +57,9 @@ class EmbeddingLSTMStep:
     step's input gates are a sum of three rows of one table (one ``embedding_bag``) and the
     only matrix product left per step is the recurrent one: on a CPU this takes about a third
     off every step of sampling and scoring. ``tanh`` is computed as ``2 sigmoid(2x) - 1`` (the
-    candidate gate's weights are doubled, so all four gates are one ``sigmoid``): on the
-    machine this was written on, torch's ``tanh`` cost 4.5 ns per float and ``sigmoid`` 0.7
-    (on 2026-12-02's AVX-512 machine both cost about 0.3 ns and either form runs as fast).
+    candidate gate's weights are doubled, so all four gates are one ``sigmoid``): on some
+    CPU builds of torch ``tanh`` costs several times ``sigmoid``, on others the same, and the
+    form is never slower (``benchmarks/gan_speed.py`` times the whole step).
     Mathematically the same as the module's forward pass; floats may differ in the last bits.
     """
 

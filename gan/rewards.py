@@ -12,23 +12,23 @@ Every function takes a batch of sampled step sequences ``tokens, tags`` (B, T) w
 pass over time to get every prefix's LSTM state in G and in D, then one batched sampling
 loop in which rows with the same history share their computation, and D reads only the
 continuations, each up to its own end);
-``rollout_rewards_reference`` is the straightforward per-prefix, per-rollout Python loop, kept
+````rollout_rewards_reference`` is the straightforward per-prefix, per-rollout Python loop, kept
 as the executable specification for the equality test and the speed benchmark.
+
+``REWARDS`` is the one registry of names (what ``GanConfig.reward`` accepts): a new reward is
+one function of ``RewardInputs`` and one entry there. ``compute_rewards`` looks a name up.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from gan.discriminator import Discriminator, last_hidden, last_step
 from gan.generator import Generator
 from gan.sampling import UNRESTRICTED
-
-RewardKind = Literal["token", "rollout", "sentence"]
-REWARD_KINDS = ("token", "rollout", "sentence")
-
 
 def _step_mask(tags: torch.Tensor, discriminator: Discriminator) -> torch.Tensor:
     return tags != discriminator.pad_tag
@@ -155,13 +155,45 @@ def rollout_rewards_reference(rollout_generator: Generator, discriminator: Discr
     return _finish(rollout_means, whole, tags, discriminator.pad_tag)
 
 
-def compute_rewards(kind: RewardKind, rollout_generator: Generator, discriminator: Discriminator,
+@dataclass(frozen=True)
+class RewardInputs:
+    """What any reward may read: the models and a batch of sampled sequences (see module doc)."""
+    rollout_generator: Generator
+    discriminator: Discriminator
+    tokens: torch.Tensor
+    tags: torch.Tensor
+    intents: torch.Tensor
+    languages: torch.Tensor
+    rollouts: int
+
+
+@dataclass(frozen=True)
+class Reward:
+    compute: Callable[[RewardInputs], torch.Tensor]  # -> (B, T) rewards, 0 on padding steps
+    summary: str  # one line, for error messages and help texts
+
+
+REWARDS: dict[str, Reward] = {
+    "token": Reward(lambda i: token_rewards(i.discriminator, i.tokens, i.tags, i.intents,
+                                            i.languages),
+                    "D's score of each prefix"),
+    "rollout": Reward(lambda i: rollout_rewards(i.rollout_generator, i.discriminator, i.tokens,
+                                                i.tags, i.intents, i.languages, i.rollouts),
+                      "SeqGAN: mean D score of N rollouts of each prefix"),
+    "sentence": Reward(lambda i: sentence_rewards(i.discriminator, i.tokens, i.tags, i.intents,
+                                                  i.languages),
+                       "D's score of the whole sequence, at every step"),
+}
+
+
+def reward(name: str) -> Reward:
+    """The registered reward ``name``; ``ValueError`` naming the registered ones otherwise."""
+    if name not in REWARDS:
+        raise ValueError(f"reward: {name!r} is not one of {', '.join(REWARDS)}")
+    return REWARDS[name]
+
+
+def compute_rewards(name: str, rollout_generator: Generator, discriminator: Discriminator,
                     tokens, tags, intents, languages, rollouts: int = 8) -> torch.Tensor:
-    if kind == "token":
-        return token_rewards(discriminator, tokens, tags, intents, languages)
-    if kind == "sentence":
-        return sentence_rewards(discriminator, tokens, tags, intents, languages)
-    if kind == "rollout":
-        return rollout_rewards(rollout_generator, discriminator, tokens, tags, intents, languages,
-                               rollouts)
-    raise ValueError(f"reward: {kind!r} is not one of {', '.join(REWARD_KINDS)}")
+    return reward(name).compute(RewardInputs(rollout_generator, discriminator, tokens, tags,
+                                             intents, languages, rollouts))

@@ -2,8 +2,8 @@
 
 All strategies reduce to: reshape the (already masked) logits, then draw one index per row.
 The draw is inverse-CDF sampling — a cumulative sum, one uniform number per row and
-``torch.searchsorted`` — which on this CPU build is about 10x faster than
-``torch.multinomial`` (see DEPENDENCIES.md) and, because it consumes one uniform per row,
+``torch.searchsorted`` — which on a CPU is many times faster than ``torch.multinomial``
+(see DEPENDENCIES.md) and, because it consumes one uniform per row,
 lets a test feed the same random numbers to two implementations and compare them (the
 rollout rewards do). Nucleus sampling is rejection sampling on top of that draw (see
 ``_nucleus``): a rejected row draws again from the seeded generator.
@@ -163,8 +163,8 @@ def _nucleus(probabilities: torch.Tensor, top_p: float, uniforms: torch.Tensor,
 
     Accepted draws follow the nucleus distribution exactly, and each is accepted with
     probability >= ``top_p``. Membership costs one pass over the row, where sorting it (the
-    textbook method) is about 50x slower on this CPU build and made top-p sampling half
-    as fast as temperature sampling. ``uniforms`` serve the first draw, ``generator`` the
+    textbook method) costs many times more and made top-p sampling much slower than
+    temperature sampling. ``uniforms`` serve the first draw, ``generator`` the
     others. An entry tied with the nucleus' smallest is kept with it. ``rows`` as in ``pick``.
     """
     shape = probabilities.shape[:-1] if rows is None else rows.shape

@@ -96,8 +96,8 @@ class JointModelConfig:
     seed: int = 0
     embeddings_path: str | None = None
     freeze_encoder: bool = False  # train only the heads (pretrain-then-fine-tune regime)
-    # One torch thread per job: with several jobs on 2 cores, 2 threads each made a
-    # training step ~10x slower (measured: 7.5 s vs 0.65 s per batch at load 12).
+    # One torch thread per job: with several jobs sharing a few cores, more threads per job
+    # oversubscribe the CPU and make every training step many times slower.
     num_threads: int = 1
     enable_progress_bar: bool = True
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)  # where it trains

@@ -191,8 +191,7 @@ def serve(config: ServerConfig, *, grace: float = 10.0) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully.
 
     torch runs single-threaded by default: concurrent calls already keep the cores busy, and
-    intra-op threads on top of them oversubscribe the CPU (on a busy 2-core machine, 100
-    utterances took ~0.13 s with one thread and several seconds with two).
+    intra-op threads on top of them oversubscribe the CPU and slow every call many times over.
     """
     import torch
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.compare import build_report, markdown_table, summarize
+from experiments.compare import VerdictBar, build_report, markdown_table, summarize
 from experiments.runner import (StudyConfigError, arm_gate_config, load_study, nlu_config,
                                 run_study, study_gan_config, task_data, trained_generator)
 from nlu.formats import write_utterances
@@ -64,6 +64,8 @@ MICRO_STUDY = {
     "gan": {"embedding_dim": 8, "tag_dim": 4, "condition_dim": 4, "hidden_dim": 16,
             "d_hidden_dim": 8, "mle_epochs": 1, "d_pretrain_steps": 2, "adversarial_steps": 2,
             "rollout_n": 2, "batch_size": 16, "steps_per_checkpoint": 5, "eval_samples": 0},
+    "verdict_bar": {"new_language": {"exact_match": 3.0, "slot_f1": 2.0},
+                    "cut_intents": {"intent_acc": 5.0}},
     "profiles": {"micro": {"seeds": [1],
                            "only_arms": ["none", "upsample", "mle", "gan-token-topp-transferred"]}},
 }
@@ -244,6 +246,10 @@ def test_arms_differing_only_in_sampler_share_one_generator(study_file, tmp_path
     assert len(trainings) == 2
 
 
+ISSUE_17_BAR = VerdictBar(new_language={"exact_match": 3.0, "slot_f1": 2.0},
+                          cut_intents={"intent_acc": 5.0})
+
+
 def _record(task, arm, seed, total, exact, slots, intent, focus_intent=None, **tags):
     from experiments.compare import RunRecord
 
@@ -272,7 +278,8 @@ def test_verdict_pairs_each_seed_with_upsampling_to_the_same_size_and_checks_the
                         _record(task, "upgen", seed, 300, 0.50 + seed / 100 + gain,
                                 0.60 + slot_gain, 0.70)]
     assert choose_on_dev(records, ["aa", "bb"]) == ("upgen", pytest.approx(5.0))
-    section = "\n".join(verdict_section(records, ["aa", "bb"], "dev", "upgen", "Named."))
+    section = "\n".join(verdict_section(records, ["aa", "bb"], "dev", "upgen", "Named.",
+                                         ISSUE_17_BAR))
     assert "| aa | 2 | upsample-3x | 51.5 ± 0.5 → 55.5 ± 0.5 (+4.0 ± 0.0)" in section
     assert "exact match +5.0 ± 0.0, slot F1 +1.5 ± 0.0 points" in section
     assert "is **not met**" in section  # the slot gain is under 2 points
@@ -284,7 +291,7 @@ def test_verdict_pairs_each_seed_with_upsampling_to_the_same_size_and_checks_the
     # a task with cut intents is judged by their intent accuracy
     cut = [_record("cut", "upsample-3x", 1, 300, 0.5, 0.5, 0.5, focus_intent=0.40),
            _record("cut", "upgen", 1, 300, 0.5, 0.5, 0.5, focus_intent=0.47)]
-    section = "\n".join(verdict_section(cut, ["cut"], "dev", "upgen", "Named."))
+    section = "\n".join(verdict_section(cut, ["cut"], "dev", "upgen", "Named.", ISSUE_17_BAR))
     assert "Cut intents, gain in their intent accuracy: +7.0" in section and "**met**" in section
 
 
@@ -330,7 +337,7 @@ def test_runs_of_one_study_in_several_stores_are_merged_and_duplicates_refused(m
 
     stores = {"sqlite:///a.db": [record("1"), record("2")], "sqlite:///b.db": [record("3")],
               "sqlite:///c.db": [record("2")]}
-    monkeypatch.setattr(compare, "collect", lambda experiment, uri: stores[uri])
+    monkeypatch.setattr(compare.runs, "collect", lambda experiment, uri: stores[uri])
     merged = compare.collect_stores("study", ["sqlite:///b.db", "sqlite:///a.db"])
     assert [r.seed for r in merged] == ["1", "2", "3"]
     with pytest.raises(LookupError, match="de/none/2"):
@@ -390,6 +397,8 @@ def test_upsample_plus_generated_arms_have_the_stated_sizes_and_meet_upsampling_
     dev_report = build_report("micro-study", tracking_uri, tmp_path / "dev", log_to_mlflow=False,
                               split="dev").read_text()
     assert "## Verdict on dev: upsample-delex-source-1x" in dev_report
+    # judged by the bar the runs logged with their study config, on one seed: a pipeline check
+    assert "on one seed this is a pipeline check, not a verdict (the bar, ≥ 3 and ≥ 2" in dev_report
     assert "test" not in dev_report.replace("no test number", "")
     named = build_report("micro-study", tracking_uri, tmp_path / "named", log_to_mlflow=False,
                          verdict_arm="delex-source-3x").read_text()

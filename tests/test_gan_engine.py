@@ -23,12 +23,7 @@ from shared_data import SHARED_DATA
 XSID_DE_VALID = SHARED_DATA / "xsid/xSID-0.7/de.valid.conll"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +249,40 @@ def test_rewards_have_the_batch_shape_and_are_probabilities(vocab, kind):
     if kind == "sentence":  # one value per sequence
         first = reward[:, :1].expand_as(reward)
         assert torch.equal(reward[real_steps], first[real_steps])
+
+
+@pytest.mark.parametrize("name", sorted(rewards.REWARDS))
+def test_every_registered_reward_trains_one_adversarial_step(utterances, vocab, name):
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from gan.config import GanConfig
+    from gan.module import GanModule
+
+    generator, discriminator = tiny_models(vocab)
+    config = GanConfig(reward=name, rollout_n=2, mle_epochs=0, d_pretrain_steps=0,
+                       adversarial_steps=1, progress_bar=False)
+    module = GanModule(generator.train(), discriminator.train(), config, mle_steps=0)
+    encoded = vocab.encode(utterances[:8], max_length=12)
+    loader = DataLoader(TensorDataset(*(torch.from_numpy(encoded[key]) for key in
+                                        ("tokens", "tags", "intents", "languages"))),
+                        batch_size=8)
+    before = [parameter.detach().clone() for parameter in generator.parameters()]
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         log_every_n_steps=1, accelerator="cpu")
+    trainer.fit(module, loader)
+    assert int(module.steps_done) == 1 and module.phase() == "done"
+    assert any(not torch.equal(old, new) for old, new in zip(before, generator.parameters()))
+
+
+def test_an_unknown_reward_name_lists_the_registered_ones():
+    from gan.config import GanConfig
+
+    with pytest.raises(ValueError, match="'rolout' is not one of token, rollout, sentence"):
+        GanConfig(reward="rolout")
+    with pytest.raises(ValueError, match=", ".join(rewards.REWARDS)):
+        rewards.reward("bleu")
 
 
 def test_batched_rollout_equals_the_per_prefix_reference(vocab):

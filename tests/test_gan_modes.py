@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 import pytest
-import torch
 
 from gan.augment import Augmenter
 from gan.lexicon import LexiconError, SlotLexicon, delexicalise, placeholder
@@ -29,12 +28,7 @@ def english() -> list[Utterance]:
     return read_utterances(XSID / "en.valid.conll", "conll")[:120]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_delexicalise_and_fill_keep_types_and_prefer_the_span_length():

@@ -44,12 +44,7 @@ def tiny_config(**changes) -> GanConfig:
     return GanConfig(**settings)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("reward", ["token", "rollout", "sentence"])

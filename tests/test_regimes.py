@@ -18,12 +18,6 @@ TINY_MODEL = {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "vocab_siz
               "num_threads": 1}
 
 
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory) -> str:
-    """One sqlite store for the module (creating its tables takes seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
-
-
 def job_yaml(tmp_path: Path, regime: str, tracking_uri: str = "", **changes) -> Path:
     # ``changes`` replace whole top-level sections (or add unknown keys, to test errors)
     """A tiny job: 24 English source, 12 German target utterances; 8 test, 8 dev."""

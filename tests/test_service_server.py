@@ -24,11 +24,6 @@ from service.server import ServerConfig, start_server
 RUN_ID = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
-
-
 @pytest.fixture
 def config_for(tracking_uri):
     def config(tmp_path: Path, **overrides) -> ServerConfig:

@@ -4,6 +4,9 @@
 >>> utterances = read_utterances("de.test.conll")            # format detected from the name
 >>> write_utterances(utterances, "de.test.jsonl", "jsonl")
 
+Rooms: one module per format (below), ``base`` for what their readers share (``ReadReport``,
+line-numbered records, JSON errors located at ``file:line``), and this module's registry.
+
 Formats (``FORMATS`` maps each name to its reader and writer; module docstrings give the
 exact layout and any normalisation the writer applies):
 

@@ -22,6 +22,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verdict-arm", metavar="ARM",
                         help="the arm the verdict table judges against upsampling to the same "
                         "size (default: the generator arm with the best dev gain)")
+    parser.add_argument("--study", type=Path, metavar="FILE",
+                        help="a study YAML whose verdict_bar judges the verdict arm (default: "
+                        "the bar the runs logged with their study config)")
     parser.add_argument("--no-log", action="store_true",
                         help="only write the folder, do not log a compare run to MLflow")
 
@@ -32,13 +35,34 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or Path(".nlu-bootstrap/reports") / args.experiment
     try:
+        bar = None if args.study is None else study_file_bar(args.study)
         report = build_report(args.experiment, resolve_tracking_uri(args.tracking_uri), out,
                               log_to_mlflow=not args.no_log,
                               more_tracking_uris=args.more_tracking_uri, split=args.split,
-                              verdict_arm=args.verdict_arm)
-    except LookupError as error:
+                              verdict_arm=args.verdict_arm, verdict_bar=bar)
+    except (LookupError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report.read_text(encoding="utf-8"), end="")
     print(f"\nreport and plots written to {out}/", file=sys.stderr)
     return 0
+
+
+def study_file_bar(path: Path):
+    """The top-level ``verdict_bar`` of a study YAML; ``ValueError`` naming the file."""
+    import yaml
+
+    from experiments.compare import VerdictBar
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"--study: cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ValueError(f"--study: {where}: not YAML ({getattr(error, 'problem', error)})") \
+            from None
+    if not isinstance(raw, dict) or "verdict_bar" not in raw:
+        raise ValueError(f"--study: {path} has no top-level verdict_bar")
+    return VerdictBar.from_dict(raw["verdict_bar"], f"{path}: verdict_bar")
