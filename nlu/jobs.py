@@ -71,7 +71,9 @@ def read_yaml(path: Path | str, *, _depth: int = 0) -> dict:
     try:
         raw = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as error:
-        raise JobConfigError(f"not valid YAML: {error}", path=str(path)) from None
+        mark = getattr(error, "problem_mark", None)
+        raise JobConfigError(f"not valid YAML ({getattr(error, 'problem', None) or error})",
+                             path=str(path), line=mark.line + 1 if mark else None) from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise JobConfigError(f"expected a mapping, got {type(raw).__name__}", path=str(path))

@@ -8,6 +8,7 @@ import yaml
 from experiments.compare import RunRecord, VerdictBar, report_markdown
 from experiments.compare import plots
 from experiments.compare.verdict import study_verdict_bar
+from nlu.jobs import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ISSUE_17_BAR = VerdictBar(new_language={"exact_match": 3.0, "slot_f1": 2.0},
@@ -70,7 +71,7 @@ def test_the_verdict_bar_comes_from_the_runs_logged_study_config_or_is_passed_ex
 
 @pytest.mark.parametrize("study", ["study_bootstrap.yaml", "study_lowres.yaml"])
 def test_both_study_yamls_pre_register_issue_17s_bar(study):
-    raw = yaml.safe_load((ROOT / "experiments" / study).read_text(encoding="utf-8"))
+    raw = read_yaml(ROOT / "experiments" / study)  # the bar is in their shared base
     assert VerdictBar.from_dict(raw["verdict_bar"]) == ISSUE_17_BAR
 
 
@@ -92,11 +93,11 @@ def test_compare_reads_the_bar_of_a_study_file_and_refuses_one_without(tmp_path)
     bare.write_text("study: x\n")
     with pytest.raises(ValueError, match="bare.yaml has no top-level verdict_bar"):
         study_file_bar(bare)
-    with pytest.raises(ValueError, match="cannot read .*missing.yaml"):
+    with pytest.raises(ValueError, match="missing.yaml: cannot read"):
         study_file_bar(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("verdict_bar: {new_language: [\n")
-    with pytest.raises(ValueError, match="broken.yaml:2: not YAML"):
+    with pytest.raises(ValueError, match="broken.yaml:2: not valid YAML"):
         study_file_bar(broken)
 
 
@@ -142,3 +143,24 @@ def test_scale_axis_is_labelled_in_multiples_of_the_real_set(drawn, tmp_path):
     assert [label.get_text() for label in axes.get_xticklabels()] == ["1x", "2x", "3x"]
     assert not axes.get_xticklabels(minor=True)
     assert legend_is_beside_the_axes(axes)
+
+
+def test_the_report_says_first_when_the_epoch_cap_ended_many_trainings():
+    def trained(hit_cap, best, epochs):
+        return {"train/hit_cap": float(hit_cap), "train/best_epoch": best,
+                "train/epochs": epochs, "train/max_epochs": 12}
+
+    converged = [record(task, arm, 1, total, exact, **trained(False, 6, 8))
+                 for task in ("aa", "bb") for arm, total, exact
+                 in (("none", 100, 0.4), ("upsample", 200, 0.5), ("gen", 200, 0.52))]
+    report = report_markdown("x", converged)
+    assert "Warning: the epoch cap" not in report
+    assert "| upsample | 0 of 2 | 6.0 | 8.0 | 12 |" in report
+
+    capped = [run for run in converged if run.arm != "gen"] + [
+        record(task, "gen", 1, 200, 0.52, **trained(True, 12, 12)) for task in ("aa", "bb")]
+    report = report_markdown("x", capped)
+    first_screen = report.split("## ")[0]
+    assert "the epoch cap, not early stopping, ended 2 of 6 runs" in first_screen
+    assert "| gen | 2 of 2 | 12.0 | 12.0 | 12 |" in report
+    assert "| none | not recorded |" in report_markdown("x", smoke_like())

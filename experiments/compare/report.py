@@ -8,9 +8,10 @@ from typing import Sequence
 from experiments.compare.plots import (plot_arm_bars, plot_quality_diversity, plot_scale,
                                        plot_synthetic_metrics)
 from experiments.compare.runs import RunRecord, arm_order, collect_stores, task_order
-from experiments.compare.tables import (HEADLINE_METRICS, dev_selection, equal_size_sections,
-                                        grid_factor_sections, headline_sections, one_seed,
-                                        seed_count_section, synthetic_sections, task_sections)
+from experiments.compare.tables import (HEADLINE_METRICS, cap_hit_warning, dev_selection,
+                                        equal_size_sections, grid_factor_sections,
+                                        headline_sections, one_seed, seed_count_section,
+                                        synthetic_sections, task_sections, training_end_section)
 from experiments.compare.verdict import (VerdictBar, choose_on_dev, study_verdict_bar,
                                          verdict_section)
 from nlu.atomic import atomic_open
@@ -30,7 +31,8 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
     sections = [f"# Comparison report: {experiment}"
                 + (" (dev only: no test number in it)" if split == "dev" else ""), "",
                 f"{len(records)} finished runs; {cells_are}; the best mean of each column is "
-                "in bold (ties: all). Metrics of the task's target language, in %.", ""]
+                "in bold (ties: all). Metrics of the task's target language, in %.", "",
+                *cap_hit_warning(records)]
     if verdict_arm is not None:
         if verdict_arm not in arms:
             raise LookupError(f"verdict arm {verdict_arm!r} has no finished runs "
@@ -46,6 +48,7 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
         bar = verdict_bar if verdict_bar is not None else study_verdict_bar(records)
         sections += verdict_section(records, tasks, split, verdict_arm, how_chosen, bar)
     sections += seed_count_section(records, tasks, arms)
+    sections += training_end_section(records, arms)
     if split == "test":
         sections += ["## Arm chosen on dev, scored on test", "",
                      dev_selection(records, tasks, arms), ""]

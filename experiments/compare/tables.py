@@ -333,3 +333,44 @@ def synthetic_sections(records: list[RunRecord], tasks: list[str], arms: list[st
             lines.append(f"| {arm} | " + " | ".join(rendered) + " |")
         sections += lines + [""]
     return sections
+
+
+CAP_HIT_WARNING_SHARE = 0.1  # above this share of runs ended by the epoch cap, say so first
+
+
+def cap_hits(records: list[RunRecord]) -> tuple[int, int]:
+    """(runs whose NLU model the epoch cap stopped, runs that recorded how training ended)."""
+    recorded = [record for record in records if "train/hit_cap" in record.metrics]
+    return sum(record.metrics["train/hit_cap"] > 0 for record in recorded), len(recorded)
+
+
+def cap_hit_warning(records: list[RunRecord]) -> list[str]:
+    """A first-screen line when many models were still learning when the cap stopped them:
+    then the comparison measures who learns fastest, not what the data is worth."""
+    hits, recorded = cap_hits(records)
+    if not recorded or hits <= CAP_HIT_WARNING_SHARE * recorded:
+        return []
+    return [f"**Warning: the epoch cap, not early stopping, ended {hits} of {recorded} runs' "
+            "training** (models still improving on dev): differences between arms may be "
+            "differences in training length. See \"How training ended\".", ""]
+
+
+def training_end_section(records: list[RunRecord], arms: list[str]) -> list[str]:
+    """Per arm: runs the cap stopped, the mean best epoch and epochs trained, and the cap."""
+    lines = ["## How training ended", "",
+             "Per arm: runs whose NLU model the epoch cap stopped (not early stopping), the "
+             "mean epoch of the best dev score and the mean number of epochs trained.", "",
+             "| arm | cap hits | best epoch | epochs | cap |", "|---|---:|---:|---:|---:|"]
+    for arm in arms:
+        recorded = [record for record in records
+                    if record.arm == arm and "train/hit_cap" in record.metrics]
+        if not recorded:
+            lines.append(f"| {arm} | not recorded | | | |")
+            continue
+        hits, _ = cap_hits(recorded)
+        caps = sorted({int(record.metrics["train/max_epochs"]) for record in recorded})
+        lines.append(f"| {arm} | {hits} of {len(recorded)} | "
+                     f"{statistics.fmean(r.metrics['train/best_epoch'] for r in recorded):.1f} | "
+                     f"{statistics.fmean(r.metrics['train/epochs'] for r in recorded):.1f} | "
+                     f"{', '.join(map(str, caps))} |")
+    return lines + [""]

@@ -49,20 +49,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def study_file_bar(path: Path):
-    """The top-level ``verdict_bar`` of a study YAML; ``ValueError`` naming the file."""
-    import yaml
-
+    """The ``verdict_bar`` of a study YAML (or of the base it builds on); ``ValueError``
+    naming the file."""
     from experiments.compare import VerdictBar
+    from nlu.jobs import JobConfigError, read_yaml
 
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"--study: cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ValueError(f"--study: {where}: not YAML ({getattr(error, 'problem', error)})") \
-            from None
-    if not isinstance(raw, dict) or "verdict_bar" not in raw:
+        raw = read_yaml(path)
+    except JobConfigError as error:
+        raise ValueError(f"--study: {error}") from None
+    if "verdict_bar" not in raw:
         raise ValueError(f"--study: {path} has no top-level verdict_bar")
     return VerdictBar.from_dict(raw["verdict_bar"], f"{path}: verdict_bar")
