@@ -6,7 +6,8 @@ package of the project).
 * ``dataset``, ``schema`` — samples, splits, upsampling and label mapping over utterances;
 * ``tokenizer``, ``embeddings``, ``model``, ``training``, ``domain`` — the joint intent +
   slot model, trained as a Lightning job and used as ``TrainedNlu``; ``metrics`` scores it;
-* ``config``, ``devices``, ``tracking``, ``rundir``, ``atomic`` — what every job shares:
-  strict configs, where it trains, MLflow runs and models, one process per run folder,
-  atomic writes.
+* ``jobs`` — what every job (GAN, bootstrap, study) shares: one data-spec reader (one
+  meaning of ``sample``), the ``tracking:`` section, the tracked run; with ``config``,
+  ``devices``, ``tracking``, ``rundir``, ``atomic`` beneath it: strict configs, where it
+  trains, MLflow runs and models, one process per run folder, atomic writes.
 """
