@@ -282,6 +282,7 @@ def load_study(path: Path | str, profile: str | None = None,
         if arm.source_aware and "train" not in source:
             raise StudyConfigError(f"arms.{arm.name}.source_aware: the study has no "
                                    "source.train to learn from")
+    check_verdict_bar(raw)
     augment = raw.get("augment") or {}
     root = Path(data_root) if data_root is not None else path.parent / data.get("root", ".")
     if not root.is_dir():
@@ -298,6 +299,17 @@ def load_study(path: Path | str, profile: str | None = None,
         raw=raw | {"profile": profile})
     check_settings(study)
     return study
+
+
+def check_verdict_bar(raw: dict) -> None:
+    """The study's pre-registered bar (read by ``compare`` from the runs' logged config)."""
+    from experiments.compare import VerdictBar
+
+    if "verdict_bar" in raw:
+        try:
+            VerdictBar.from_dict(raw["verdict_bar"])
+        except ValueError as error:
+            raise StudyConfigError(str(error)) from None
 
 
 def check_settings(study: Study) -> None:

@@ -166,3 +166,14 @@ def test_gan_job_profiles_state_only_their_differences():
     assert mle.config.hidden_dim == rollout.config.hidden_dim and mle.heldout == rollout.heldout
     with pytest.raises(JobConfigError, match="no profile 'bogus'"):
         load_job(path, "bogus")
+
+
+def test_a_study_with_a_malformed_verdict_bar_is_refused_when_it_loads(tmp_path):
+    from experiments.runner import StudyConfigError, load_study
+
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "base": str(REPOSITORY / "experiments/study_lowres.yaml"),
+        "data": {"root": str(SHARED_DATA)}, "verdict_bar": {"new_language": {"semer": 3}}}))
+    with pytest.raises(StudyConfigError, match="verdict_bar.new_language.semer"):
+        load_study(study)
