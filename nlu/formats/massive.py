@@ -30,9 +30,9 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, parse_json, record_lines
+from nlu.formats.base import (ReadReport, ReportBuilder, open_output, parse_json,
+                              record_lines)
 from nlu.utterance import CONTROL, OUTSIDE, Utterance, ValidationMode, check_string
 
 SLOT = re.compile(r"\[\s*(?P<label>[^\s\[\]:]+)\s*:\s*(?P<value>[^\[\]]*?)\s*\]")
@@ -96,7 +96,7 @@ def _add_outside(text: str, tokens: list[str], tags: list[str], path: str, line:
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         for index, utterance in enumerate(utterances):
             if any("[" in token or "]" in token for token in utterance.tokens):
                 raise FormatError(f"utterance {utterance.source or index + 1} has a token with "

@@ -33,9 +33,9 @@ import unicodedata
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FieldTypeError, FormatError, SpanAlignmentError
-from nlu.formats.base import ReadReport, ReportBuilder, parse_json, record_lines
+from nlu.formats.base import (ReadReport, ReportBuilder, open_output, parse_json,
+                              record_lines)
 from nlu.utterance import (Span, Utterance, ValidationMode, check_strings, spans_to_tags,
                            type_name)
 
@@ -178,7 +178,7 @@ def _misaligned(builder: ReportBuilder, line: int, message: str) -> None:
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         for index, utterance in enumerate(utterances):
             if any("," in label for label in utterance.slot_types):
                 raise FormatError(f"utterance {utterance.source or index + 1} has a slot type "

@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError, LengthMismatchError
-from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.formats.base import (ReadReport, ReportBuilder, numbered_lines, open_output,
+                              read_text)
 from nlu.utterance import Utterance, ValidationMode
 
 
@@ -79,8 +79,8 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
     for utterance in utterances:
         by_language.setdefault(utterance.language, []).append(utterance)
     for language, group in by_language.items():
-        with atomic_open(path / f"text.{language}") as text_file, \
-                atomic_open(path / f"label.{language}") as label_file:
+        with open_output(path / f"text.{language}") as text_file, \
+                open_output(path / f"label.{language}") as label_file:
             for utterance in group:
                 text_file.write(" ".join(utterance.tokens) + "\n")
                 label_file.write(f"{' '.join(utterance.tags)}\t{utterance.intent}\n")
