@@ -73,7 +73,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
-        self.state_dir = Path(self.state_dir)
+        self.state_dir = Path(self.state_dir).resolve()  # workers and jobs see one path
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_augment_streams",
                      "max_augment_count", "max_running_jobs", "generator_cache_size",
                      "threads", "torch_threads"):

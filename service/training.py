@@ -33,6 +33,7 @@ import grpc
 import yaml
 
 from nlu.errors import NluDataError
+from nlu.utterance import check_language, type_name
 from service.augmentation import RequestError
 from service.client import DATA_SPLITS, message_to_utterance
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
@@ -41,6 +42,16 @@ from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
 CLIENT_SETTINGS = {"model": None, "finetune_model": None, "regime": None,
                    "tracking": {"experiment", "registered_name", "alias"},
                    "data": {"target_language", "target_fraction", "target_per_intent", "seed"}}
+# Settings a client may give only as strings (a list here was queued, then failed in SQL).
+STRING_SETTINGS = {"tracking": ("experiment", "registered_name", "alias"),
+                   "data": ("target_language",)}
+# Model settings that name a server file: a client never names one.
+MODEL_FILE_SETTINGS = ("embeddings_path",)
+# A job shares the server's machine: sizes far beyond any study's (experiments/ use at most
+# hidden_dim 256, vocab_size 8000, 20 epochs) are refused at submission, not run for hours.
+MODEL_LIMITS = {"vocab_size": 100_000, "embedding_dim": 2048, "hidden_dim": 2048,
+                "num_layers": 8, "num_heads": 32, "char_filters": 1024, "char_embedding_dim": 512,
+                "batch_size": 4096, "max_epochs": 500, "patience": 500}
 SPLIT_KEYS = {value: key for key, value in DATA_SPLITS.items()}  # wire enum -> data section key
 DEFAULT_EXPERIMENT = "service-jobs"
 PROGRESS_POLL_SECONDS = 2.0
@@ -266,7 +277,9 @@ class JobRunner:
                  *, recover: bool = True):
         self.store = store
         self.tracking_uri = tracking_uri
-        self.work_dir = Path(work_dir)
+        # Absolute: a job's data root is anchored at its folder, and a relative work_dir
+        # would be joined to itself (state/jobs/<id>/state/jobs/<id>/data).
+        self.work_dir = Path(work_dir).resolve()
         self.max_running = max_running
         self._context = multiprocessing.get_context("spawn")
         # Each worker with the one thread that waits for it (the only waiter: two threads
@@ -482,6 +495,9 @@ def client_settings(config_yaml: str) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                        f"spec.config_yaml: not valid YAML: {error}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "spec.config_yaml: nested too deeply") from None
     if not isinstance(settings, dict):
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "spec.config_yaml: must be a mapping")
     for key, value in settings.items():
@@ -499,7 +515,39 @@ def client_settings(config_yaml: str) -> dict[str, Any]:
                     raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"spec.config_yaml.{key}.{inner}: not a client setting; "
                                    f"allowed: {', '.join(sorted(allowed))}")
+    _check_setting_types(settings)
     return settings
+
+
+def _check_setting_types(settings: dict[str, Any]) -> None:
+    """Refuse, at submission, settings of the wrong type and models too big for a shared
+    server. The model's own ranges and number types are ``JointModelConfig``'s to check."""
+    def refuse(where: str, message: str) -> RequestError:
+        return RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"spec.config_yaml.{where}: {message}")
+
+    for section, names in STRING_SETTINGS.items():
+        for name in names:
+            value = (settings.get(section) or {}).get(name)
+            if value is not None and not isinstance(value, str):
+                raise refuse(f"{section}.{name}", f"must be a string, got {type_name(value)}")
+    language = (settings.get("data") or {}).get("target_language")
+    if language is not None:
+        try:
+            check_language(language)
+        except NluDataError as error:
+            raise refuse("data.target_language", error.message) from None
+    for section in ("model", "finetune_model"):
+        model = settings.get(section) or {}
+        if not isinstance(model, dict):
+            raise refuse(section, "must be a mapping")
+        for name in MODEL_FILE_SETTINGS:
+            if name in model:
+                raise refuse(f"{section}.{name}", "not a client setting (names a server file)")
+        limits = {**MODEL_LIMITS, "num_threads": os.cpu_count() or 1}
+        for name, limit in limits.items():
+            value = model.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                raise refuse(f"{section}.{name}", f"at most {limit} on this server, got {value}")
 
 
 def registered_data(path: Path) -> dict[str, Any]:

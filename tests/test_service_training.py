@@ -159,6 +159,40 @@ def test_out_of_range_model_settings_are_refused_before_queueing(channel, name, 
     assert error.details().startswith("spec.config_yaml: model") and f"{name}:" in error.details()
 
 
+@pytest.mark.parametrize("config_yaml, field", [
+    ("model: " + "[" * 3000 + "]" * 3000, "spec.config_yaml: nested too deeply"),
+    ("tracking: " + "{a: " * 3000 + "1" + "}" * 3000, "spec.config_yaml: nested too deeply"),
+    ("tracking: {experiment: [a, b]}", "spec.config_yaml.tracking.experiment: must be a string"),
+    ("tracking: {registered_name: 7}", "spec.config_yaml.tracking.registered_name: must be"),
+    ("data: {target_language: ../../x}", "spec.config_yaml.data.target_language: '../../x' is"),
+    ("model: {max_epochs: true}", "spec.config_yaml: model: max_epochs: must be an integer"),
+    ("model: {max_epochs: '3'}", "spec.config_yaml: model: max_epochs: must be an integer"),
+    ("model: {lr: '0.1'}", "spec.config_yaml: model: lr: must be a number"),
+    ("model: {hidden_dim: 1000000}", "spec.config_yaml.model.hidden_dim: at most 2048"),
+    ("finetune_model: {vocab_size: 100000000}", "spec.config_yaml.finetune_model.vocab_size"),
+    ("model: {num_threads: 100000}", "spec.config_yaml.model.num_threads: at most"),
+    ("model: {embeddings_path: /etc/passwd}", "spec.config_yaml.model.embeddings_path: not a"),
+])
+def test_job_settings_are_type_checked_and_bounded_when_submitted(channel, config_yaml, field):
+    error = refused(lambda: client.submit_job(channel, regime="monolingual", dataset="xsid-de",
+                                              config_yaml=config_yaml))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(field), error.details()
+
+
+def test_uploaded_data_is_found_under_a_relative_state_dir(tmp_path, monkeypatch):
+    from service.training import JobRunner, JobStore, TrainingServicer
+
+    monkeypatch.chdir(tmp_path)
+    runner = JobRunner(JobStore("state/jobs.db"), "sqlite:///mlflow.db", Path("state/jobs"))
+    servicer = TrainingServicer(runner, {})
+    spec = training_pb2.JobSpec(regime="monolingual")
+    config = servicer._job_config(spec, {}, uploads(), runner.job_dir("job"))
+    assert config.data.root == tmp_path / "state" / "jobs" / "job" / "data"
+    assert all((config.data.root / spec.path).is_file()
+               for spec in (*config.data.target_train, *config.data.test))
+
+
 def test_refused_submissions(channel):
     error = refused(lambda: client.submit_job(channel, dataset="nope", regime="monolingual"))
     assert error.code() == grpc.StatusCode.NOT_FOUND and error.details().startswith("spec.dataset")
