@@ -39,7 +39,7 @@ from grpc_reflection.v1alpha import reflection
 from service.augmentation import AugmentationServicer, GeneratorStore
 from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
                                                 training_pb2, training_pb2_grpc)
-from service.training import JobRunner, JobStore, TrainingServicer
+from service.training import JobRunner, JobStore, TrainingServicer, watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,8 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
     # sqlite store at the same time leave it half-migrated and unreadable.
     client(config.tracking_uri)
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_jobs(JobStore(config.state_dir / "jobs.db"))  # before any child serves
+    recover_interrupted_jobs(JobStore(config.state_dir / "jobs.db"), config.tracking_uri,
+                             config.state_dir / "jobs")  # before any child serves
     host, _, port = config.address.rpartition(":")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                        socket.SOCK_STREAM) as reservation:
@@ -273,6 +274,8 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
 def _serve_child(config: ServerConfig, grace: float) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    # A parent killed with -9 passes no signal on: drain as on SIGTERM instead of serving on.
+    watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     serve(config, grace=grace)
 
 

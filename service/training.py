@@ -55,6 +55,9 @@ MODEL_LIMITS = {"vocab_size": 100_000, "embedding_dim": 2048, "hidden_dim": 2048
 SPLIT_KEYS = {value: key for key, value in DATA_SPLITS.items()}  # wire enum -> data section key
 DEFAULT_EXPERIMENT = "service-jobs"
 PROGRESS_POLL_SECONDS = 2.0
+RUN_FOLDER = "run"  # a job's run_dir, inside its job folder
+PARENT_POLL_SECONDS = 0.5  # how soon a worker notices that its server died
+SERVER_DIED = "the server process died while the job was running"
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 FINISHED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -215,11 +218,37 @@ class JobStore:
                          json.loads(row["metrics"])) for row in rows]
 
 
+def watch_parent(on_orphaned, poll_seconds: float = PARENT_POLL_SECONDS) -> None:
+    """Call ``on_orphaned()`` from a daemon thread once this process's parent has died (the
+    kernel then re-parents it, and ``getppid`` changes), e.g. a server killed with -9.
+
+    A polled parent pid, not Linux's ``PR_SET_PDEATHSIG``: that fires when the *thread*
+    that started the process ends, and workers are started from gRPC's pool threads.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        on_orphaned()
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def run_job(job_id: str, store_path: str, config, tracking_uri: str) -> None:
-    """Worker-process entry point: run the bootstrap job and record how it ended."""
+    """Worker-process entry point: run the bootstrap job and record how it ended. A worker
+    whose server died records the job and its MLflow run as failed and exits: no job trains
+    on unseen, outside the server's job limit."""
     from multilingual import bootstrap
 
     store = JobStore(store_path)
+
+    def orphaned() -> None:
+        fail_interrupted_job(store, store.get(job_id), tracking_uri, Path(config.run_dir),
+                             SERVER_DIED)
+        os._exit(1)
+
+    watch_parent(orphaned)
     store.update(job_id, RUNNING, "training started")
     reporter = threading.Thread(target=_report_progress,
                                 args=(store, job_id, Path(config.run_dir), tracking_uri),
@@ -257,11 +286,32 @@ def _report_progress(store: JobStore, job_id: str, run_dir: Path, tracking_uri: 
             store.update(job_id, RUNNING, "progress", metrics=metrics)
 
 
-def recover_interrupted_jobs(store: JobStore) -> None:
-    """Jobs a previous server left queued or running have no worker any more: failed."""
+def fail_interrupted_job(store: JobStore, job: JobRecord, tracking_uri: str, run_dir: Path,
+                         reason: str) -> None:
+    """Mark a job whose server died FAILED, and its MLflow run too (with the reason as the
+    ``failure_reason`` tag), so that the job table and MLflow agree."""
+    from multilingual.bootstrap import RUN_ID_FILENAME
+
+    store.update(job.job_id, FAILED, reason, error=reason)
+    run_id = job.mlflow_run_id
+    record = run_dir / RUN_ID_FILENAME
+    if not run_id and record.is_file():  # the run started before the progress poll saw it
+        run_id = json.loads(record.read_text(encoding="utf-8"))["run_id"]
+    if run_id:
+        from nlu.tracking import client
+
+        tracking = client(tracking_uri)
+        if tracking.get_run(run_id).info.status == "RUNNING":
+            tracking.set_tag(run_id, "failure_reason", reason)
+            tracking.set_terminated(run_id, status="FAILED")
+
+
+def recover_interrupted_jobs(store: JobStore, tracking_uri: str, work_dir: Path) -> None:
+    """Jobs a previous server left queued or running have no worker any more (a worker
+    exits when its server dies): failed, in the job table and in MLflow."""
     for job in store.jobs_in({QUEUED, RUNNING}):
-        store.update(job.job_id, FAILED, "server restarted while the job was running",
-                     error="interrupted by a server restart")
+        fail_interrupted_job(store, job, tracking_uri, Path(work_dir) / job.job_id / RUN_FOLDER,
+                             "interrupted: the server stopped while the job was running")
 
 
 class JobRunner:
@@ -288,7 +338,7 @@ class JobRunner:
                                        threading.Thread]] = {}
         self._lock = threading.Lock()
         if recover:
-            recover_interrupted_jobs(store)
+            recover_interrupted_jobs(store, tracking_uri, self.work_dir)
 
     def job_dir(self, job_id: str) -> Path:
         return self.work_dir / job_id
@@ -447,7 +497,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         if spec.regime:
             raw["regime"] = spec.regime
         raw["tracking"] = {"experiment": DEFAULT_EXPERIMENT, **raw.get("tracking", {})}
-        raw["run_dir"] = str(job_dir / "run")
+        raw["run_dir"] = str(job_dir / RUN_FOLDER)
         config = parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
         if not DeviceConfig.from_dict(config.model.get("devices")).single_process:
             # DDP relaunches the command line of the process: here, the server's.

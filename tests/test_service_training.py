@@ -239,3 +239,67 @@ def test_the_job_limit_holds_under_concurrent_submissions_from_several_processes
         thread.join()
     assert len(accepted) == 2
     assert {job.job_id for job in stores[0].jobs_in({"QUEUED"})} == {f"job-{i}" for i in accepted}
+
+
+def test_a_server_killed_with_sigkill_takes_its_job_worker_with_it_and_mlflow_agrees(
+        state, tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from nlu.tracking import client as mlflow_client
+    from service.training import JobStore
+
+    log = tmp_path / "serve.log"
+    state_dir = tmp_path / "state"
+    (dataset,) = state["datasets"].values()
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", "0", "--state-dir",
+             str(state_dir), "--tracking-uri", state["tracking_uri"], "--dataset",
+             f"xsid-de={dataset}"], stdout=subprocess.DEVNULL, stderr=stderr)
+    worker = None
+    try:
+        port = wait_for(lambda: re.search(r"listening on port (\d+)", log.read_text()), 60)[1]
+        with client.connect(f"127.0.0.1:{port}") as channel:
+            long_job = yaml.safe_dump({"model": {**TINY_MODEL, "max_epochs": 500}})
+            job = client.submit_job(channel, regime="monolingual", dataset="xsid-de",
+                                    config_yaml=long_job)
+            wait_for(lambda: client.get_job(channel, job.job_id).mlflow_run_id, 120)
+        store = JobStore(state_dir / "jobs.db")
+        worker = store.get(job.job_id).worker_pid
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        wait_for(lambda: not alive(worker), 15)
+        ended = store.get(job.job_id)
+        assert ended.state == "FAILED" and "server process died" in ended.error
+        run = mlflow_client(state["tracking_uri"]).get_run(ended.mlflow_run_id)
+        assert run.info.status == "FAILED" and "server process died" in run.data.tags[
+            "failure_reason"]
+        assert store.active_jobs() == 0  # nothing left to count against --max-jobs
+    finally:
+        if server.poll() is None:
+            server.kill()
+        if worker and alive(worker):  # an orphan would train on for 500 epochs
+            os.kill(worker, signal.SIGKILL)
+
+
+def wait_for(condition, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
