@@ -252,9 +252,14 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: stopping.set())
+        started = []
         for child in children:
+            if stopping.is_set():  # a signal while starting: start no more
+                break
             child.start()
-        log.info("%d server processes listening on port %d", processes, port)
+            started.append(child)
+        children = started
+        log.info("%d server processes listening on port %d", len(children), port)
         while not stopping.wait(1.0):
             if not all(child.is_alive() for child in children):
                 log.error("a server process died; stopping the others")
