@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -126,6 +127,7 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", int(config.reuse_port))]
     interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
+    interceptors.append(UndecodableRequestInterceptor())
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads,
                                                     thread_name_prefix="grpc"),
                          interceptors=interceptors, options=options,
@@ -134,7 +136,8 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
     generators = GeneratorStore(config.tracking_uri, cache_size=config.generator_cache_size)
     augmentation = AugmentationServicer(generators, max_count=config.max_augment_count,
                                         max_streams=config.max_augment_streams,
-                                        call_budget_seconds=config.call_budget_seconds)
+                                        call_budget_seconds=config.call_budget_seconds,
+                                        max_message_bytes=config.max_message_bytes)
     augmentation_pb2_grpc.add_AugmentationServiceServicer_to_server(augmentation, server)
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -306,10 +309,63 @@ def _rejecting_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         context.abort(grpc.StatusCode.UNAUTHENTICATED,
                       "authorization: missing or wrong bearer token")
 
+    return _handler_like(handler, reject, handler.request_deserializer)
+
+
+def _handler_like(handler: grpc.RpcMethodHandler, behavior,
+                  request_deserializer) -> grpc.RpcMethodHandler:
+    """A handler of ``handler``'s shape running ``behavior``."""
     make = {(False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,
             (True, False): grpc.stream_unary_rpc_method_handler,
             (True, True): grpc.stream_stream_rpc_method_handler}
     return make[(handler.request_streaming, handler.response_streaming)](
-        reject, request_deserializer=handler.request_deserializer,
+        behavior, request_deserializer=request_deserializer,
         response_serializer=handler.response_serializer)
+
+
+class _Undecodable:
+    """What a request that protobuf cannot parse deserialises to, with the parser's reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class UndecodableRequestInterceptor(grpc.ServerInterceptor):
+    """A request protobuf cannot parse (a ``string`` field holding bytes that are not UTF-8,
+    a truncated message) is INVALID_ARGUMENT, not the INTERNAL that grpcio answers when the
+    deserializer raises: the deserializer hands the handler a marker, refused there."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+
+        def deserialize(data: bytes):
+            try:
+                return parse(data)
+            except DecodeError as error:
+                return _Undecodable(str(error))
+
+        def refuse(request: _Undecodable, context) -> None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"request: not a valid message ({request.reason}); strings must be "
+                          f"UTF-8")
+
+        run = (handler.unary_unary or handler.unary_stream or handler.stream_unary
+               or handler.stream_stream)
+        if handler.request_streaming:
+            def behavior(requests, context):
+                def checked():
+                    for request in requests:
+                        if isinstance(request, _Undecodable):
+                            refuse(request, context)
+                        yield request
+                return run(checked(), context)
+        else:
+            def behavior(request, context):
+                if isinstance(request, _Undecodable):
+                    refuse(request, context)
+                return run(request, context)
+        return _handler_like(handler, behavior, deserialize)
