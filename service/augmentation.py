@@ -242,6 +242,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                                    f"{self.max_count} per call")
             reference = check_reference(request.generator)
             sampling = sampling_config(request.sampling)
+            values_from = slot_values(request.slot_values)
             gate = gate_config(request.gate)
             nlu_model = self._nlu_model(request.gate.agree_with) if gate.nlu_agreement else None
             _, augmenter = self._generator(reference)
@@ -256,7 +257,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                     request.count, sampling=sampling, seed=seed, quotas=quotas,
                     slot_quotas=slot_quotas, language=language, gate=gate,
                     nlu_model=nlu_model, batch_size=min(request.count, self.batch_size),
-                    lexicon=lexicon, slot_values=slot_values(request.slot_values),
+                    lexicon=lexicon, slot_values=values_from,
                     deadline=time.monotonic() + self.call_budget_seconds)
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
