@@ -7,15 +7,18 @@ What a client can rely on:
   ``Augment`` answers UNAVAILABLE meanwhile), then SERVING; NOT_SERVING again while
   shutting down.
 * Server reflection for the two services and health (``grpcurl`` works without the protos).
-* Limits: request/response message size, concurrent RPCs (RESOURCE_EXHAUSTED beyond them),
-  utterances per ``Augment`` call, concurrent ``Augment`` streams, running training jobs.
+* Limits: request/response message size (``Augment`` splits its stream to fit), concurrent
+  RPCs (RESOURCE_EXHAUSTED beyond them), utterances per ``Augment`` call, concurrent
+  ``Augment`` streams, running training jobs.
+* A request protobuf cannot parse (a string that is not UTF-8) is INVALID_ARGUMENT.
 * Optional TLS (PEM cert + key) and an optional bearer token checked on every call except
   health (UNAUTHENTICATED otherwise).
 * SIGTERM / SIGINT: stop accepting calls, give in-flight calls ``grace`` seconds to finish,
   cancel the rest, stop the training workers. A shutdown still running
   ``STUCK_SHUTDOWN_SECONDS`` after its grace prints every thread's stack and exits.
 * ``serve_processes``: the same server in several processes on one port, because one
-  Python process generates at most one call's worth at a time (GIL).
+  Python process generates at most one call's worth at a time (GIL). A signal stops it
+  while it starts them; a process whose parent died drains as on SIGTERM.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
   registers its model in MLflow itself.
 * Job state and progress events live in a small sqlite file (``jobs.db``) beside the
   server's state, written by the server and the workers alike, so a restarted server still
-  knows every finished job. Jobs that were running when a server died are marked failed.
+  knows every finished job. A worker dies with its server (even one killed with -9): it
+  marks its job and its MLflow run FAILED first, and a restarted server marks any job still
+  left queued or running FAILED in both, so the job table and MLflow agree.
 * Training data is a dataset registered on the server (a name the operator maps to a YAML
   file holding a bootstrap job's ``data:`` section) or utterances uploaded in the request
   stream, each chunk naming its split. Clients never name a file, a folder or a store: the
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -37,6 +40,8 @@ from nlu.utterance import check_language, type_name
 from service.augmentation import RequestError
 from service.client import DATA_SPLITS, message_to_utterance
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 # What a client may set in ``JobSpec.config_yaml``: everything else names files or stores.
 CLIENT_SETTINGS = {"model": None, "finetune_model": None, "regime": None,
@@ -244,9 +249,11 @@ def run_job(job_id: str, store_path: str, config, tracking_uri: str) -> None:
     store = JobStore(store_path)
 
     def orphaned() -> None:
-        fail_interrupted_job(store, store.get(job_id), tracking_uri, Path(config.run_dir),
-                             SERVER_DIED)
-        os._exit(1)
+        try:
+            fail_interrupted_job(store, store.get(job_id), tracking_uri, Path(config.run_dir),
+                                 SERVER_DIED)
+        finally:
+            os._exit(1)
 
     watch_parent(orphaned)
     store.update(job_id, RUNNING, "training started")
@@ -300,10 +307,13 @@ def fail_interrupted_job(store: JobStore, job: JobRecord, tracking_uri: str, run
     if run_id:
         from nlu.tracking import client
 
-        tracking = client(tracking_uri)
-        if tracking.get_run(run_id).info.status == "RUNNING":
-            tracking.set_tag(run_id, "failure_reason", reason)
-            tracking.set_terminated(run_id, status="FAILED")
+        try:
+            tracking = client(tracking_uri)
+            if tracking.get_run(run_id).info.status == "RUNNING":
+                tracking.set_tag(run_id, "failure_reason", reason)
+                tracking.set_terminated(run_id, status="FAILED")
+        except Exception:  # a tracking server that is down must not stop a server's start
+            log.exception("could not mark MLflow run %s of job %s FAILED", run_id, job.job_id)
 
 
 def recover_interrupted_jobs(store: JobStore, tracking_uri: str, work_dir: Path) -> None:

@@ -156,7 +156,9 @@ def test_out_of_range_model_settings_are_refused_before_queueing(channel, name, 
         channel, regime="monolingual", dataset="xsid-de",
         config_yaml=yaml.safe_dump({"model": {name: value}})))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details().startswith("spec.config_yaml: model") and f"{name}:" in error.details()
+    assert error.details().startswith(("spec.config_yaml: model: ",  # the model's range
+                                       f"spec.config_yaml.model.{name}: at most"))  # a server's
+    assert f"{name}:" in error.details()
 
 
 @pytest.mark.parametrize("config_yaml, field", [
