@@ -8,7 +8,8 @@ spaces, a TAB, then the intent::
 
 ``path`` may be either file of a pair or a folder; a folder is read pair by pair (one pair per
 language, sorted by language). The language is the file suffix unless ``language`` is given.
-The writer writes one pair per language into the folder ``path``. Line numbers in errors and
+The writer writes one pair per language into the folder ``path``; a language is a language
+code (``Utterance`` refuses anything else), so no pair's name can lead out of that folder. Line numbers in errors and
 ``source`` are those of the ``label`` file (the text file has the same numbering).
 """
 
