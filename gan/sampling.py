@@ -33,6 +33,11 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        for name, kinds in (("temperature", (int, float)), ("top_k", int), ("top_p", (int, float))):
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                kind = "an integer" if kinds is int else "a number"
+                raise ValueError(f"{name}: must be {kind}, got {type(value).__name__}")
         # inf passed `> 0` and turned every row's probabilities into NaN (an IndexError later)
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ValueError(f"temperature: must be a finite number > 0, got {self.temperature}")
@@ -141,14 +146,34 @@ def pick(logits: torch.Tensor, config: SamplingConfig, uniforms: torch.Tensor | 
         uniforms = _uniforms(generator, shape.numel(), dtype=logits.dtype,
                              device=logits.device).view(shape)
     if config.temperature != 1.0:
-        logits = logits / config.temperature
+        logits = _tempered(logits, config.temperature)
     if config.method == "top-k" and config.top_k < logits.size(-1):
         kth_best = logits.topk(config.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
     probabilities = torch.softmax(logits, dim=-1)
     if config.method == "top-p":
-        return _nucleus(probabilities, config.top_p, uniforms, generator, rows)
+        # A top_p below the smallest normal float compares as 0 against the probabilities and
+        # would empty every nucleus; the top entry alone holds any such mass, as it holds tiny.
+        top_p = max(config.top_p, torch.finfo(probabilities.dtype).tiny)
+        return _nucleus(probabilities, top_p, uniforms, generator, rows)
     return _draw(probabilities.cumsum_(dim=-1), uniforms, rows)
+
+
+def _tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature``, correct for every finite temperature > 0.
+
+    The row's best logit is subtracted first, so the best entry becomes 0 and the others
+    <= 0 (``-inf`` when a tiny temperature sends them far below it): softmax never meets
+    ``inf - inf`` (NaN, then an index past the row). A temperature the logits' float type
+    cannot hold (below its smallest normal number, above its largest) is applied in float64,
+    which holds every finite Python float.
+    """
+    best = logits.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(logits.dtype).min)
+    shifted = logits - best  # a fully masked row stays -inf, not NaN
+    precision = torch.finfo(logits.dtype)
+    if precision.tiny <= temperature <= precision.max:
+        return shifted.div_(temperature)
+    return shifted.double().div_(temperature).to(logits.dtype)
 
 
 NUCLEUS_ATTEMPTS = 3  # draws per row (each accepted with p >= top_p); then a full sort

@@ -60,7 +60,12 @@ MAX_SIZE = 2 ** 31 - 1  # far above any sane size or epoch count; larger overflo
 
 def _check_range(name: str, value, *, low, high, above_low: bool = False,
                  below_high: bool = False) -> None:
-    """``value`` within [low, high] (or open at an end), not NaN; else "name: ..." ValueError."""
+    """``value`` within [low, high] (or open at an end), not NaN; else "name: ..." ValueError.
+    An integer range (``low`` an int) takes integers only; no range takes a bool or a string."""
+    integer = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise ValueError(f"{name}: must be {'an integer' if integer else 'a number'}, "
+                         f"got {type(value).__name__}")
     inside = (value > low if above_low else value >= low) and (
         value < high if below_high else value <= high)
     if not inside:  # NaN fails every comparison

@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import yaml
 
@@ -58,13 +59,37 @@ def _check_server(uri: str) -> None:
     import urllib.request
 
     shown = redact_uri(uri)
+    url, authorization = _without_credentials(uri)
+    request = urllib.request.Request(f"{url.rstrip('/')}/health")
+    if authorization:
+        request.add_header("Authorization", authorization)
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+        with urllib.request.urlopen(request, timeout=5):
             return
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise TrackingServerUnreachable(f"the MLflow server {shown} does not answer ({reason})",
                                         field="tracking URI") from None
+
+
+def _without_credentials(uri: str) -> tuple[str, str | None]:
+    """``uri`` without its user info, and the ``Authorization`` header that carries it as
+    MLflow's client sends it: ``user:password@`` as Basic auth (percent-decoded), else
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (Basic) or ``MLFLOW_TRACKING_TOKEN`` (Bearer).
+    urllib would take ``user:password@host`` for the host name."""
+    parts = urlsplit(uri)
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user = os.environ["MLFLOW_TRACKING_USERNAME"]
+        password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return uri, f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    if not user and not password:
+        return urlunsplit(parts), None
+    basic = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+    return urlunsplit(parts), f"Basic {basic}"
 
 
 def resolve_tracking_uri(uri: str | None = None, home: Path | str | None = None) -> str:

@@ -36,6 +36,9 @@ OPTIONAL_FIELDS = ("id", "domain", "source", "text")
 # and they break no writer.
 CONTROL_CHARACTERS = "\x00-\x1f\x7f\x85\u2028\u2029"
 CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+# A language code of BCP-47 shape; 35 characters is RFC 5646's bound for a code to handle.
+LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+MAX_LANGUAGE_LENGTH = 35
 # What no field may hold: those, and lone surrogates, which no writer can encode as UTF-8.
 FORBIDDEN = re.compile(f"[{CONTROL_CHARACTERS}\ud800-\udfff]")
 
@@ -82,6 +85,16 @@ def check_characters(text: str, field: str) -> None:
         kind = "control character" if CONTROL.match(found.group()) else "lone surrogate"
         raise AnnotationError(f"holds {kind} U+{ord(found.group()):04X} at character "
                               f"{found.start() + 1}", field=field)
+
+
+def check_language(value: str, field: str = "language") -> None:
+    """Raise ``AnnotationError`` naming ``field`` unless ``value`` is a language code of
+    BCP-47 shape (see the module docstring)."""
+    if len(value) > MAX_LANGUAGE_LENGTH or not LANGUAGE.fullmatch(value):
+        shown = value if len(value) <= 60 else value[:60] + "..."
+        raise AnnotationError(f"{shown!r} is not a language code (BCP-47 shape such as 'en', "
+                              f"'de-ba', 'pt-BR'; at most {MAX_LANGUAGE_LENGTH} characters)",
+                              field=field)
 
 
 def split_tag(tag: str) -> tuple[str, str | None]:
@@ -214,9 +227,7 @@ class Utterance:
         if not is_one_word(self.intent):
             raise AnnotationError(f"intent {self.intent!r} is empty or has whitespace",
                                   field="intent")
-        if not is_one_word(self.language):
-            raise AnnotationError(f"language {self.language!r} is empty or has whitespace",
-                                  field="language")
+        check_language(self.language)
         strings = {"tokens": " ".join(self.tokens), "tags": " ".join(self.tags),
                    "intent": self.intent, "language": self.language,
                    **{name: getattr(self, name) or "" for name in OPTIONAL_FIELDS}}

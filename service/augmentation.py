@@ -214,8 +214,12 @@ class _StreamRecord:
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
                  max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128,
-                 call_budget_seconds: float = 60.0):
+                 call_budget_seconds: float = 60.0, max_message_bytes: int = 4 * 1024 * 1024):
         self.generators = generators
+        # Response messages stay under the server's send limit, whatever the utterances'
+        # length (a lexicon of long values made the first message too large to send); the
+        # reserve is for the gate report the last message carries.
+        self.chunk_bytes = max_message_bytes - min(64 * 1024, max_message_bytes // 4)
         self.call_budget_seconds = call_budget_seconds  # a call past it holds a core for others
         self.max_count = max_count
         self.max_streams = max_streams
@@ -238,6 +242,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                                    f"{self.max_count} per call")
             reference = check_reference(request.generator)
             sampling = sampling_config(request.sampling)
+            values_from = slot_values(request.slot_values)
             gate = gate_config(request.gate)
             nlu_model = self._nlu_model(request.gate.agree_with) if gate.nlu_agreement else None
             _, augmenter = self._generator(reference)
@@ -252,7 +257,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                     request.count, sampling=sampling, seed=seed, quotas=quotas,
                     slot_quotas=slot_quotas, language=language, gate=gate,
                     nlu_model=nlu_model, batch_size=min(request.count, self.batch_size),
-                    lexicon=lexicon, slot_values=SLOT_VALUES.get(request.slot_values),
+                    lexicon=lexicon, slot_values=values_from,
                     deadline=time.monotonic() + self.call_budget_seconds)
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
@@ -270,16 +275,27 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         with self._counters_lock:
             self.counters.started += 1
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
-        chunk = []
+        chunk, chunk_bytes = [], 0
         for utterance in generation:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
                 return
-            chunk.append(utterance_to_message(utterance))
+            message = utterance_to_message(utterance)
+            size = message.ByteSize() + 6  # + the field's tag and length prefix
+            if size > self.chunk_bytes:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"an utterance of {size:,} bytes is over this server's message "
+                              f"limit, after {stream.sent} of {request.count} utterances")
+            if chunk and chunk_bytes + size > self.chunk_bytes:
+                yield augmentation_pb2.AugmentResponse(utterances=chunk)
+                stream.sent += len(chunk)
+                chunk, chunk_bytes = [], 0
+            chunk.append(message)
+            chunk_bytes += size
             if len(chunk) == self.chunk_size:
                 yield augmentation_pb2.AugmentResponse(utterances=chunk)
                 stream.sent += len(chunk)
-                chunk = []
+                chunk, chunk_bytes = [], 0
         # The last message carries the gate's counts (with the last utterances, if any).
         yield augmentation_pb2.AugmentResponse(utterances=chunk,
                                                gate_report=gate_report_message(generation.report))
@@ -351,6 +367,16 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
 
 # the wire's SlotValues -> gan.lexicon.SLOT_VALUE_SOURCES (unspecified: None)
 SLOT_VALUES = {enum: name for name, enum in SLOT_VALUE_ENUMS.items()}
+
+
+def slot_values(value: int) -> str | None:
+    """The wire ``slot_values`` as the engine's name; None when unspecified. An enum value this
+    server does not know (proto3 keeps it) is refused, not read as unspecified."""
+    if value == augmentation_pb2.SLOT_VALUES_UNSPECIFIED:
+        return None
+    if value not in SLOT_VALUES:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"slot_values: unknown value {value}")
+    return SLOT_VALUES[value]
 
 
 def request_lexicon(request):

@@ -7,15 +7,18 @@ What a client can rely on:
   ``Augment`` answers UNAVAILABLE meanwhile), then SERVING; NOT_SERVING again while
   shutting down.
 * Server reflection for the two services and health (``grpcurl`` works without the protos).
-* Limits: request/response message size, concurrent RPCs (RESOURCE_EXHAUSTED beyond them),
-  utterances per ``Augment`` call, concurrent ``Augment`` streams, running training jobs.
+* Limits: request/response message size (``Augment`` splits its stream to fit), concurrent
+  RPCs (RESOURCE_EXHAUSTED beyond them), utterances per ``Augment`` call, concurrent
+  ``Augment`` streams, running training jobs.
+* A request protobuf cannot parse (a string that is not UTF-8) is INVALID_ARGUMENT.
 * Optional TLS (PEM cert + key) and an optional bearer token checked on every call except
   health (UNAUTHENTICATED otherwise).
 * SIGTERM / SIGINT: stop accepting calls, give in-flight calls ``grace`` seconds to finish,
   cancel the rest, stop the training workers. A shutdown still running
   ``STUCK_SHUTDOWN_SECONDS`` after its grace prints every thread's stack and exits.
 * ``serve_processes``: the same server in several processes on one port, because one
-  Python process generates at most one call's worth at a time (GIL).
+  Python process generates at most one call's worth at a time (GIL). A signal stops it
+  while it starts them; a process whose parent died drains as on SIGTERM.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.augmentation import AugmentationServicer, GeneratorStore
 from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
                                                 training_pb2, training_pb2_grpc)
-from service.training import JobRunner, JobStore, TrainingServicer
+from service.training import JobRunner, JobStore, TrainingServicer, watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
-        self.state_dir = Path(self.state_dir)
+        self.state_dir = Path(self.state_dir).resolve()  # workers and jobs see one path
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_augment_streams",
                      "max_augment_count", "max_running_jobs", "generator_cache_size",
                      "threads", "torch_threads"):
@@ -126,6 +130,7 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", int(config.reuse_port))]
     interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
+    interceptors.append(UndecodableRequestInterceptor())
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.threads,
                                                     thread_name_prefix="grpc"),
                          interceptors=interceptors, options=options,
@@ -134,7 +139,8 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
     generators = GeneratorStore(config.tracking_uri, cache_size=config.generator_cache_size)
     augmentation = AugmentationServicer(generators, max_count=config.max_augment_count,
                                         max_streams=config.max_augment_streams,
-                                        call_budget_seconds=config.call_budget_seconds)
+                                        call_budget_seconds=config.call_budget_seconds,
+                                        max_message_bytes=config.max_message_bytes)
     augmentation_pb2_grpc.add_AugmentationServiceServicer_to_server(augmentation, server)
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -234,7 +240,8 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
     # sqlite store at the same time leave it half-migrated and unreadable.
     client(config.tracking_uri)
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_jobs(JobStore(config.state_dir / "jobs.db"))  # before any child serves
+    recover_interrupted_jobs(JobStore(config.state_dir / "jobs.db"), config.tracking_uri,
+                             config.state_dir / "jobs")  # before any child serves
     host, _, port = config.address.rpartition(":")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                        socket.SOCK_STREAM) as reservation:
@@ -250,9 +257,14 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: stopping.set())
+        started = []
         for child in children:
+            if stopping.is_set():  # a signal while starting: start no more
+                break
             child.start()
-        log.info("%d server processes listening on port %d", processes, port)
+            started.append(child)
+        children = started
+        log.info("%d server processes listening on port %d", len(children), port)
         while not stopping.wait(1.0):
             if not all(child.is_alive() for child in children):
                 log.error("a server process died; stopping the others")
@@ -272,6 +284,8 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
 def _serve_child(config: ServerConfig, grace: float) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    # A parent killed with -9 passes no signal on: drain as on SIGTERM instead of serving on.
+    watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     serve(config, grace=grace)
 
 
@@ -297,10 +311,63 @@ def _rejecting_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         context.abort(grpc.StatusCode.UNAUTHENTICATED,
                       "authorization: missing or wrong bearer token")
 
+    return _handler_like(handler, reject, handler.request_deserializer)
+
+
+def _handler_like(handler: grpc.RpcMethodHandler, behavior,
+                  request_deserializer) -> grpc.RpcMethodHandler:
+    """A handler of ``handler``'s shape running ``behavior``."""
     make = {(False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,
             (True, False): grpc.stream_unary_rpc_method_handler,
             (True, True): grpc.stream_stream_rpc_method_handler}
     return make[(handler.request_streaming, handler.response_streaming)](
-        reject, request_deserializer=handler.request_deserializer,
+        behavior, request_deserializer=request_deserializer,
         response_serializer=handler.response_serializer)
+
+
+class _Undecodable:
+    """What a request that protobuf cannot parse deserialises to, with the parser's reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class UndecodableRequestInterceptor(grpc.ServerInterceptor):
+    """A request protobuf cannot parse (a ``string`` field holding bytes that are not UTF-8,
+    a truncated message) is INVALID_ARGUMENT, not the INTERNAL that grpcio answers when the
+    deserializer raises: the deserializer hands the handler a marker, refused there."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+
+        def deserialize(data: bytes):
+            try:
+                return parse(data)
+            except DecodeError as error:
+                return _Undecodable(str(error))
+
+        def refuse(request: _Undecodable, context) -> None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"request: not a valid message ({request.reason}); strings must be "
+                          f"UTF-8")
+
+        run = (handler.unary_unary or handler.unary_stream or handler.stream_unary
+               or handler.stream_stream)
+        if handler.request_streaming:
+            def behavior(requests, context):
+                def checked():
+                    for request in requests:
+                        if isinstance(request, _Undecodable):
+                            refuse(request, context)
+                        yield request
+                return run(checked(), context)
+        else:
+            def behavior(request, context):
+                if isinstance(request, _Undecodable):
+                    refuse(request, context)
+                return run(request, context)
+        return _handler_like(handler, behavior, deserialize)

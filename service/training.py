@@ -5,7 +5,9 @@
   registers its model in MLflow itself.
 * Job state and progress events live in a small sqlite file (``jobs.db``) beside the
   server's state, written by the server and the workers alike, so a restarted server still
-  knows every finished job. Jobs that were running when a server died are marked failed.
+  knows every finished job. A worker dies with its server (even one killed with -9): it
+  marks its job and its MLflow run FAILED first, and a restarted server marks any job still
+  left queued or running FAILED in both, so the job table and MLflow agree.
 * Training data is a dataset registered on the server (a name the operator maps to a YAML
   file holding a bootstrap job's ``data:`` section) or utterances uploaded in the request
   stream, each chunk naming its split. Clients never name a file, a folder or a store: the
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -33,17 +36,33 @@ import grpc
 import yaml
 
 from nlu.errors import NluDataError
+from nlu.utterance import check_language, type_name
 from service.augmentation import RequestError
 from service.client import DATA_SPLITS, message_to_utterance
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 # What a client may set in ``JobSpec.config_yaml``: everything else names files or stores.
 CLIENT_SETTINGS = {"model": None, "finetune_model": None, "regime": None,
                    "tracking": {"experiment", "registered_name", "alias"},
                    "data": {"target_language", "target_fraction", "target_per_intent", "seed"}}
+# Settings a client may give only as strings (a list here was queued, then failed in SQL).
+STRING_SETTINGS = {"tracking": ("experiment", "registered_name", "alias"),
+                   "data": ("target_language",)}
+# Model settings that name a server file: a client never names one.
+MODEL_FILE_SETTINGS = ("embeddings_path",)
+# A job shares the server's machine: sizes far beyond any study's (experiments/ use at most
+# hidden_dim 256, vocab_size 8000, 20 epochs) are refused at submission, not run for hours.
+MODEL_LIMITS = {"vocab_size": 100_000, "embedding_dim": 2048, "hidden_dim": 2048,
+                "num_layers": 8, "num_heads": 32, "char_filters": 1024, "char_embedding_dim": 512,
+                "batch_size": 4096, "max_epochs": 500, "patience": 500}
 SPLIT_KEYS = {value: key for key, value in DATA_SPLITS.items()}  # wire enum -> data section key
 DEFAULT_EXPERIMENT = "service-jobs"
 PROGRESS_POLL_SECONDS = 2.0
+RUN_FOLDER = "run"  # a job's run_dir, inside its job folder
+PARENT_POLL_SECONDS = 0.5  # how soon a worker notices that its server died
+SERVER_DIED = "the server process died while the job was running"
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 FINISHED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -204,11 +223,39 @@ class JobStore:
                          json.loads(row["metrics"])) for row in rows]
 
 
+def watch_parent(on_orphaned, poll_seconds: float = PARENT_POLL_SECONDS) -> None:
+    """Call ``on_orphaned()`` from a daemon thread once this process's parent has died (the
+    kernel then re-parents it, and ``getppid`` changes), e.g. a server killed with -9.
+
+    A polled parent pid, not Linux's ``PR_SET_PDEATHSIG``: that fires when the *thread*
+    that started the process ends, and workers are started from gRPC's pool threads.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        on_orphaned()
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def run_job(job_id: str, store_path: str, config, tracking_uri: str) -> None:
-    """Worker-process entry point: run the bootstrap job and record how it ended."""
+    """Worker-process entry point: run the bootstrap job and record how it ended. A worker
+    whose server died records the job and its MLflow run as failed and exits: no job trains
+    on unseen, outside the server's job limit."""
     from multilingual import bootstrap
 
     store = JobStore(store_path)
+
+    def orphaned() -> None:
+        try:
+            fail_interrupted_job(store, store.get(job_id), tracking_uri, Path(config.run_dir),
+                                 SERVER_DIED)
+        finally:
+            os._exit(1)
+
+    watch_parent(orphaned)
     store.update(job_id, RUNNING, "training started")
     reporter = threading.Thread(target=_report_progress,
                                 args=(store, job_id, Path(config.run_dir), tracking_uri),
@@ -246,11 +293,35 @@ def _report_progress(store: JobStore, job_id: str, run_dir: Path, tracking_uri: 
             store.update(job_id, RUNNING, "progress", metrics=metrics)
 
 
-def recover_interrupted_jobs(store: JobStore) -> None:
-    """Jobs a previous server left queued or running have no worker any more: failed."""
+def fail_interrupted_job(store: JobStore, job: JobRecord, tracking_uri: str, run_dir: Path,
+                         reason: str) -> None:
+    """Mark a job whose server died FAILED, and its MLflow run too (with the reason as the
+    ``failure_reason`` tag), so that the job table and MLflow agree."""
+    from multilingual.bootstrap import RUN_ID_FILENAME
+
+    store.update(job.job_id, FAILED, reason, error=reason)
+    run_id = job.mlflow_run_id
+    record = run_dir / RUN_ID_FILENAME
+    if not run_id and record.is_file():  # the run started before the progress poll saw it
+        run_id = json.loads(record.read_text(encoding="utf-8"))["run_id"]
+    if run_id:
+        from nlu.tracking import client
+
+        try:
+            tracking = client(tracking_uri)
+            if tracking.get_run(run_id).info.status == "RUNNING":
+                tracking.set_tag(run_id, "failure_reason", reason)
+                tracking.set_terminated(run_id, status="FAILED")
+        except Exception:  # a tracking server that is down must not stop a server's start
+            log.exception("could not mark MLflow run %s of job %s FAILED", run_id, job.job_id)
+
+
+def recover_interrupted_jobs(store: JobStore, tracking_uri: str, work_dir: Path) -> None:
+    """Jobs a previous server left queued or running have no worker any more (a worker
+    exits when its server dies): failed, in the job table and in MLflow."""
     for job in store.jobs_in({QUEUED, RUNNING}):
-        store.update(job.job_id, FAILED, "server restarted while the job was running",
-                     error="interrupted by a server restart")
+        fail_interrupted_job(store, job, tracking_uri, Path(work_dir) / job.job_id / RUN_FOLDER,
+                             "interrupted: the server stopped while the job was running")
 
 
 class JobRunner:
@@ -266,7 +337,9 @@ class JobRunner:
                  *, recover: bool = True):
         self.store = store
         self.tracking_uri = tracking_uri
-        self.work_dir = Path(work_dir)
+        # Absolute: a job's data root is anchored at its folder, and a relative work_dir
+        # would be joined to itself (state/jobs/<id>/state/jobs/<id>/data).
+        self.work_dir = Path(work_dir).resolve()
         self.max_running = max_running
         self._context = multiprocessing.get_context("spawn")
         # Each worker with the one thread that waits for it (the only waiter: two threads
@@ -275,7 +348,7 @@ class JobRunner:
                                        threading.Thread]] = {}
         self._lock = threading.Lock()
         if recover:
-            recover_interrupted_jobs(store)
+            recover_interrupted_jobs(store, tracking_uri, self.work_dir)
 
     def job_dir(self, job_id: str) -> Path:
         return self.work_dir / job_id
@@ -434,7 +507,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         if spec.regime:
             raw["regime"] = spec.regime
         raw["tracking"] = {"experiment": DEFAULT_EXPERIMENT, **raw.get("tracking", {})}
-        raw["run_dir"] = str(job_dir / "run")
+        raw["run_dir"] = str(job_dir / RUN_FOLDER)
         config = parse_config(raw, base=job_dir, source_yaml=spec.config_yaml)
         if not DeviceConfig.from_dict(config.model.get("devices")).single_process:
             # DDP relaunches the command line of the process: here, the server's.
@@ -482,6 +555,9 @@ def client_settings(config_yaml: str) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                        f"spec.config_yaml: not valid YAML: {error}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "spec.config_yaml: nested too deeply") from None
     if not isinstance(settings, dict):
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "spec.config_yaml: must be a mapping")
     for key, value in settings.items():
@@ -499,7 +575,39 @@ def client_settings(config_yaml: str) -> dict[str, Any]:
                     raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"spec.config_yaml.{key}.{inner}: not a client setting; "
                                    f"allowed: {', '.join(sorted(allowed))}")
+    _check_setting_types(settings)
     return settings
+
+
+def _check_setting_types(settings: dict[str, Any]) -> None:
+    """Refuse, at submission, settings of the wrong type and models too big for a shared
+    server. The model's own ranges and number types are ``JointModelConfig``'s to check."""
+    def refuse(where: str, message: str) -> RequestError:
+        return RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"spec.config_yaml.{where}: {message}")
+
+    for section, names in STRING_SETTINGS.items():
+        for name in names:
+            value = (settings.get(section) or {}).get(name)
+            if value is not None and not isinstance(value, str):
+                raise refuse(f"{section}.{name}", f"must be a string, got {type_name(value)}")
+    language = (settings.get("data") or {}).get("target_language")
+    if language is not None:
+        try:
+            check_language(language)
+        except NluDataError as error:
+            raise refuse("data.target_language", error.message) from None
+    for section in ("model", "finetune_model"):
+        model = settings.get(section) or {}
+        if not isinstance(model, dict):
+            raise refuse(section, "must be a mapping")
+        for name in MODEL_FILE_SETTINGS:
+            if name in model:
+                raise refuse(f"{section}.{name}", "not a client setting (names a server file)")
+        limits = {**MODEL_LIMITS, "num_threads": os.cpu_count() or 1}
+        for name, limit in limits.items():
+            value = model.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                raise refuse(f"{section}.{name}", f"at most {limit} on this server, got {value}")
 
 
 def registered_data(path: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from service.cli import main
+from service.commands.serve import usable_cpus
 from service.server import ServerConfig
 from shared_data import SHARED_DATA
 
@@ -26,6 +27,7 @@ def cases():
             yield ["serve", flag, value], flag
     for value in ["-1", "70000", "nan"]:
         yield ["serve", "--port", value], "--port"
+    yield ["serve", "--processes", str(usable_cpus() + 1)], "--processes"  # took a host down
     for value in ["0", "-1", "nan", "inf"]:
         yield ["serve", "--call-budget-seconds", value], "--call-budget-seconds"
     for value in ["-1", "nan", "inf"]:

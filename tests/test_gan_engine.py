@@ -89,6 +89,47 @@ def test_sampling_config_names_the_bad_field(field, value):
         SamplingConfig(**{field: value})
 
 
+@pytest.mark.parametrize("field, value", [("temperature", "1"), ("temperature", True),
+                                          ("top_k", 2.0), ("top_k", True), ("top_p", None)])
+def test_sampling_config_refuses_values_of_the_wrong_type_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"{field}: must be"):
+        SamplingConfig(**{"method": "top-k", "top_k": 2, field: value})
+
+
+TINY_POSITIVE = [1e-30, 1.2e-38, 1e-38, 1e-45, 1e-300, 5e-324]
+
+
+@pytest.mark.parametrize("method", ["temperature", "top-k", "top-p"])
+@pytest.mark.parametrize("temperature", TINY_POSITIVE)
+def test_a_tiny_positive_temperature_samples_the_best_entry(method, temperature):
+    torch.manual_seed(0)
+    logits = torch.randn(64, 40) * 4
+    logits[1, 5:] = float("-inf")  # a masked row keeps its best allowed entry
+    config = SamplingConfig(method=method, temperature=temperature, top_k=3, top_p=0.5)
+    picked = pick(logits, config, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(picked, logits.argmax(dim=-1))
+
+
+@pytest.mark.parametrize("method", ["temperature", "top-k", "top-p"])
+@pytest.mark.parametrize("temperature", [1e30, 1e300, 1.7e308])
+def test_a_huge_temperature_samples_only_allowed_entries_uniformly(method, temperature):
+    logits = torch.randn(4000, 8) * 4
+    logits[:, 6:] = float("-inf")
+    config = SamplingConfig(method=method, temperature=temperature, top_k=6, top_p=1.0)
+    picked = pick(logits, config, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(picked, minlength=8)
+    assert counts[6:].sum() == 0 and counts[:6].min() > 550  # ~667 each
+
+
+@pytest.mark.parametrize("top_p", TINY_POSITIVE)
+def test_a_tiny_positive_top_p_keeps_only_the_best_entry(top_p):
+    torch.manual_seed(0)
+    logits = torch.randn(64, 40) * 4
+    picked = pick(logits, SamplingConfig(method="top-p", top_p=top_p),
+                  generator=torch.Generator().manual_seed(0))
+    assert torch.equal(picked, logits.argmax(dim=-1))
+
+
 def test_inverse_cdf_never_picks_zero_probability_entries():
     probabilities = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0]]).expand(5, -1)
     uniforms = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0 - 1e-9])

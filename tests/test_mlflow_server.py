@@ -156,3 +156,41 @@ def test_a_server_that_is_down_fails_fast_with_exit_code_2(tmp_path, capsys):
     message = capsys.readouterr().err
     assert "127.0.0.1" in message and "s3cret" not in message
     assert not (tmp_path / "run").exists()  # no half-written local state
+
+
+@pytest.mark.parametrize("status", [200, 401])
+def test_the_health_check_sends_uri_credentials_as_basic_auth_and_never_shows_them(
+        status):
+    import base64
+    import http.server
+    import threading
+
+    from nlu.tracking import TrackingServerUnreachable, resolve_tracking_uri
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers["Host"], self.headers["Authorization"]))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as fake:
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        port = fake.server_address[1]
+        uri = f"http://alice:s%40cret@127.0.0.1:{port}"
+        try:
+            if status == 200:
+                assert resolve_tracking_uri(uri) == uri
+            else:
+                with pytest.raises(TrackingServerUnreachable) as error:
+                    resolve_tracking_uri(uri)
+                assert "s%40cret" not in str(error.value) and "cret" not in str(error.value)
+                assert f"alice:***@127.0.0.1:{port}" in str(error.value)
+        finally:
+            fake.shutdown()
+    expected = "Basic " + base64.b64encode(b"alice:s@cret").decode()
+    assert seen == [("/health", f"127.0.0.1:{port}", expected)]

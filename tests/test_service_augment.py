@@ -320,7 +320,7 @@ BAD_FLAGS = [
     *[("--top-p", value, "--top-p:") for value in ("inf", "nan", "0", "-1")],
     ("--top-k", "-1", "--top-k:"),
     *[("--seed", value, "--seed:") for value in ("-1", str(2 ** 63), str(-2 ** 63))],
-    ("--count", "-1", "--count:"),
+    ("--count", "-1", "--count:"), ("--count", "0", "--count:"), ("--quota", "x=0", "--count:"),
     *[("--batch-size", value, "--batch-size:") for value in ("0", "-1")],
 ]
 

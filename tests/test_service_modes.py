@@ -134,3 +134,26 @@ def test_augment_cli_takes_a_lexicon_file_and_refuses_a_mode_mismatch(store, ger
     assert main(["augment", "--generator", str(generator_dir), "--count", "5",
                  "--slot-values", "generated", "--out", str(out)]) == 2
     assert "--slot-values: 'generated' does not fit" in capsys.readouterr().err
+
+
+def test_a_lexicon_of_long_values_streams_in_messages_under_the_servers_limit(store, german,
+                                                                             tmp_path):
+    limit = 1024 * 1024
+    running = start_server(ServerConfig(tracking_uri=store[0], address="127.0.0.1:0",
+                                        state_dir=tmp_path, max_message_bytes=limit),
+                           load_in_background=False)
+    running.load_generators()
+    long_values = [utterance.replace(tokens=tuple(
+        token * (10_000 // len(token) + 1) if tag != "O" else token
+        for token, tag in zip(utterance.tokens, utterance.tags))) for utterance in german]
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            responses = list(augmentation_pb2_grpc.AugmentationServiceStub(channel).Augment(
+                client.augment_request(DELEXICALISED, 300, seed=1, slot_values="given-lexicon",
+                                       lexicon=long_values), timeout=120))
+    finally:
+        running.stop(grace=0)
+    assert sum(len(response.utterances) for response in responses) == 300
+    assert max(response.ByteSize() for response in responses) <= limit
+    assert any(len(token) >= 10_000 for response in responses
+               for utterance in response.utterances for token in utterance.tokens)

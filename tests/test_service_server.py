@@ -255,3 +255,44 @@ def test_serve_command_stops_gracefully_on_sigterm(tmp_path, processes):
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
+
+
+def test_a_signal_while_serve_processes_starts_its_children_starts_no_more(tmp_path,
+                                                                          monkeypatch):
+    import multiprocessing
+    import os
+    import signal
+
+    from service import server
+
+    started = []
+
+    class Child:
+        """A server process that is never run; the first start sends this process SIGTERM."""
+
+        def __init__(self, target, args, name):
+            self.name, self.pid, self.exitcode = name, None, 0
+
+        def start(self):
+            started.append(self.name)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        def is_alive(self):
+            return False
+
+        def join(self, timeout=None):
+            pass
+
+    class Context:
+        Process = Child
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: Context())
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        config = ServerConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                              state_dir=tmp_path / "state", address="127.0.0.1:0")
+        assert server.serve_processes(config, 2) == 0
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert started == ["nlu-bootstrap-server-0"]

@@ -156,7 +156,43 @@ def test_out_of_range_model_settings_are_refused_before_queueing(channel, name, 
         channel, regime="monolingual", dataset="xsid-de",
         config_yaml=yaml.safe_dump({"model": {name: value}})))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details().startswith("spec.config_yaml: model") and f"{name}:" in error.details()
+    assert error.details().startswith(("spec.config_yaml: model: ",  # the model's range
+                                       f"spec.config_yaml.model.{name}: at most"))  # a server's
+    assert f"{name}:" in error.details()
+
+
+@pytest.mark.parametrize("config_yaml, field", [
+    ("model: " + "[" * 3000 + "]" * 3000, "spec.config_yaml: nested too deeply"),
+    ("tracking: " + "{a: " * 3000 + "1" + "}" * 3000, "spec.config_yaml: nested too deeply"),
+    ("tracking: {experiment: [a, b]}", "spec.config_yaml.tracking.experiment: must be a string"),
+    ("tracking: {registered_name: 7}", "spec.config_yaml.tracking.registered_name: must be"),
+    ("data: {target_language: ../../x}", "spec.config_yaml.data.target_language: '../../x' is"),
+    ("model: {max_epochs: true}", "spec.config_yaml: model: max_epochs: must be an integer"),
+    ("model: {max_epochs: '3'}", "spec.config_yaml: model: max_epochs: must be an integer"),
+    ("model: {lr: '0.1'}", "spec.config_yaml: model: lr: must be a number"),
+    ("model: {hidden_dim: 1000000}", "spec.config_yaml.model.hidden_dim: at most 2048"),
+    ("finetune_model: {vocab_size: 100000000}", "spec.config_yaml.finetune_model.vocab_size"),
+    ("model: {num_threads: 100000}", "spec.config_yaml.model.num_threads: at most"),
+    ("model: {embeddings_path: /etc/passwd}", "spec.config_yaml.model.embeddings_path: not a"),
+])
+def test_job_settings_are_type_checked_and_bounded_when_submitted(channel, config_yaml, field):
+    error = refused(lambda: client.submit_job(channel, regime="monolingual", dataset="xsid-de",
+                                              config_yaml=config_yaml))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(field), error.details()
+
+
+def test_uploaded_data_is_found_under_a_relative_state_dir(tmp_path, monkeypatch):
+    from service.training import JobRunner, JobStore, TrainingServicer
+
+    monkeypatch.chdir(tmp_path)
+    runner = JobRunner(JobStore("state/jobs.db"), "sqlite:///mlflow.db", Path("state/jobs"))
+    servicer = TrainingServicer(runner, {})
+    spec = training_pb2.JobSpec(regime="monolingual")
+    config = servicer._job_config(spec, {}, uploads(), runner.job_dir("job"))
+    assert config.data.root == tmp_path / "state" / "jobs" / "job" / "data"
+    assert all((config.data.root / spec.path).is_file()
+               for spec in (*config.data.target_train, *config.data.test))
 
 
 def test_refused_submissions(channel):
@@ -205,3 +241,67 @@ def test_the_job_limit_holds_under_concurrent_submissions_from_several_processes
         thread.join()
     assert len(accepted) == 2
     assert {job.job_id for job in stores[0].jobs_in({"QUEUED"})} == {f"job-{i}" for i in accepted}
+
+
+def test_a_server_killed_with_sigkill_takes_its_job_worker_with_it_and_mlflow_agrees(
+        state, tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from nlu.tracking import client as mlflow_client
+    from service.training import JobStore
+
+    log = tmp_path / "serve.log"
+    state_dir = tmp_path / "state"
+    (dataset,) = state["datasets"].values()
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", "0", "--state-dir",
+             str(state_dir), "--tracking-uri", state["tracking_uri"], "--dataset",
+             f"xsid-de={dataset}"], stdout=subprocess.DEVNULL, stderr=stderr)
+    worker = None
+    try:
+        port = wait_for(lambda: re.search(r"listening on port (\d+)", log.read_text()), 60)[1]
+        with client.connect(f"127.0.0.1:{port}") as channel:
+            long_job = yaml.safe_dump({"model": {**TINY_MODEL, "max_epochs": 500}})
+            job = client.submit_job(channel, regime="monolingual", dataset="xsid-de",
+                                    config_yaml=long_job)
+            wait_for(lambda: client.get_job(channel, job.job_id).mlflow_run_id, 120)
+        store = JobStore(state_dir / "jobs.db")
+        worker = store.get(job.job_id).worker_pid
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        wait_for(lambda: not alive(worker), 15)
+        ended = store.get(job.job_id)
+        assert ended.state == "FAILED" and "server process died" in ended.error
+        run = mlflow_client(state["tracking_uri"]).get_run(ended.mlflow_run_id)
+        assert run.info.status == "FAILED" and "server process died" in run.data.tags[
+            "failure_reason"]
+        assert store.active_jobs() == 0  # nothing left to count against --max-jobs
+    finally:
+        if server.poll() is None:
+            server.kill()
+        if worker and alive(worker):  # an orphan would train on for 500 epochs
+            os.kill(worker, signal.SIGKILL)
+
+
+def wait_for(condition, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

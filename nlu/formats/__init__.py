@@ -20,7 +20,8 @@ exact layout and any normalisation the writer applies):
 ``jsonl``      ours, lossless: one ``Utterance.to_dict()`` per line
 =============  =========================================================================
 
-Single files may be gzip-compressed (``de.test.conll.gz``): they are read and written as
+Every writer writes through ``base.open_output`` (atomic; a leading U+FEFF survives the
+reader's BOM removal). Single files may be gzip-compressed (``de.test.conll.gz``): they are read and written as
 such. Every utterance's ``source`` is ``"<file>:<line>"``; every error is a ``NluDataError``
 subclass located at ``file:line``. ``mode="repair"`` (the default) fixes IOB1 and malformed
 tags and lists each fix in ``ReadReport.repairs``; ``mode="strict"`` raises instead.

@@ -12,8 +12,9 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TextIO
 
+from nlu.atomic import atomic_open
 from nlu.errors import EmptyFileError, EncodingError, FormatError, NluDataError
 from nlu.utterance import Utterance, ValidationMode, check_strings
 
@@ -128,6 +129,32 @@ def parse_json(text: str, path: Path, line: int = 1) -> object:
                           line=line + error.lineno - 1) from None
     except (ValueError, RecursionError) as error:
         raise FormatError(f"JSON too large to read: {error}", path=str(path), line=line) from None
+
+
+BOM = "\ufeff"
+
+
+class _BomSafeStream:
+    """A text stream whose first character survives ``read_text``: text starting with U+FEFF
+    (a token, an intent) gets a BOM written before it, which the reader drops in its place."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.started = False
+
+    def write(self, text: str) -> int:
+        if not self.started and text:
+            self.started = True
+            if text.startswith(BOM):
+                self.stream.write(BOM)
+        return self.stream.write(text)
+
+
+@contextlib.contextmanager
+def open_output(path: Path | str) -> Iterator[_BomSafeStream]:
+    """Every format writer's output file: atomic (``nlu.atomic``), UTF-8, BOM-safe."""
+    with atomic_open(path) as stream:
+        yield _BomSafeStream(stream)
 
 
 def numbered_lines(text: str) -> list[tuple[int, str]]:

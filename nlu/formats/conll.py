@@ -23,10 +23,9 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError
 from nlu.formats.base import (ReadReport, ReportBuilder, language_from_filename, numbered_lines,
-                              read_text)
+                              open_output, read_text)
 from nlu.utterance import Utterance, ValidationMode
 
 COMMENT = re.compile(r"#\s*(?P<key>[^=:\s]+)\s*(?:=|:)\s?(?P<value>.*)$")
@@ -84,7 +83,7 @@ def _read_block(block: list[tuple[int, str]], builder: ReportBuilder, language: 
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         for utterance in utterances:
             if utterance.id is not None:
                 stream.write(f"# id = {utterance.id}\n")

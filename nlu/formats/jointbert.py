@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError, LengthMismatchError
-from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.formats.base import (ReadReport, ReportBuilder, numbered_lines, open_output,
+                              read_text)
 from nlu.utterance import Utterance, ValidationMode
 
 MEMBERS = ("seq.in", "seq.out", "label")
@@ -48,8 +48,8 @@ def read(path: Path, *, language: str | None = None,
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
     folder = Path(path)
-    with atomic_open(folder / "seq.in") as seq_in, atomic_open(folder / "seq.out") as seq_out, \
-            atomic_open(folder / "label") as labels:
+    with open_output(folder / "seq.in") as seq_in, open_output(folder / "seq.out") as seq_out, \
+            open_output(folder / "label") as labels:
         for utterance in utterances:
             seq_in.write(" ".join(utterance.tokens) + "\n")
             seq_out.write(" ".join(utterance.tags) + "\n")

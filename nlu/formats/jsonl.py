@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, parse_json, record_lines
+from nlu.formats.base import (ReadReport, ReportBuilder, open_output, parse_json,
+                              record_lines)
 from nlu.utterance import OPTIONAL_FIELDS, Utterance, ValidationMode, type_name
 
 FIELDS = ("tokens", "tags", "intent", "language", *OPTIONAL_FIELDS)
@@ -42,6 +42,6 @@ def read(path: Path, *, language: str | None = None,
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         for utterance in utterances:
             stream.write(json.dumps(utterance.to_dict(), ensure_ascii=False) + "\n")

@@ -9,16 +9,18 @@
 Slots are bracketed in ``annot_utt`` as ``[<slot> : <value>]``. Tokens are the whitespace
 split of ``annot_utt`` with the brackets removed, a bracket always being a token boundary.
 (For languages written without spaces, ja and zh, that yields one token per bracketed or
-unbracketed run; retokenise before training.) The language is the locale's language subtag
-(``en-US`` -> ``en``) unless ``language`` is given; ``domain`` is the ``scenario``; ``id`` is
+unbracketed run; retokenise before training.) The language is the locale without its region
+subtag (``en-US`` -> ``en``; MASSIVE writes regions in upper case, so ``de-ba``, an xSID
+dialect, stays ``de-ba``) unless ``language`` is given; ``domain`` is the ``scenario``; ``id`` is
 kept; the other fields (``partition``, ``worker_id``, ``judgments``...) are dropped. The kept
 fields must be JSON strings (``id``, ``scenario`` and ``utt`` may be missing or null); a control
 character in ``utt`` (a newline...) becomes a space.
 
 The annotation has no escape for brackets, so the writer rejects tokens holding ``[`` or ``]``
 and slot types holding ``[``, ``]`` or ``:``.
-Writer normalisation: ``utt`` is the tokens joined by single spaces, ``locale`` is the
-language, ``scenario`` the utterance's domain (or the intent's prefix before ``_``).
+The writer also refuses a language ending in a region (``pt-BR``), which would read back
+as ``pt``. Writer normalisation: ``utt`` is the tokens joined by single spaces, ``locale`` is
+the language, ``scenario`` the utterance's domain (or the intent's prefix before ``_``).
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, parse_json, record_lines
+from nlu.formats.base import (ReadReport, ReportBuilder, open_output, parse_json,
+                              record_lines)
 from nlu.utterance import CONTROL, OUTSIDE, Utterance, ValidationMode, check_string
 
 SLOT = re.compile(r"\[\s*(?P<label>[^\s\[\]:]+)\s*:\s*(?P<value>[^\[\]]*?)\s*\]")
+REGION = re.compile(r"[A-Z]{2}|[0-9]{3}")  # a BCP-47 region subtag, as MASSIVE writes them
+
+
+def language_of(locale: str) -> str:
+    """``en-US`` -> ``en``, ``zh-Hant-TW`` -> ``zh-Hant``; ``de-ba`` and ``en`` stay as they are."""
+    language, _, region = locale.rpartition("-")
+    return language if language and REGION.fullmatch(region) else locale
 
 
 def read(path: Path, *, language: str | None = None,
@@ -54,7 +63,7 @@ def read(path: Path, *, language: str | None = None,
         tokens, tags = parse_annotation(annotated, str(path), number)
         optional = {"text": record.get("utt") and CONTROL.sub(" ", record["utt"]),
                     "domain": record.get("scenario"), "id": record.get("id")}
-        builder.add(number, tokens, tags, intent, language or locale.split("-", 1)[0],
+        builder.add(number, tokens, tags, intent, language or language_of(locale),
                     **{key: value for key, value in optional.items() if value})
     return builder.finish()
 
@@ -87,7 +96,7 @@ def _add_outside(text: str, tokens: list[str], tags: list[str], path: str, line:
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         for index, utterance in enumerate(utterances):
             if any("[" in token or "]" in token for token in utterance.tokens):
                 raise FormatError(f"utterance {utterance.source or index + 1} has a token with "
@@ -97,6 +106,11 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
                 raise FormatError(f"utterance {utterance.source or index + 1} has a slot type "
                                   f"with '[', ']' or ':', which MASSIVE's annot_utt cannot "
                                   f"express", path=str(path))
+            if language_of(utterance.language) != utterance.language:
+                raise FormatError(f"utterance {utterance.source or index + 1} has language "
+                                  f"{utterance.language!r}, which MASSIVE's reader reads as "
+                                  f"{language_of(utterance.language)!r} (it drops a locale's "
+                                  f"region)", path=str(path))
             pieces = [token if tag == OUTSIDE else None
                       for token, tag in zip(utterance.tokens, utterance.tags)]
             for span in utterance.spans:

@@ -33,10 +33,11 @@ import unicodedata
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
-from nlu.errors import FormatError, SpanAlignmentError
-from nlu.formats.base import ReadReport, ReportBuilder, record_lines
-from nlu.utterance import Span, Utterance, ValidationMode, spans_to_tags
+from nlu.errors import FieldTypeError, FormatError, SpanAlignmentError
+from nlu.formats.base import (ReadReport, ReportBuilder, open_output, parse_json,
+                              record_lines)
+from nlu.utterance import (Span, Utterance, ValidationMode, check_strings, spans_to_tags,
+                           type_name)
 
 # The release's locale codes for languages whose code is not <language>_XX.
 LOCALES = {"th": "th_TH"}
@@ -60,17 +61,40 @@ def read(path: Path, *, language: str | None = None,
 
 
 def _tokenization(column: str, path: Path, line: int) -> tuple[list[str], list[tuple[int, int]]]:
+    """Column 5's tokens and token offsets, every value type-checked: tokens strings, offsets
+    non-negative integers (a float or a string would fail later, far from the line)."""
+    def refuse(message: str) -> FormatError:
+        return FormatError(message, path=str(path), line=line, field="tokenization")
+
     try:
-        tokenization = json.loads(column)["tokenizations"][0]
-        tokens = tokenization["tokens"]
-        offsets = [(span["start"], span["start"] + span["length"])
-                   for span in tokenization["tokenSpans"]]
-    except (ValueError, KeyError, IndexError, TypeError) as error:
-        raise FormatError(f"column 5 is not a tokenization JSON ({error})", path=str(path),
-                          line=line, field="tokenization") from None
-    if len(tokens) != len(offsets):
-        raise FormatError(f"{len(tokens)} tokens but {len(offsets)} token spans", path=str(path),
-                          line=line, field="tokenization")
+        document = parse_json(column, path, line)
+    except FormatError as error:
+        raise refuse(f"column 5: {error.message}") from None
+    try:
+        tokenization = document["tokenizations"][0]
+        tokens, token_spans = tokenization["tokens"], tokenization["tokenSpans"]
+    except (KeyError, IndexError, TypeError):
+        raise refuse('column 5 is not a tokenization JSON: expected {"tokenizations": '
+                     '[{"tokens": [...], "tokenSpans": [...]}]}') from None
+    if not isinstance(token_spans, list):
+        raise refuse(f"tokenSpans: expected a list, got {type_name(token_spans)}")
+    try:
+        check_strings(tokens, "tokenization")
+    except FieldTypeError as error:
+        raise refuse(f"tokens: {error.message}") from None
+    if len(tokens) != len(token_spans):
+        raise refuse(f"{len(tokens)} tokens but {len(token_spans)} token spans")
+    offsets = []
+    for position, span in enumerate(token_spans, start=1):
+        if not isinstance(span, dict):
+            raise refuse(f"token span {position}: expected an object, got {type_name(span)}")
+        for key in ("start", "length"):
+            value = span.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                shown = value if number else type_name(value)
+                raise refuse(f"token span {position}: {key} must be an integer >= 0, got {shown}")
+        offsets.append((span["start"], span["start"] + span["length"]))
     return tokens, offsets
 
 
@@ -154,7 +178,7 @@ def _misaligned(builder: ReportBuilder, line: int, message: str) -> None:
 
 
 def write(utterances: Sequence[Utterance], path: Path) -> None:
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         for index, utterance in enumerate(utterances):
             if any("," in label for label in utterance.slot_types):
                 raise FormatError(f"utterance {utterance.source or index + 1} has a slot type "

@@ -28,9 +28,9 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import EncodingError, FormatError
-from nlu.formats.base import ReadReport, ReportBuilder, parse_json, read_text
+from nlu.formats.base import (ReadReport, ReportBuilder, open_output, parse_json,
+                              read_text)
 from nlu.utterance import CONTROL, OUTSIDE, Utterance, ValidationMode, check_string
 
 DEFAULT_LANGUAGE = "en"
@@ -119,6 +119,6 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
                     chunks.append({"text": separator})
                 chunks.append({"text": token, "entity": entity})
         document.setdefault(utterance.intent, []).append({"data": chunks})
-    with atomic_open(path) as stream:
+    with open_output(path) as stream:
         json.dump(document, stream, ensure_ascii=False, indent=2)
         stream.write("\n")

@@ -8,7 +8,8 @@ spaces, a TAB, then the intent::
 
 ``path`` may be either file of a pair or a folder; a folder is read pair by pair (one pair per
 language, sorted by language). The language is the file suffix unless ``language`` is given.
-The writer writes one pair per language into the folder ``path``. Line numbers in errors and
+The writer writes one pair per language into the folder ``path``; a language is a language
+code (``Utterance`` refuses anything else), so no pair's name can lead out of that folder. Line numbers in errors and
 ``source`` are those of the ``label`` file (the text file has the same numbering).
 """
 
@@ -17,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from nlu.atomic import atomic_open
 from nlu.errors import FormatError, LengthMismatchError
-from nlu.formats.base import ReadReport, ReportBuilder, numbered_lines, read_text
+from nlu.formats.base import (ReadReport, ReportBuilder, numbered_lines, open_output,
+                              read_text)
 from nlu.utterance import Utterance, ValidationMode
 
 
@@ -79,8 +80,8 @@ def write(utterances: Sequence[Utterance], path: Path) -> None:
     for utterance in utterances:
         by_language.setdefault(utterance.language, []).append(utterance)
     for language, group in by_language.items():
-        with atomic_open(path / f"text.{language}") as text_file, \
-                atomic_open(path / f"label.{language}") as label_file:
+        with open_output(path / f"text.{language}") as text_file, \
+                open_output(path / f"label.{language}") as label_file:
             for utterance in group:
                 text_file.write(" ".join(utterance.tokens) + "\n")
                 label_file.write(f"{' '.join(utterance.tags)}\t{utterance.intent}\n")

@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # the message starts with the field name
         return _bad_argument(error)
     quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
+    if _requested(args.count, quotas, slot_quotas) < 1:  # as the server refuses it
+        return _bad_argument(ValueError(f"count: must be >= 1 (with the quotas), got "
+                                        f"{_requested(args.count, quotas, slot_quotas)}"))
     gate = train = None
     if _gated(args):
         from gan.gate import GateConfig

@@ -17,6 +17,14 @@ def _dataset(text: str) -> tuple[str, Path]:
     return name, Path(path).resolve()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (which taskset, cgroups' cpusets
+    and container runtimes narrow), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow store with the registered generators "
                         "(default: $MLFLOW_TRACKING_URI, else the embedded sqlite store)")
@@ -38,9 +46,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="longest one Augment call may generate before it ends with "
                         "DEADLINE_EXCEEDED (the client's deadline applies too, if shorter)")
     parser.add_argument("--max-jobs", type=number(int, low=1, high=1_000), default=1, help="concurrent training jobs")
-    parser.add_argument("--processes", type=number(int, low=1, high=1_000), default=1,
+    parser.add_argument("--processes", type=number(int, low=1, high=usable_cpus()), default=1,
                         help="server processes sharing the port (generation is GIL-bound: "
-                        "use about one per core)")
+                        "use about one per core; at most the CPUs this process may use)")
     parser.add_argument("--torch-threads", type=number(int, low=1, high=1_000), default=1,
                         help="torch intra-op threads (default 1: parallel calls use the cores)")
     parser.add_argument("--grace", type=number(float, low=0), default=10.0,
