@@ -297,7 +297,7 @@ def fail_interrupted_job(store: JobStore, job: JobRecord, tracking_uri: str, run
                          reason: str) -> None:
     """Mark a job whose server died FAILED, and its MLflow run too (with the reason as the
     ``failure_reason`` tag), so that the job table and MLflow agree."""
-    from multilingual.bootstrap import RUN_ID_FILENAME
+    from nlu.jobs import RUN_ID_FILENAME
 
     store.update(job.job_id, FAILED, reason, error=reason)
     run_id = job.mlflow_run_id
