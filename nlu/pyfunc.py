@@ -1,9 +1,9 @@
 """The trained NLU model as an MLflow ``pyfunc`` model, and how every one is logged.
 
 ``log_nlu_model`` writes the model folder (``TrainedNlu.save``) into the active run as its
-``model/`` artifact in MLflow's model format: an ``MLmodel`` file, this module's
-``NluPythonModel``, a signature and an input example, and the plain folder itself among the
-artifacts. One copy serves both readers of a registered ``name@alias``:
+``model/`` artifact in MLflow's model format: an ``MLmodel`` file, the code that builds this
+module's ``NluPythonModel`` (``nlu/pyfunc_model.py``: MLflow's "models from code", nothing
+pickled), a signature and an input example, and the plain folder itself among the artifacts. One copy serves both readers of a registered ``name@alias``:
 
 * ``mlflow.pyfunc.load_model("models:/name@alias").predict(df)`` and
   ``mlflow models serve -m models:/name@alias --env-manager local``;
@@ -23,11 +23,12 @@ environment); the model pins ``nlu-bootstrap`` at the version that logged it.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -41,7 +42,7 @@ DEFAULT_TOP_K = 3
 INPUT_EXAMPLE = {"text": ["wake me up at seven tomorrow"]}
 
 
-def _signature(language: str | None):
+def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array, Object, Property
@@ -54,7 +55,7 @@ def _signature(language: str | None):
 
     inputs = Schema([ColSpec(DataType.string, "text", required=False),
                      ColSpec(Array(DataType.string), "tokens", required=False),
-                     ColSpec(DataType.string, "language", required=language is None)])
+                     ColSpec(DataType.string, "language", required=False)])
     slot = Object([text("type"), text("value"), number("start"), number("end"),
                    number("start_char", required=False), number("end_char", required=False)])
     score = Object([text("intent"), number("probability", DataType.double)])
@@ -84,24 +85,20 @@ class NluPythonModel(PythonModel):
                 params: dict[str, Any] | None = None) -> list[dict]:
         from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
+        from nlu.parse import parse_by_language
+
         top_k = int((params or {}).get("top_k", DEFAULT_TOP_K))
         try:
             rows = self._rows(model_input)
-            results: list[dict | None] = [None] * len(rows)
-            # one batched parse per language, answers put back in row order
-            for language in dict.fromkeys(language for language, _ in rows):
-                positions = [index for index, (row_language, _) in enumerate(rows)
-                             if row_language == language]
-                try:
-                    parses = self.model.parse([rows[index][1] for index in positions],
-                                              language=language, top_k=top_k)
-                except NluDataError as error:
-                    raise _in_row(error, positions) from None
-                for index, parse in zip(positions, parses):
-                    results[index] = parse.to_dict()
+            parses = parse_by_language(self.model, [item for _, item in rows],
+                                       [language for language, _ in rows], top_k=top_k)
         except NluDataError as error:
-            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
-        return results
+            field = error.field or ""
+            if field.startswith("inputs["):  # inputs[i] is row i
+                field = f"row {field[len('inputs['):-1]}"
+            message = f"{field}: {error.message}" if field else error.message
+            raise MlflowException(message, error_code=INVALID_PARAMETER_VALUE) from None
+        return [parse.to_dict() for parse in parses]
 
     def _rows(self, frame: pd.DataFrame) -> list[tuple[str, str | list[str]]]:
         """``(language, text or words)`` per row of the input DataFrame."""
@@ -129,15 +126,6 @@ class NluPythonModel(PythonModel):
         return rows
 
 
-def _in_row(error: NluDataError, positions: Sequence[int]) -> NluDataError:
-    """``error`` with ``inputs[i]`` of one language's batch turned into the input's row."""
-    field = error.field or ""
-    if field.startswith("inputs[") and field.endswith("]"):
-        row = positions[int(field[len("inputs["):-1])]
-        return type(error)(error.message, field=f"row {row}")
-    return error
-
-
 def _requirements() -> list[str]:
     try:
         return [f"nlu-bootstrap=={metadata.version('nlu-bootstrap')}"]
@@ -148,8 +136,6 @@ def _requirements() -> list[str]:
 def declare_language(model_dir: Path | str, language: str) -> None:
     """Add ``language`` to the languages saved with the model in ``model_dir`` (a zero-shot
     model is meant for a language none of its training data is in)."""
-    import json
-
     from nlu.training import LABELS_FILENAME
 
     path = Path(model_dir) / LABELS_FILENAME
@@ -165,14 +151,25 @@ def save_pyfunc(model_dir: Path | str, destination: Path | str, *,
     import warnings
 
     destination = Path(destination)
+    example = dict(INPUT_EXAMPLE)
+    known = _saved_languages(model_dir)
+    if language or known:
+        example["language"] = [language or known[0]]
     with warnings.catch_warnings():  # the signature's optional columns are intended
         warnings.simplefilter("ignore", UserWarning)
         mlflow.pyfunc.save_model(
-            path=str(destination), python_model=NluPythonModel(),
+            path=str(destination), python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={PYFUNC_ARTIFACT: str(Path(model_dir).resolve())},
-            signature=_signature(language), input_example=INPUT_EXAMPLE,
+            signature=_signature(), input_example=example,
             model_config={"language": language}, pip_requirements=_requirements())
     return destination
+
+
+def _saved_languages(model_dir: Path | str) -> list[str]:
+    from nlu.training import LABELS_FILENAME
+
+    labels = json.loads((Path(model_dir) / LABELS_FILENAME).read_text(encoding="utf-8"))
+    return labels.get("languages", [])
 
 
 def log_nlu_model(model_dir: Path | str, *, registered_name: str | None = None,
