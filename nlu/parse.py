@@ -11,6 +11,8 @@ the result records, input checks and the tokeniser for raw text.
   on whitespace, with punctuation and symbols at a word's edges split off as tokens of their
   own ("Do I need a sweater?" -> ``Do I need a sweater ?``); inside a word they stay
   (``7:30``, ``TV-Serie``, ``What's``), as do apostrophes at its edges (``l'``, ``'s``).
+  This gives xSID 0.7's own tokens for 97.3% of its 19,999 dev/test utterances outside ja
+  and zh; the rest are xSID's own inconsistencies (``Halo:`` kept whole, ``7 : 30`` split).
 * Languages written without spaces (ja, th, zh, ...) have no whitespace to split on, and a
   wrong split silently corrupts every slot: their raw text is refused with a
   ``ParseInputError`` asking for pre-tokenised words (pass a list of words, the way the
