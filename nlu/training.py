@@ -79,12 +79,14 @@ class EncodedUtterance:
     word_chars: list[list[int]] | None = None  # character ids per word (char-CNN models)
 
 
-def encode_words(tokens: Sequence[str], tokenizer: SubwordTokenizer,
-                 with_chars: bool = False) -> EncodedUtterance:
-    """Piece ids of one utterance's words (and, ``with_chars``, each word's character ids)."""
-    piece_ids, first_piece = tokenizer.encode_words(tokens)
-    return EncodedUtterance(piece_ids, first_piece,
-                            word_chars=[char_ids(word) for word in tokens] if with_chars else None)
+def encode_tokens(token_lists: Sequence[Sequence[str]], tokenizer: SubwordTokenizer,
+                  with_chars: bool = False) -> list[EncodedUtterance]:
+    """Piece ids of each utterance's words (and, ``with_chars``, each word's character ids)."""
+    return [EncodedUtterance(piece_ids, first_piece,
+                             word_chars=[char_ids(word) for word in tokens] if with_chars
+                             else None)
+            for tokens, (piece_ids, first_piece)
+            in zip(token_lists, tokenizer.encode_utterances(token_lists))]
 
 
 def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
@@ -94,13 +96,11 @@ def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
     with label lists, also label ids (all must be known)."""
     intent_ids = {intent: index for index, intent in enumerate(intents or [])}
     tag_ids = {tag: index for index, tag in enumerate(tags or [])}
-    encoded = []
-    for utterance in utterances:
-        item = encode_words(utterance.tokens, tokenizer, with_chars)
-        if intents is not None:
+    encoded = encode_tokens([utterance.tokens for utterance in utterances], tokenizer, with_chars)
+    if intents is not None:
+        for item, utterance in zip(encoded, utterances):
             item.intent = intent_ids[utterance.intent]
             item.tags = [tag_ids[tag] for tag in utterance.tags]
-        encoded.append(item)
     return encoded
 
 
@@ -232,8 +232,8 @@ class TrainedNlu:
                ) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
         """Intent probabilities and valid IOB2 tags for each token list: batches of similar
         length, on the module's device, without gradients, in eval mode (restored after)."""
-        with_chars = self.config.char_filters > 0
-        encoded = [encode_words(tokens, self.tokenizer, with_chars) for tokens in token_lists]
+        encoded = encode_tokens(token_lists, self.tokenizer,
+                                with_chars=self.config.char_filters > 0)
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
         inferred: list = [None] * len(encoded)
         was_training = self.module.training
