@@ -229,7 +229,7 @@ class TrainedNlu:
                 for item, (probabilities, tags) in zip(prepared, inferred)]
 
     def _infer(self, token_lists: Sequence[Sequence[str]], batch_size: int
-               ) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
+               ) -> list[tuple[np.ndarray, tuple[str, ...]]]:
         """Intent probabilities and valid IOB2 tags for each token list: batches of similar
         length, on the module's device, without gradients, in eval mode (restored after)."""
         encoded = encode_tokens(token_lists, self.tokenizer,
@@ -244,7 +244,7 @@ class TrainedNlu:
                 batch = collate([encoded[i] for i in indices])
                 probabilities, tag_ids = self.module.decode(
                     {name: values.to(self.module.device) for name, values in batch.items()})
-                probabilities = probabilities.cpu()
+                probabilities = probabilities.cpu().numpy()
                 for row, (index, word_tag_ids) in enumerate(zip(indices, tag_ids)):
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
                     inferred[index] = (probabilities[row], tags)
@@ -448,6 +448,9 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
     * ``resume``: continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
     * ``metric_prefix``: prefix for the MLflow metric names (e.g. ``"pretrain"``), so two
       trainings in one run keep separate curves.
+
+    The model's ``languages`` are those of ``train``, ``vocabulary_text``,
+    ``label_inventory`` and ``init_from``.
     """
     if not train:
         raise ValueError("no training utterances")
