@@ -12,10 +12,13 @@
 * if an MLflow run is active, per-epoch train loss and dev metrics go into that run.
 
 ``TrainedNlu`` is what every later step uses: ``predict`` returns ``Utterance`` records with
-valid IOB2 tags, ``save``/``load`` use a plain directory, ``word_vectors`` hands the
-learned piece embeddings to the GAN, and ``training`` says how the training ended (epochs,
-best epoch, optimiser steps, early stop or epoch cap), so a comparison can show which of its
-models were still learning when the cap stopped them.
+valid IOB2 tags, ``parse`` takes raw text or words and returns ``nlu.parse.Parse`` results
+(intent probability, ranking, slots with offsets) through the same batched inference,
+``save``/``load`` use a plain directory (``load`` also reads the MLflow pyfunc folder of
+``nlu.pyfunc`` that wraps one), ``word_vectors`` hands the learned piece embeddings to the
+GAN, and ``training`` says how the training ended (epochs, best epoch, optimiser steps, early
+stop or epoch cap), so a comparison can show which of its models were still learning when the
+cap stopped them.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from nlu.devices import DeviceConfig, is_primary_process
 from nlu.rundir import RunDirLock
 from nlu.model import (ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, char_ids,
                        pretrained_piece_matrix)
+from nlu.parse import Parse, build_parse, check_language, prepare_inputs
 from nlu.tokenizer import PAD_ID, SubwordTokenizer
+from nlu.tracking import find_model_folder
 from nlu.utterance import OUTSIDE, Utterance, repair_tags
 
 WEIGHTS_FILENAME = "weights.pt"
@@ -77,6 +82,16 @@ class EncodedUtterance:
     word_chars: list[list[int]] | None = None  # character ids per word (char-CNN models)
 
 
+def encode_tokens(token_lists: Sequence[Sequence[str]], tokenizer: SubwordTokenizer,
+                  with_chars: bool = False) -> list[EncodedUtterance]:
+    """Piece ids of each utterance's words (and, ``with_chars``, each word's character ids)."""
+    return [EncodedUtterance(piece_ids, first_piece,
+                             word_chars=[char_ids(word) for word in tokens] if with_chars
+                             else None)
+            for tokens, (piece_ids, first_piece)
+            in zip(token_lists, tokenizer.encode_utterances(token_lists))]
+
+
 def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
            intents: list[str] | None = None, tags: list[str] | None = None,
            with_chars: bool = False) -> list[EncodedUtterance]:
@@ -84,16 +99,11 @@ def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
     with label lists, also label ids (all must be known)."""
     intent_ids = {intent: index for index, intent in enumerate(intents or [])}
     tag_ids = {tag: index for index, tag in enumerate(tags or [])}
-    encoded = []
-    for utterance in utterances:
-        piece_ids, first_piece = tokenizer.encode_words(utterance.tokens)
-        item = EncodedUtterance(piece_ids, first_piece)
-        if with_chars:
-            item.word_chars = [char_ids(word) for word in utterance.tokens]
-        if intents is not None:
+    encoded = encode_tokens([utterance.tokens for utterance in utterances], tokenizer, with_chars)
+    if intents is not None:
+        for item, utterance in zip(encoded, utterances):
             item.intent = intent_ids[utterance.intent]
             item.tags = [tag_ids[tag] for tag in utterance.tags]
-        encoded.append(item)
     return encoded
 
 
@@ -180,42 +190,73 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 # -- the trained model ---------------------------------------------------------------------
 
 class TrainedNlu:
-    """A trained joint model with its tokenizer and label lists, ready to predict."""
+    """A trained joint model with its tokenizer and label lists, ready to predict and parse.
+
+    ``languages`` are those the model was built for (its training, vocabulary and label data,
+    plus any declared later, e.g. a zero-shot model's target): ``parse`` refuses others. A
+    model saved before languages were recorded has none and parses any language."""
 
     def __init__(self, config: JointModelConfig, tokenizer: SubwordTokenizer,
-                 intents: list[str], tags: list[str], module: JointNluModule,
-                 training: dict[str, int | bool] | None = None):
+                 intents: Sequence[str], tags: Sequence[str], module: JointNluModule,
+                 languages: Sequence[str] = (), training: dict[str, int | bool] | None = None):
         self.config = config
         self.tokenizer = tokenizer
-        self.intents = intents
-        self.tags = tags
+        self.intents = tuple(intents)
+        self.tags = tuple(tags)
         self.module = module
+        self.languages = tuple(sorted(set(languages)))
         # epochs, max_epochs, best_epoch (1-based), steps, stopped_early (False: the cap or
         # no dev set ended it); None for a model that was not trained by ``fit``
         self.training = training
+
+    @property
+    def slot_types(self) -> tuple[str, ...]:
+        """Every slot type the model can tag (sorted)."""
+        return tuple(sorted({tag[2:] for tag in self.tags if tag != OUTSIDE}))
 
     def predict(self, utterances: Sequence[Utterance], batch_size: int = 256) -> list[Utterance]:
         """Copies of ``utterances`` (same tokens, language, id...) with the predicted intent
         and slot tags. CRF/softmax output is repaired to valid IOB2 (``I-x`` opening a slot
         becomes ``B-x``)."""
-        encoded = encode(utterances, self.tokenizer, with_chars=self.config.char_filters > 0)
+        inferred = self._infer([utterance.tokens for utterance in utterances], batch_size)
+        return [utterance.replace(intent=self.intents[int(probabilities.argmax())], tags=tags)
+                for utterance, (probabilities, tags) in zip(utterances, inferred)]
+
+    def parse(self, inputs: Sequence[str | Sequence[str]], *, language: str, top_k: int = 3,
+              batch_size: int = 256) -> list[Parse]:
+        """Parse raw texts (``str``, tokenised by ``nlu.parse.tokenize``) or pre-tokenised
+        utterances (lists of words) of one ``language``: intent, probability, the ``top_k``
+        intents, IOB2 tags and slots (see ``nlu.parse``). Bad input raises
+        ``ParseInputError`` naming it; nothing is run then."""
+        language = check_language(language, self.languages)
+        prepared = prepare_inputs(inputs, language)
+        inferred = self._infer([item.tokens for item in prepared], batch_size)
+        return [build_parse(item, language, self.intents, probabilities.tolist(), tags, top_k)
+                for item, (probabilities, tags) in zip(prepared, inferred)]
+
+    def _infer(self, token_lists: Sequence[Sequence[str]], batch_size: int
+               ) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+        """Intent probabilities and valid IOB2 tags for each token list: batches of similar
+        length, on the module's device, without gradients, in eval mode (restored after)."""
+        encoded = encode_tokens(token_lists, self.tokenizer,
+                                with_chars=self.config.char_filters > 0)
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
-        predicted: list[Utterance | None] = [None] * len(encoded)
+        inferred: list = [None] * len(encoded)
         was_training = self.module.training
         self.module.eval()
         try:
             for start in range(0, len(order), batch_size):
                 indices = order[start:start + batch_size]
                 batch = collate([encoded[i] for i in indices])
-                intent_ids, tag_ids = self.module.decode(
+                probabilities, tag_ids = self.module.decode(
                     {name: values.to(self.module.device) for name, values in batch.items()})
-                for index, intent_id, word_tag_ids in zip(indices, intent_ids, tag_ids):
+                probabilities = probabilities.cpu().numpy()
+                for row, (index, word_tag_ids) in enumerate(zip(indices, tag_ids)):
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
-                    predicted[index] = utterances[index].replace(
-                        intent=self.intents[intent_id], tags=tags)
+                    inferred[index] = (probabilities[row], tags)
         finally:
             self.module.train(was_training)
-        return predicted
+        return inferred
 
     def word_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
         """Each word's vector: the mean of its pieces' embeddings (to seed the GAN's)."""
@@ -229,7 +270,8 @@ class TrainedNlu:
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(directory / TOKENIZER_DIRNAME)
         write_json(directory / CONFIG_FILENAME, self.config.to_dict())
-        write_json(directory / LABELS_FILENAME, {"intents": self.intents, "tags": self.tags})
+        write_json(directory / LABELS_FILENAME, {"intents": self.intents, "tags": self.tags,
+                                                 "languages": self.languages})
         if self.training is not None:
             write_json(directory / TRAINING_FILENAME, self.training)
         save_torch(self.module.state_dict(), directory / WEIGHTS_FILENAME)
@@ -237,7 +279,8 @@ class TrainedNlu:
 
     @classmethod
     def load(cls, directory: Path | str) -> "TrainedNlu":
-        directory = Path(directory)
+        """From a folder ``save`` wrote, or an MLflow pyfunc model folder holding one."""
+        directory = find_model_folder(Path(directory))
         config = JointModelConfig.from_dict(json.loads((directory / CONFIG_FILENAME).read_text()))
         labels = json.loads((directory / LABELS_FILENAME).read_text())
         tokenizer = SubwordTokenizer.load(directory / TOKENIZER_DIRNAME)
@@ -247,7 +290,8 @@ class TrainedNlu:
         module.eval()
         training_file = directory / TRAINING_FILENAME
         training = json.loads(training_file.read_text()) if training_file.exists() else None
-        return cls(config, tokenizer, labels["intents"], labels["tags"], module, training)
+        return cls(config, tokenizer, labels["intents"], labels["tags"], module,
+                   labels.get("languages", ()), training)
 
     @classmethod
     def from_store(cls, reference: str, tracking_uri: str) -> "TrainedNlu":
@@ -414,6 +458,9 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
     * ``resume``: continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
     * ``metric_prefix``: prefix for the MLflow metric names (e.g. ``"pretrain"``), so two
       trainings in one run keep separate curves.
+
+    The model's ``languages`` are those of ``train``, ``vocabulary_text``,
+    ``label_inventory`` and ``init_from``.
     """
     if not train:
         raise ValueError("no training utterances")
@@ -449,7 +496,10 @@ def _fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Jo
         module.load_parent_weights(init_from.module)
     elif piece_matrix is not None:
         module.set_piece_embeddings(piece_matrix)
-    model = TrainedNlu(config, tokenizer, intents, tags, module)
+    languages = {utterance.language for group in (train, vocabulary_text, label_inventory)
+                 for utterance in group or ()}
+    model = TrainedNlu(config, tokenizer, intents, tags, module,
+                       languages | set(init_from.languages if init_from else ()))
 
     encoded = encode(train, tokenizer, intents, tags, with_chars=config.char_filters > 0)
     sampler = LengthBucketBatchSampler([len(item.piece_ids) for item in encoded],
