@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -23,36 +22,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from service.client import (SEED_METADATA_KEY, SLOT_VALUE_ENUMS, message_to_utterance,
-                            utterance_to_message)
 from service.generated.nlu_bootstrap.v1 import augmentation_pb2, augmentation_pb2_grpc
+from service.messages import (SAMPLING_METHOD_NAMES, SEED_METADATA_KEY, SLOT_VALUES,
+                              RequestError, check_reference, gate_report_message,
+                              message_to_utterance, utterance_to_message)
 
 log = logging.getLogger(__name__)
 
-# A registered model "name@alias" or a run id: names and aliases are plain identifiers, so no
-# path, URI scheme or traversal ever reaches MLflow.
-_REGISTERED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}@[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_METHODS = {augmentation_pb2.SAMPLING_METHOD_GREEDY: "greedy",
-            augmentation_pb2.SAMPLING_METHOD_TEMPERATURE: "temperature",
-            augmentation_pb2.SAMPLING_METHOD_TOP_K: "top-k",
-            augmentation_pb2.SAMPLING_METHOD_TOP_P: "top-p"}
 GENERATOR_RUN_TAG = ("kind", "gan")  # the tag gan.training.train_gan puts on its MLflow runs
-
-
-class RequestError(Exception):
-    """A request the server refuses: a gRPC status code and a message naming the field."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def check_reference(reference: str, field: str = "generator") -> str:
-    if _REGISTERED.match(reference) or _RUN_ID.match(reference):
-        return reference
-    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}: {reference!r} is neither a registered 'name@alias' nor a run id")
 
 
 @dataclass(frozen=True)
@@ -349,10 +326,6 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error.for_client()}") from None
 
 
-# the wire's SlotValues -> gan.lexicon.SLOT_VALUE_SOURCES (unspecified: None)
-SLOT_VALUES = {enum: name for name, enum in SLOT_VALUE_ENUMS.items()}
-
-
 def request_lexicon(request):
     """The request's ``lexicon`` utterances as a ``SlotLexicon`` (None when it has none)."""
     from gan.lexicon import SlotLexicon
@@ -377,22 +350,14 @@ def sampling_config(options: augmentation_pb2.SamplingOptions):
     values = {name: getattr(options, name) for name in ("temperature", "top_k", "top_p")
               if options.HasField(name)}
     if options.method != augmentation_pb2.SAMPLING_METHOD_UNSPECIFIED:
-        if options.method not in _METHODS:
+        if options.method not in SAMPLING_METHOD_NAMES:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"sampling.method: unknown value {options.method}")
-        values["method"] = _METHODS[options.method]
+        values["method"] = SAMPLING_METHOD_NAMES[options.method]
     try:
         return SamplingConfig(**values)
     except ValueError as error:  # the engine's message starts with the field name
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"sampling.{error}") from None
-
-
-def gate_report_message(report) -> augmentation_pb2.GateReport:
-    """The wire form of a ``gan.gate.GateReport`` (the steps the server runs)."""
-    return augmentation_pb2.GateReport(
-        seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
-        low_score=report.low_score, kept=report.kept, surplus=report.surplus,
-        disagreement=report.disagreement)
 
 
 def gate_config(options: augmentation_pb2.GateOptions):

@@ -1,4 +1,4 @@
-"""Python client for the nlu-bootstrap gRPC services, and the Utterance <-> wire conversions.
+"""Python client for the nlu-bootstrap gRPC services (the wire codec is ``service.messages``).
 
     with connect("localhost:50051", token="...") as channel:
         for utterance in augment(channel, "snips-gan@champion", 100, seed=1):
@@ -18,29 +18,11 @@ import grpc
 from nlu.utterance import Utterance
 from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
                                                 training_pb2, training_pb2_grpc, utterance_pb2)
+from service.messages import (DATA_SPLITS, SAMPLING_METHODS, SLOT_VALUE_ENUMS,
+                              message_to_utterance, utterance_to_message)
+from service.messages import SEED_METADATA_KEY  # noqa: F401  (callers read a stream's seed with it)
 
-SAMPLING_METHODS = {"greedy": augmentation_pb2.SAMPLING_METHOD_GREEDY,
-                    "temperature": augmentation_pb2.SAMPLING_METHOD_TEMPERATURE,
-                    "top-k": augmentation_pb2.SAMPLING_METHOD_TOP_K,
-                    "top-p": augmentation_pb2.SAMPLING_METHOD_TOP_P}
-DATA_SPLITS = {"source": training_pb2.DATA_SPLIT_SOURCE,
-               "target_train": training_pb2.DATA_SPLIT_TARGET_TRAIN,
-               "dev": training_pb2.DATA_SPLIT_DEV, "test": training_pb2.DATA_SPLIT_TEST}
-SEED_METADATA_KEY = "nlu-bootstrap-seed"
 UPLOAD_CHUNK = 500  # utterances per upload message: far below the default 4 MiB message limit
-
-
-def utterance_to_message(utterance: Utterance) -> utterance_pb2.AnnotatedUtterance:
-    return utterance_pb2.AnnotatedUtterance(
-        tokens=utterance.tokens, tags=utterance.tags, intent=utterance.intent,
-        language=utterance.language, id=utterance.id or "")
-
-
-def message_to_utterance(message: utterance_pb2.AnnotatedUtterance, *,
-                         source: str | None = None) -> Utterance:
-    """Validate a wire utterance into an ``Utterance`` (raises ``NluDataError`` if malformed)."""
-    return Utterance(tuple(message.tokens), tuple(message.tags), message.intent,
-                     message.language, id=message.id or None, source=source)
 
 
 def connect(target: str, *, token: str | None = None, tls_ca: Path | str | None = None,
@@ -69,11 +51,6 @@ def sampling_options(method: str = "temperature", *, temperature: float | None =
                 (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
                 if value is not None}
     return augmentation_pb2.SamplingOptions(method=SAMPLING_METHODS[method], **optional)
-
-
-SLOT_VALUE_ENUMS = {"generated": augmentation_pb2.SLOT_VALUES_GENERATED,
-                    "generator-lexicon": augmentation_pb2.SLOT_VALUES_GENERATOR_LEXICON,
-                    "given-lexicon": augmentation_pb2.SLOT_VALUES_GIVEN_LEXICON}
 
 
 def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,

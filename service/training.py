@@ -33,15 +33,13 @@ import grpc
 import yaml
 
 from nlu.errors import NluDataError
-from service.augmentation import RequestError
-from service.client import DATA_SPLITS, message_to_utterance
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
+from service.messages import SPLIT_KEYS, RequestError, message_to_utterance
 
 # What a client may set in ``JobSpec.config_yaml``: everything else names files or stores.
 CLIENT_SETTINGS = {"model": None, "finetune_model": None, "regime": None,
                    "tracking": {"experiment", "registered_name", "alias"},
                    "data": {"target_language", "target_fraction", "target_per_intent", "seed"}}
-SPLIT_KEYS = {value: key for key, value in DATA_SPLITS.items()}  # wire enum -> data section key
 DEFAULT_EXPERIMENT = "service-jobs"
 PROGRESS_POLL_SECONDS = 2.0
 
