@@ -42,7 +42,10 @@ class GeneratorEntry:
 
 class GeneratorStore:
     """The registered generators of one MLflow store, and a cache of loaded models:
-    generators, and the NLU models of the agreement gate."""
+    generators, and NLU models (the agreement gate's, and those ``NluService`` parses with).
+
+    A reference (``name@alias``) is resolved to its run at most every
+    ``REFERENCE_TTL_SECONDS``: an alias moved in the registry is served from then on."""
 
     REFERENCE_TTL_SECONDS = 10.0
 
@@ -74,9 +77,13 @@ class GeneratorStore:
 
     def generators(self) -> list[GeneratorEntry]:
         """The registered generators now (read on each call: registrations come and go)."""
-        return self._read_registry()
+        return self._read_registry(generators=True)
 
-    def _read_registry(self) -> list[GeneratorEntry]:
+    def nlu_models(self) -> list[GeneratorEntry]:
+        """The registered NLU models now (every registered model that is not a generator)."""
+        return self._read_registry(generators=False)
+
+    def _read_registry(self, generators: bool) -> list[GeneratorEntry]:
         from nlu.tracking import client
 
         mlflow_client = client(self.tracking_uri)
@@ -87,8 +94,8 @@ class GeneratorStore:
                 continue
             latest = max(versions, key=lambda version: int(version.version))
             tag, value = GENERATOR_RUN_TAG
-            if mlflow_client.get_run(latest.run_id).data.tags.get(tag) != value:
-                continue  # an NLU model, not a generator
+            if (mlflow_client.get_run(latest.run_id).data.tags.get(tag) == value) != generators:
+                continue  # not the kind asked for
             aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
             entries.append(GeneratorEntry(model.name, aliases,
                                           str(latest.version), latest.run_id))
@@ -119,13 +126,13 @@ class GeneratorStore:
         run_id = self.run_id(reference)
         return run_id, self._cached(run_id, reference, "generator", True, Augmenter.load)
 
-    def nlu_model(self, reference: str):
-        """The ``TrainedNlu`` a checked reference names (for ``gate.agree_with``), loaded on
-        first use (errors as ``get``'s, for a model that is a generator)."""
+    def nlu_model(self, reference: str, field: str = "gate.agree_with"):
+        """``(run id, TrainedNlu)`` for a checked reference, loaded on first use (errors as
+        ``get``'s, for a model that is a generator; ``field`` names the request's field)."""
         from nlu.training import TrainedNlu
 
-        return self._cached(self.run_id(reference), reference, "gate.agree_with", False,
-                            TrainedNlu.from_store)
+        run_id = self.run_id(reference)
+        return run_id, self._cached(run_id, reference, field, False, TrainedNlu.from_store)
 
     def _cached(self, run_id: str, reference: str, field: str, generator: bool, load):
         """The model of ``run_id`` (cached, else loaded), checked to be a generator or not, as
@@ -321,7 +328,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         from nlu.tracking import ModelNotFoundError
 
         try:
-            return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))
+            return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))[1]
         except ModelNotFoundError as error:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error.for_client()}") from None
 

@@ -35,11 +35,14 @@ Adding an RPC, step by step:
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 import grpc
 
+from nlu.parse import IntentScore, Parse, SlotSpan
 from nlu.utterance import Utterance
-from service.generated.nlu_bootstrap.v1 import augmentation_pb2, training_pb2, utterance_pb2
+from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, nlu_pb2, training_pb2,
+                                                utterance_pb2)
 
 SEED_METADATA_KEY = "nlu-bootstrap-seed"  # initial metadata of an Augment stream: its seed
 
@@ -101,3 +104,56 @@ def gate_report_message(report) -> augmentation_pb2.GateReport:
         seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
         low_score=report.low_score, kept=report.kept, surplus=report.surplus,
         disagreement=report.disagreement)
+
+
+def parse_input_message(item: str | Sequence[str]) -> nlu_pb2.ParseInput:
+    """A ``ParseInput``: raw text for a ``str``, pre-tokenised words for a sequence of them."""
+    if isinstance(item, str):
+        return nlu_pb2.ParseInput(text=item)
+    return nlu_pb2.ParseInput(tokens=nlu_pb2.Tokens(tokens=item))
+
+
+def request_inputs(request: nlu_pb2.ParseRequest) -> list[str | list[str]]:
+    """The request's inputs as ``TrainedNlu.parse`` takes them (INVALID_ARGUMENT for none, or
+    for an input that holds neither text nor tokens)."""
+    if not request.inputs:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "inputs: empty; give at least one text or list of tokens")
+    inputs: list[str | list[str]] = []
+    for position, item in enumerate(request.inputs):
+        kind = item.WhichOneof("input")
+        if kind is None:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"inputs[{position}]: neither text nor tokens")
+        inputs.append(item.text if kind == "text" else list(item.tokens.tokens))
+    return inputs
+
+
+def parse_to_message(parse: Parse) -> nlu_pb2.Parse:
+    """The wire form of an ``nlu.parse.Parse``."""
+    return nlu_pb2.Parse(
+        utterance=utterance_pb2.AnnotatedUtterance(tokens=parse.tokens, tags=parse.tags,
+                                                   intent=parse.intent, language=parse.language),
+        probability=parse.probability,
+        ranking=[nlu_pb2.IntentScore(intent=score.intent, probability=score.probability)
+                 for score in parse.ranking],
+        slots=[nlu_pb2.SlotSpan(type=slot.type, value=slot.value, start=slot.start, end=slot.end,
+                                **({} if slot.start_char is None else
+                                   {"start_char": slot.start_char, "end_char": slot.end_char}))
+               for slot in parse.slots],
+        **({} if parse.text is None else {"text": parse.text}))
+
+
+def message_to_parse(message: nlu_pb2.Parse) -> Parse:
+    """An ``nlu.parse.Parse`` from its wire form (probabilities are float32 on the wire)."""
+    utterance = message.utterance
+    return Parse(
+        text=message.text if message.HasField("text") else None,
+        tokens=tuple(utterance.tokens), language=utterance.language, intent=utterance.intent,
+        probability=message.probability,
+        ranking=tuple(IntentScore(score.intent, score.probability) for score in message.ranking),
+        tags=tuple(utterance.tags),
+        slots=tuple(SlotSpan(slot.type, slot.value, slot.start, slot.end,
+                             slot.start_char if slot.HasField("start_char") else None,
+                             slot.end_char if slot.HasField("end_char") else None)
+                    for slot in message.slots))
