@@ -307,8 +307,9 @@ class JointNluModule(pl.LightningModule):
         return intent_loss + slot_loss
 
     @torch.no_grad()
-    def decode(self, batch: dict[str, torch.Tensor]) -> tuple[list[int], list[list[int]]]:
-        """Best intent id per utterance and best tag id per word (not yet IOB2-repaired)."""
+    def decode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[list[int]]]:
+        """Intent probabilities per utterance ([B, intents], softmax) and the best tag id per
+        word (not yet IOB2-repaired)."""
         intent_logits, slot_scores = self(batch)
         mask = batch["word_mask"]
         if self.crf is not None:
@@ -316,7 +317,7 @@ class JointNluModule(pl.LightningModule):
         else:
             best = slot_scores.argmax(dim=-1)
             tag_ids = [row[: int(length)].tolist() for row, length in zip(best, mask.sum(dim=1))]
-        return intent_logits.argmax(dim=-1).tolist(), tag_ids
+        return intent_logits.softmax(dim=-1), tag_ids
 
     # -- Lightning hooks -------------------------------------------------------------------
 

@@ -12,8 +12,11 @@
 * if an MLflow run is active, per-epoch train loss and dev metrics go into that run.
 
 ``TrainedNlu`` is what every later step uses: ``predict`` returns ``Utterance`` records with
-valid IOB2 tags, ``save``/``load`` use a plain directory, and ``word_vectors`` hands the
-learned piece embeddings to the GAN.
+valid IOB2 tags, ``parse`` takes raw text or words and returns ``nlu.parse.Parse`` results
+(intent probability, ranking, slots with offsets) through the same batched inference,
+``save``/``load`` use a plain directory (``load`` also reads the MLflow pyfunc folder of
+``nlu.pyfunc`` that wraps one), and ``word_vectors`` hands the learned piece embeddings to
+the GAN.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import yaml
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
@@ -41,6 +45,7 @@ from nlu.devices import DeviceConfig, is_primary_process
 from nlu.rundir import RunDirLock
 from nlu.model import (ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, char_ids,
                        pretrained_piece_matrix)
+from nlu.parse import Parse, build_parse, check_language, prepare_inputs
 from nlu.tokenizer import PAD_ID, SubwordTokenizer
 from nlu.utterance import OUTSIDE, Utterance, repair_tags
 
@@ -48,6 +53,8 @@ WEIGHTS_FILENAME = "weights.pt"
 CONFIG_FILENAME = "config.json"
 LABELS_FILENAME = "labels.json"
 TOKENIZER_DIRNAME = "tokenizer"
+MLMODEL_FILENAME = "MLmodel"  # marks an MLflow model folder (nlu.pyfunc) holding ours
+PYFUNC_ARTIFACT = "nlu"  # the name of our folder among that MLflow model's artifacts
 
 
 # -- labels and encoding -------------------------------------------------------------------
@@ -74,6 +81,14 @@ class EncodedUtterance:
     word_chars: list[list[int]] | None = None  # character ids per word (char-CNN models)
 
 
+def encode_words(tokens: Sequence[str], tokenizer: SubwordTokenizer,
+                 with_chars: bool = False) -> EncodedUtterance:
+    """Piece ids of one utterance's words (and, ``with_chars``, each word's character ids)."""
+    piece_ids, first_piece = tokenizer.encode_words(tokens)
+    return EncodedUtterance(piece_ids, first_piece,
+                            word_chars=[char_ids(word) for word in tokens] if with_chars else None)
+
+
 def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
            intents: list[str] | None = None, tags: list[str] | None = None,
            with_chars: bool = False) -> list[EncodedUtterance]:
@@ -83,10 +98,7 @@ def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
     tag_ids = {tag: index for index, tag in enumerate(tags or [])}
     encoded = []
     for utterance in utterances:
-        piece_ids, first_piece = tokenizer.encode_words(utterance.tokens)
-        item = EncodedUtterance(piece_ids, first_piece)
-        if with_chars:
-            item.word_chars = [char_ids(word) for word in utterance.tokens]
+        item = encode_words(utterance.tokens, tokenizer, with_chars)
         if intents is not None:
             item.intent = intent_ids[utterance.intent]
             item.tags = [tag_ids[tag] for tag in utterance.tags]
@@ -177,38 +189,70 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 # -- the trained model ---------------------------------------------------------------------
 
 class TrainedNlu:
-    """A trained joint model with its tokenizer and label lists, ready to predict."""
+    """A trained joint model with its tokenizer and label lists, ready to predict and parse.
+
+    ``languages`` are those the model was built for (its training, vocabulary and label data,
+    plus any declared later, e.g. a zero-shot model's target): ``parse`` refuses others. A
+    model saved before languages were recorded has none and parses any language."""
 
     def __init__(self, config: JointModelConfig, tokenizer: SubwordTokenizer,
-                 intents: list[str], tags: list[str], module: JointNluModule):
+                 intents: Sequence[str], tags: Sequence[str], module: JointNluModule,
+                 languages: Sequence[str] = ()):
         self.config = config
         self.tokenizer = tokenizer
-        self.intents = intents
-        self.tags = tags
+        self.intents = tuple(intents)
+        self.tags = tuple(tags)
         self.module = module
+        self.languages = tuple(sorted(set(languages)))
+
+    @property
+    def slot_types(self) -> tuple[str, ...]:
+        """Every slot type the model can tag (sorted)."""
+        return tuple(sorted({tag[2:] for tag in self.tags if tag != OUTSIDE}))
 
     def predict(self, utterances: Sequence[Utterance], batch_size: int = 256) -> list[Utterance]:
         """Copies of ``utterances`` (same tokens, language, id...) with the predicted intent
         and slot tags. CRF/softmax output is repaired to valid IOB2 (``I-x`` opening a slot
         becomes ``B-x``)."""
-        encoded = encode(utterances, self.tokenizer, with_chars=self.config.char_filters > 0)
+        inferred = self._infer([utterance.tokens for utterance in utterances], batch_size)
+        return [utterance.replace(intent=self.intents[int(probabilities.argmax())], tags=tags)
+                for utterance, (probabilities, tags) in zip(utterances, inferred)]
+
+    def parse(self, inputs: Sequence[str | Sequence[str]], *, language: str, top_k: int = 3,
+              batch_size: int = 256) -> list[Parse]:
+        """Parse raw texts (``str``, tokenised by ``nlu.parse.tokenize``) or pre-tokenised
+        utterances (lists of words) of one ``language``: intent, probability, the ``top_k``
+        intents, IOB2 tags and slots (see ``nlu.parse``). Bad input raises
+        ``ParseInputError`` naming it; nothing is run then."""
+        language = check_language(language, self.languages)
+        prepared = prepare_inputs(inputs, language)
+        inferred = self._infer([item.tokens for item in prepared], batch_size)
+        return [build_parse(item, language, self.intents, probabilities.tolist(), tags, top_k)
+                for item, (probabilities, tags) in zip(prepared, inferred)]
+
+    def _infer(self, token_lists: Sequence[Sequence[str]], batch_size: int
+               ) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
+        """Intent probabilities and valid IOB2 tags for each token list: batches of similar
+        length, on the module's device, without gradients, in eval mode (restored after)."""
+        with_chars = self.config.char_filters > 0
+        encoded = [encode_words(tokens, self.tokenizer, with_chars) for tokens in token_lists]
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
-        predicted: list[Utterance | None] = [None] * len(encoded)
+        inferred: list = [None] * len(encoded)
         was_training = self.module.training
         self.module.eval()
         try:
             for start in range(0, len(order), batch_size):
                 indices = order[start:start + batch_size]
                 batch = collate([encoded[i] for i in indices])
-                intent_ids, tag_ids = self.module.decode(
+                probabilities, tag_ids = self.module.decode(
                     {name: values.to(self.module.device) for name, values in batch.items()})
-                for index, intent_id, word_tag_ids in zip(indices, intent_ids, tag_ids):
+                probabilities = probabilities.cpu()
+                for row, (index, word_tag_ids) in enumerate(zip(indices, tag_ids)):
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
-                    predicted[index] = utterances[index].replace(
-                        intent=self.intents[intent_id], tags=tags)
+                    inferred[index] = (probabilities[row], tags)
         finally:
             self.module.train(was_training)
-        return predicted
+        return inferred
 
     def word_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
         """Each word's vector: the mean of its pieces' embeddings (to seed the GAN's)."""
@@ -222,13 +266,15 @@ class TrainedNlu:
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(directory / TOKENIZER_DIRNAME)
         write_json(directory / CONFIG_FILENAME, self.config.to_dict())
-        write_json(directory / LABELS_FILENAME, {"intents": self.intents, "tags": self.tags})
+        write_json(directory / LABELS_FILENAME, {"intents": self.intents, "tags": self.tags,
+                                                 "languages": self.languages})
         save_torch(self.module.state_dict(), directory / WEIGHTS_FILENAME)
         return directory
 
     @classmethod
     def load(cls, directory: Path | str) -> "TrainedNlu":
-        directory = Path(directory)
+        """From a folder ``save`` wrote, or an MLflow pyfunc model folder holding one."""
+        directory = find_model_folder(Path(directory))
         config = JointModelConfig.from_dict(json.loads((directory / CONFIG_FILENAME).read_text()))
         labels = json.loads((directory / LABELS_FILENAME).read_text())
         tokenizer = SubwordTokenizer.load(directory / TOKENIZER_DIRNAME)
@@ -236,7 +282,8 @@ class TrainedNlu:
                                 len(labels["tags"]))
         module.load_state_dict(torch.load(directory / WEIGHTS_FILENAME, weights_only=True))
         module.eval()
-        return cls(config, tokenizer, labels["intents"], labels["tags"], module)
+        return cls(config, tokenizer, labels["intents"], labels["tags"], module,
+                   labels.get("languages", ()))
 
     @classmethod
     def from_store(cls, reference: str, tracking_uri: str) -> "TrainedNlu":
@@ -244,6 +291,21 @@ class TrainedNlu:
         from nlu.tracking import load_model
 
         return load_model(reference, tracking_uri, cls.load)  # load reads it all
+
+
+def find_model_folder(directory: Path) -> Path:
+    """``directory`` itself, or for an MLflow pyfunc model folder (``nlu.pyfunc``) the model
+    folder among its artifacts (where its ``MLmodel`` file says it is)."""
+    mlmodel = directory / MLMODEL_FILENAME
+    if not mlmodel.exists():
+        return directory
+    flavor = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))["flavors"].get(
+        "python_function", {})
+    relative = flavor.get("artifacts", {}).get(PYFUNC_ARTIFACT, {}).get("path")
+    if relative is None:
+        raise FileNotFoundError(f"{directory} is an MLflow model without an nlu-bootstrap "
+                                f"model (no {PYFUNC_ARTIFACT!r} artifact)")
+    return directory / relative
 
 
 # -- evaluation on dev during training -----------------------------------------------------
@@ -438,7 +500,10 @@ def _fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Jo
         module.load_parent_weights(init_from.module)
     elif piece_matrix is not None:
         module.set_piece_embeddings(piece_matrix)
-    model = TrainedNlu(config, tokenizer, intents, tags, module)
+    languages = {utterance.language for group in (train, vocabulary_text, label_inventory)
+                 for utterance in group or ()}
+    model = TrainedNlu(config, tokenizer, intents, tags, module,
+                       languages | set(init_from.languages if init_from else ()))
 
     encoded = encode(train, tokenizer, intents, tags, with_chars=config.char_filters > 0)
     sampler = LengthBucketBatchSampler([len(item.piece_ids) for item in encoded],
