@@ -1,4 +1,5 @@
-"""The wire codec: proto messages <-> library records, the enum maps, and ``RequestError``.
+"""The wire codec: proto messages <-> library records (``Utterance``, ``nlu.parse.Parse``),
+the enum maps, and ``RequestError``.
 
 Servicers (``service/augmentation.py``, ``service/training.py``) and the client
 (``service/client.py``) all convert through this module, so a field is named and mapped in

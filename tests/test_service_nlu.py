@@ -234,3 +234,18 @@ def test_nlu_service_needs_the_token_and_reports_health_and_reflection(store, tm
                 service.name for service in response.list_services_response.service}
     finally:
         running.stop(grace=0)
+
+
+def test_the_parse_benchmark_runs_in_its_tiny_mode(tmp_path):
+    figures = tmp_path / "parse.json"
+    finished = subprocess.run(
+        [sys.executable, "benchmarks/parse_latency.py", "--tiny", "--json", str(figures)],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    (tiny,) = json.loads(figures.read_text())
+    assert tiny["in_process"]["p50_ms"] > 0
+    assert set(tiny["in_process"]["utterances_per_s"]) == {"1", "32", "256"}
+    assert all(rate > 0 for rate in tiny["in_process"]["utterances_per_s"].values())
+    for row in [*tiny["grpc"], tiny["load"]]:
+        assert row["calls"] > 0 and row["p50_ms"] > 0 and row["unexpected_errors"] == 0, row
+    assert "HTTP (mlflow models serve): not run" in finished.stdout

@@ -28,7 +28,9 @@ if _version_not_supported:
 class NluServiceStub:
     """Intent and slots of utterances, from registered NLU models (the joint models that
     `nlu-bootstrap train` logs and registers). Same server, port, token and limits as
-    AugmentationService.
+    AugmentationService. A model named "name@alias" is looked up again at most 10 s after
+    the last look-up: moving the alias in the registry (candidate -> production) takes effect
+    within 10 s, without a restart; every response names the run that answered.
     """
 
     def __init__(self, channel):
@@ -62,7 +64,9 @@ class NluServiceStub:
 class NluServiceServicer:
     """Intent and slots of utterances, from registered NLU models (the joint models that
     `nlu-bootstrap train` logs and registers). Same server, port, token and limits as
-    AugmentationService.
+    AugmentationService. A model named "name@alias" is looked up again at most 10 s after
+    the last look-up: moving the alias in the registry (candidate -> production) takes effect
+    within 10 s, without a restart; every response names the run that answered.
     """
 
     def Parse(self, request, context):
@@ -130,7 +134,9 @@ def add_NluServiceServicer_to_server(servicer, server):
 class NluService:
     """Intent and slots of utterances, from registered NLU models (the joint models that
     `nlu-bootstrap train` logs and registers). Same server, port, token and limits as
-    AugmentationService.
+    AugmentationService. A model named "name@alias" is looked up again at most 10 s after
+    the last look-up: moving the alias in the registry (candidate -> production) takes effect
+    within 10 s, without a restart; every response names the run that answered.
     """
 
     @staticmethod
