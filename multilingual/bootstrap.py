@@ -384,8 +384,11 @@ def run(config: JobConfig, *, tracking_uri: str | None = None,
             mlflow.log_text(report.to_markdown(), f"reports/{split}.md")
             mlflow.log_dict(report.to_dict(), f"reports/{split}.json")
         mlflow.log_metrics(metrics)
-        model_ref = tracking.log_model_dir(model_dir, registered_name=config.tracking.registered_name,
-                                           alias=config.tracking.alias)
+        from nlu.pyfunc import log_nlu_model  # an MLflow pyfunc model TrainedNlu reads too
+
+        model_ref = log_nlu_model(model_dir, registered_name=config.tracking.registered_name,
+                                  alias=config.tracking.alias,
+                                  language=config.data.target_language)
     return {"run_id": run_id, "tracking_uri": uri, "model_ref": model_ref,
             "model_dir": str(model_dir), "metrics": metrics}
 

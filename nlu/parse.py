@@ -11,6 +11,8 @@ the result records, input checks and the tokeniser for raw text.
   on whitespace, with punctuation and symbols at a word's edges split off as tokens of their
   own ("Do I need a sweater?" -> ``Do I need a sweater ?``); inside a word they stay
   (``7:30``, ``TV-Serie``, ``What's``), as do apostrophes at its edges (``l'``, ``'s``).
+  This gives xSID 0.7's own tokens for 97.3% of its 19,999 dev/test utterances outside ja
+  and zh; the rest are xSID's own inconsistencies (``Halo:`` kept whole, ``7 : 30`` split).
 * Languages written without spaces (ja, th, zh, ...) have no whitespace to split on, and a
   wrong split silently corrupts every slot: their raw text is refused with a
   ``ParseInputError`` asking for pre-tokenised words (pass a list of words, the way the
@@ -221,3 +223,25 @@ def build_parse(item: ParseInput, language: str, intents: Sequence[str],
         slots.append(SlotSpan(span.label, value, span.start, span.end, start_char, end_char))
     return Parse(item.text, item.tokens, language, ranking[0].intent, ranking[0].probability,
                  ranking, tuple(tags), tuple(slots))
+
+
+def parse_by_language(model, inputs: Sequence[str | Sequence[str]], languages: Sequence[str], *,
+                      top_k: int = 3, batch_size: int = 256) -> list[Parse]:
+    """``model.parse`` (a ``TrainedNlu``) of inputs with one language each: one batched parse
+    per language, results in input order; an error names the input's position in ``inputs``."""
+    if len(languages) != len(inputs):
+        raise ValueError(f"{len(inputs)} inputs but {len(languages)} languages")
+    results: list[Parse | None] = [None] * len(inputs)
+    for language in dict.fromkeys(languages):
+        positions = [index for index, each in enumerate(languages) if each == language]
+        try:
+            parses = model.parse([inputs[index] for index in positions], language=language,
+                                 top_k=top_k, batch_size=batch_size)
+        except ParseInputError as error:
+            field = error.field or ""
+            if field.startswith("inputs[") and field.endswith("]"):
+                field = f"inputs[{positions[int(field[len('inputs['):-1])]}]"
+            raise ParseInputError(error.message, field=field) from None
+        for index, parse in zip(positions, parses):
+            results[index] = parse
+    return results

@@ -4,8 +4,10 @@
   sqlite store ``sqlite:///.nlu-bootstrap/mlflow.db`` with artifacts beside it (MLflow's
   ``./mlruns`` file store is deprecated and refuses to start without an opt-in).
 * A model is a plain directory (weights + vocabulary + config) logged as the run artifact
-  ``model/``; it can be registered under a name with an alias and is found again by any of
-  ``<run id>``, ``runs:/<run id>/model``, ``models:/<name>@<alias>`` or ``<name>@<alias>``.
+  ``model/`` (an NLU model's inside an MLflow pyfunc model, ``nlu.pyfunc``, where
+  ``find_model_folder`` finds it); it can be registered under a name with an alias and is
+  found again by any of ``<run id>``, ``runs:/<run id>/model``, ``models:/<name>@<alias>``
+  or ``<name>@<alias>``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ Loaded = TypeVar("Loaded")
 
 DEFAULT_HOME = Path(".nlu-bootstrap")
 MODEL_ARTIFACT = "model"
+MLMODEL_FILENAME = "MLmodel"  # marks an MLflow model folder (an NLU model's, nlu.pyfunc)
+PYFUNC_ARTIFACT = "nlu"  # the name of the plain model folder among its artifacts
 
 
 class TrackingServerUnreachable(NluDataError):
@@ -209,7 +213,7 @@ def model_run_id(reference: str, tracking_uri: str) -> str:
 
 def download_model(reference: str, tracking_uri: str, destination: Path | str) -> Path:
     """Download the ``model/`` directory that ``reference`` names into ``destination``; return
-    its local path."""
+    the local path of the model folder (inside it, when it is an MLflow pyfunc model)."""
     import mlflow.artifacts
 
     run_id = model_run_id(reference, tracking_uri)
@@ -219,7 +223,22 @@ def download_model(reference: str, tracking_uri: str, destination: Path | str) -
             tracking_uri=tracking_uri)
     except Exception as error:  # mlflow raises several types for a missing artifact
         raise ModelNotFoundError(f"run {run_id} has no {MODEL_ARTIFACT}/ artifact") from error
-    return Path(local)
+    return find_model_folder(Path(local))
+
+
+def find_model_folder(directory: Path) -> Path:
+    """``directory`` itself, or for an MLflow pyfunc model folder (``nlu.pyfunc``) the plain
+    model folder among its artifacts (where its ``MLmodel`` file says it is)."""
+    mlmodel = directory / MLMODEL_FILENAME
+    if not mlmodel.exists():
+        return directory
+    flavor = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))["flavors"].get(
+        "python_function", {})
+    relative = flavor.get("artifacts", {}).get(PYFUNC_ARTIFACT, {}).get("path")
+    if relative is None:
+        raise ModelNotFoundError(f"{directory} is an MLflow model without an nlu-bootstrap "
+                                 f"model (no {PYFUNC_ARTIFACT!r} artifact)")
+    return directory / relative
 
 
 def load_model(reference: str, tracking_uri: str, load_dir: Callable[[Path], Loaded]) -> Loaded:

@@ -31,7 +31,6 @@ from typing import Iterator, Sequence
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import yaml
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
@@ -47,14 +46,13 @@ from nlu.model import (ARCHITECTURE_FIELDS, JointModelConfig, JointNluModule, ch
                        pretrained_piece_matrix)
 from nlu.parse import Parse, build_parse, check_language, prepare_inputs
 from nlu.tokenizer import PAD_ID, SubwordTokenizer
+from nlu.tracking import find_model_folder
 from nlu.utterance import OUTSIDE, Utterance, repair_tags
 
 WEIGHTS_FILENAME = "weights.pt"
 CONFIG_FILENAME = "config.json"
 LABELS_FILENAME = "labels.json"
 TOKENIZER_DIRNAME = "tokenizer"
-MLMODEL_FILENAME = "MLmodel"  # marks an MLflow model folder (nlu.pyfunc) holding ours
-PYFUNC_ARTIFACT = "nlu"  # the name of our folder among that MLflow model's artifacts
 
 
 # -- labels and encoding -------------------------------------------------------------------
@@ -291,21 +289,6 @@ class TrainedNlu:
         from nlu.tracking import load_model
 
         return load_model(reference, tracking_uri, cls.load)  # load reads it all
-
-
-def find_model_folder(directory: Path) -> Path:
-    """``directory`` itself, or for an MLflow pyfunc model folder (``nlu.pyfunc``) the model
-    folder among its artifacts (where its ``MLmodel`` file says it is)."""
-    mlmodel = directory / MLMODEL_FILENAME
-    if not mlmodel.exists():
-        return directory
-    flavor = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))["flavors"].get(
-        "python_function", {})
-    relative = flavor.get("artifacts", {}).get(PYFUNC_ARTIFACT, {}).get("path")
-    if relative is None:
-        raise FileNotFoundError(f"{directory} is an MLflow model without an nlu-bootstrap "
-                                f"model (no {PYFUNC_ARTIFACT!r} artifact)")
-    return directory / relative
 
 
 # -- evaluation on dev during training -----------------------------------------------------

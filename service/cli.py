@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "build a study's comparison tables and plots from MLflow"),
     "gan": ("gan", "train a sequential GAN generator of annotated utterances"),
     "augment": ("augment", "write new annotated utterances with a trained generator"),
+    "predict": ("predict", "parse text with a trained NLU model; score it on a labelled file"),
 }
 
 
