@@ -253,7 +253,9 @@ def measure(args, size: str, architecture: dict, scratch: Path, tracking_uri: st
         port = free_port()
         serving = start_mlflow_serve(reference, tracking_uri, port)
         try:
-            connect = lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # noqa: E731
+            def connect():
+                return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
             run_clients(http_call, connect, texts, 1, min(1.0, args.seconds))
             result["http"] = [run_clients(http_call, connect, texts, clients, args.seconds)
                               for clients in args.levels]

@@ -114,9 +114,9 @@ def parse_input_message(item: str | Sequence[str]) -> nlu_pb2.ParseInput:
     return nlu_pb2.ParseInput(tokens=nlu_pb2.Tokens(tokens=item))
 
 
-def request_inputs(request: nlu_pb2.ParseRequest) -> list[str | list[str]]:
+def request_inputs(request: nlu_pb2.ParseRequest, first_input: int = 0) -> list[str | list[str]]:
     """The request's inputs as ``TrainedNlu.parse`` takes them (INVALID_ARGUMENT for none, or
-    for an input that holds neither text nor tokens)."""
+    for an input that holds neither text nor tokens, numbered from ``first_input``)."""
     if not request.inputs:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            "inputs: empty; give at least one text or list of tokens")
@@ -125,7 +125,7 @@ def request_inputs(request: nlu_pb2.ParseRequest) -> list[str | list[str]]:
         kind = item.WhichOneof("input")
         if kind is None:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"inputs[{position}]: neither text nor tokens")
+                               f"inputs[{first_input + position}]: neither text nor tokens")
         inputs.append(item.text if kind == "text" else list(item.tokens.tokens))
     return inputs
 
@@ -146,7 +146,7 @@ def parse_to_message(parse: Parse) -> nlu_pb2.Parse:
 
 
 def message_to_parse(message: nlu_pb2.Parse) -> Parse:
-    """An ``nlu.parse.Parse`` from its wire form (probabilities are float32 on the wire)."""
+    """An ``nlu.parse.Parse`` from its wire form."""
     utterance = message.utterance
     return Parse(
         text=message.text if message.HasField("text") else None,

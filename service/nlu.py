@@ -8,6 +8,7 @@ character, a language the model does not know, raw text of a language written wi
 spaces) is INVALID_ARGUMENT with the library's message, which names the input
 (``inputs[3]: empty text``).
 
+* ``ParseStream`` errors number the inputs from the stream's first (``inputs[1234]``).
 * Limits: at most ``max_inputs`` inputs per ``Parse`` call and per ``ParseStream`` message
   (RESOURCE_EXHAUSTED beyond); the server's message-size limit; the per-call budget
   (``call_budget_seconds``, the whole stream for ``ParseStream``), checked before each
@@ -54,7 +55,8 @@ class NluServicer(nlu_pb2_grpc.NluServiceServicer):
     def ParseStream(self, request_iterator, context) -> Iterator[nlu_pb2.ParseResponse]:
         deadline = time.monotonic() + self.call_budget_seconds
         reference = language = None
-        for index, request in enumerate(request_iterator):
+        received = 0  # inputs in the messages before this one: errors count from the first
+        for request in request_iterator:
             try:
                 if reference is None:
                     self._require_ready()
@@ -66,9 +68,10 @@ class NluServicer(nlu_pb2_grpc.NluServiceServicer):
                 request.model, request.language = reference, language
                 # resolved per message: a long stream follows an alias move like separate calls
                 run_id, model = self._model(reference)
-                parses = self._parse(model, request, deadline, context)
+                parses = self._parse(model, request, deadline, context, first_input=received)
             except RequestError as error:
-                context.abort(error.code, f"message {index}: {error}")
+                context.abort(error.code, str(error))
+            received += len(request.inputs)
             yield nlu_pb2.ParseResponse(run_id=run_id, parses=parses)
 
     def ListModels(self, request, context):
@@ -111,9 +114,11 @@ class NluServicer(nlu_pb2_grpc.NluServiceServicer):
         except ModelNotFoundError as error:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"model: {error.for_client()}") from None
 
-    def _parse(self, model, request, deadline: float, context) -> list[nlu_pb2.Parse]:
+    def _parse(self, model, request, deadline: float, context,
+               first_input: int = 0) -> list[nlu_pb2.Parse]:
         """The wire parses of one request's inputs (at most ``max_inputs``, so one message
-        costs at most a second or two: the budget is checked before each)."""
+        costs at most a second or two: the budget is checked before each). Errors number the
+        inputs from ``first_input`` (a stream's earlier messages held that many)."""
         from nlu.parse import ParseInputError
 
         remaining = context.time_remaining()
@@ -130,8 +135,18 @@ class NluServicer(nlu_pb2_grpc.NluServiceServicer):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"top_k: must be >= 1, got {top_k}")
         try:
-            parses = model.parse(request_inputs(request), language=request.language,
-                                 top_k=top_k, batch_size=self.batch_size)
+            parses = model.parse(request_inputs(request, first_input),
+                                 language=request.language, top_k=top_k,
+                                 batch_size=self.batch_size)
         except ParseInputError as error:  # names the input: "inputs[3]: empty text"
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               str(_numbered_from(error, first_input))) from None
         return [parse_to_message(parse) for parse in parses]
+
+
+def _numbered_from(error, first_input: int):
+    """The library's error, its ``inputs[i]`` counted from ``first_input``."""
+    field = error.field or ""
+    if not (first_input and field.startswith("inputs[") and field.endswith("]")):
+        return error
+    return type(error)(error.message, field=f"inputs[{first_input + int(field[7:-1])}]")

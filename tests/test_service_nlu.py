@@ -45,6 +45,7 @@ def store(utterances, tmp_path_factory):
     import torch
 
     from nlu.model import JointModelConfig
+    from nlu.pyfunc import log_nlu_model
     from nlu.tracking import log_model_dir, model_run_id, start_run
     from nlu.training import dev_metrics, fit
     from service.augmentation import GENERATOR_RUN_TAG
@@ -63,7 +64,8 @@ def store(utterances, tmp_path_factory):
     for alias in ("production", "candidate"):
         with start_run("svc-parse", tracking_uri):
             mlflow.log_metrics(metrics)
-            log_model_dir(root / "nlu-model", registered_name="svc-parse", alias=alias)
+            log_nlu_model(root / "nlu-model", registered_name="svc-parse", alias=alias,
+                          language="de")
     (root / "not-a-model").mkdir()
     (root / "not-a-model" / "README").write_text("stands in for a generator's files\n")
     with start_run("svc-gen", tracking_uri, tags=dict([GENERATOR_RUN_TAG])):
@@ -103,23 +105,13 @@ def rpc_error(call) -> grpc.RpcError:
     return raised.value
 
 
-def same_parses(remote, local) -> bool:
-    """Equal but for the probabilities, which travel as float32."""
-    return len(remote) == len(local) and all(
-        (r.text, r.tokens, r.language, r.intent, r.tags, r.slots)
-        == (l.text, l.tokens, l.language, l.intent, l.tags, l.slots)
-        and r.probability == pytest.approx(l.probability, rel=1e-5)
-        and [s.intent for s in r.ranking] == [s.intent for s in l.ranking]
-        for r, l in zip(remote, local))
-
-
 def test_parse_over_grpc_gives_what_the_library_gives_for_texts_and_tokens(channel, store,
                                                                             utterances):
     _, model, runs, _ = store
     texts = [utterance.text for utterance in utterances[:8]]
     words = [list(utterance.tokens) for utterance in utterances[8:12]]
     remote = client.parse(channel, MODEL, texts + words, language="de", top_k=2)
-    assert same_parses(remote, model.parse(texts + words, language="de", top_k=2))
+    assert remote == model.parse(texts + words, language="de", top_k=2)
     assert all(len(parse.ranking) == 2 and parse.ranking[0].intent == parse.intent
                for parse in remote)
     assert [parse.text for parse in remote] == texts + [None] * len(words)
@@ -131,12 +123,19 @@ def test_parse_over_grpc_gives_what_the_library_gives_for_texts_and_tokens(chann
     assert response.run_id == runs["production"]
 
 
-def test_parse_stream_parses_more_than_one_call_takes_in_order(channel, store, utterances):
+def test_parse_stream_parses_more_than_one_call_takes_in_order_and_counts_inputs_from_its_first(
+        channel, store, utterances):
     _, model, _, _ = store
     texts = [utterance.text for utterance in utterances] * 2  # 100 inputs: 5 x MAX_INPUTS
     remote = list(client.parse_stream(channel, MODEL, iter(texts), language="de",
                                       chunk=MAX_INPUTS, timeout=60))
-    assert same_parses(remote, model.parse(texts, language="de"))
+    # the server parses each message as one batch (padding can move the last bits)
+    assert remote == [parse for start in range(0, len(texts), MAX_INPUTS)
+                      for parse in model.parse(texts[start:start + MAX_INPUTS], language="de")]
+    texts[45] = " "
+    error = rpc_error(lambda: client.parse_stream(channel, MODEL, texts, language="de",
+                                                  chunk=MAX_INPUTS))
+    assert error.code() == INVALID and error.details() == "inputs[45]: empty text"
     error = rpc_error(lambda: client.parse(channel, MODEL, texts, language="de"))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.details().startswith(f"inputs: 100 is over this server's limit of {MAX_INPUTS}")
@@ -172,7 +171,7 @@ def test_a_stream_may_not_switch_model_midway(channel):
                 client.parse_request(CANDIDATE, ["hallo"], language="de")]
     stub = nlu_pb2_grpc.NluServiceStub(channel)
     error = rpc_error(lambda: stub.ParseStream(iter(requests), timeout=30))
-    assert error.code() == INVALID and error.details().startswith("message 1: model and language")
+    assert error.code() == INVALID and error.details().startswith("model and language:")
 
 
 def test_list_models_names_the_nlu_models_and_describe_gives_labels_and_metrics(channel, store):
@@ -213,7 +212,11 @@ def test_a_moved_alias_is_served_within_the_refresh_bound_without_a_restart(
         running.stop(grace=0)
 
 
-def test_nlu_service_needs_the_token_and_reports_health_and_reflection(store, tmp_path):
+def test_nlu_service_needs_the_token_and_reports_health_and_reflection(store, tmp_path,
+                                                                        capsys, monkeypatch):
+    from service.cli import main
+
+    monkeypatch.delenv("NLU_BOOTSTRAP_TOKEN", raising=False)
     running = serve(store, tmp_path / "state", token="s3cret")
     target = f"127.0.0.1:{running.port}"
     try:
@@ -225,6 +228,12 @@ def test_nlu_service_needs_the_token_and_reports_health_and_reflection(store, tm
             assert error.code() == grpc.StatusCode.UNAUTHENTICATED
             assert rpc_error(lambda: client.list_models(channel)).code() == \
                 grpc.StatusCode.UNAUTHENTICATED
+        (tmp_path / "texts.txt").write_text("hallo\n", encoding="utf-8")
+        predict = ["predict", str(tmp_path / "texts.txt"), "--model", MODEL, "--server", target]
+        assert main(predict) == 2
+        assert "UNAUTHENTICATED" in capsys.readouterr().err
+        assert main([*predict, "--token", "s3cret"]) == 0
+        assert json.loads(capsys.readouterr().out)["text"] == "hallo"
         with client.connect(target, token="s3cret") as channel:
             assert len(client.parse(channel, MODEL, ["hallo"], language="de")) == 1
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -234,6 +243,50 @@ def test_nlu_service_needs_the_token_and_reports_health_and_reflection(store, tm
                 service.name for service in response.list_services_response.service}
     finally:
         running.stop(grace=0)
+
+
+def test_predict_with_server_writes_what_the_model_parses(server, store, tmp_path, capsys):
+    from service.cli import main
+
+    _, model, _, _ = store
+    lines = ["Wecke mich morgen um sieben!", "Zeige alle Erinnerungen"]
+    (tmp_path / "texts.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "parses.jsonl"
+    assert main(["predict", str(tmp_path / "texts.txt"), "--model", MODEL, "--out", str(out),
+                 "--server", f"127.0.0.1:{server.port}"]) == 0  # language: the model's only one
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert records == [parse.to_dict() for parse in model.parse(lines, language="de")]
+
+
+def test_predict_with_server_evaluates_an_annotated_file_as_locally(server, store, utterances,
+                                                                     tmp_path, capsys):
+    from nlu.formats import write_utterances
+    from nlu.metrics import evaluate
+    from service.cli import main
+
+    _, model, _, _ = store
+    write_utterances(utterances[:12], tmp_path / "gold.conll", "conll")
+    assert main(["predict", str(tmp_path / "gold.conll"), "--model", MODEL, "--evaluate",
+                 "--server", f"127.0.0.1:{server.port}"]) == 0
+    gold = read_utterances(tmp_path / "gold.conll")
+    assert capsys.readouterr().out == evaluate(gold, model.predict(gold)).to_markdown()
+
+
+def test_predict_with_server_names_the_bad_line_or_the_servers_refusal(server, tmp_path, capsys):
+    from service.cli import main
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Wecke mich\nStopp\x07 bitte\n", encoding="utf-8")
+    target = f"127.0.0.1:{server.port}"
+    assert main(["predict", str(texts), "--model", MODEL, "--server", target]) == 2
+    assert f"{texts}:2: holds control character U+0007" in capsys.readouterr().err
+    texts.write_text("Wecke mich\n", encoding="utf-8")
+    assert main(["predict", str(texts), "--model", GENERATOR, "--server", target]) == 2
+    assert f"error: {target}: INVALID_ARGUMENT: model: 'svc-gen@prod'" in capsys.readouterr().err
+    assert main(["predict", str(texts), "--model", MODEL, "--language", "xx",
+                 "--server", target]) == 2
+    assert "INVALID_ARGUMENT: language: the model does not know language 'xx'" in \
+        capsys.readouterr().err
 
 
 def test_the_parse_benchmark_runs_in_its_tiny_mode(tmp_path):
