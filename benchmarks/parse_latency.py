@@ -70,13 +70,15 @@ def model_sizes() -> dict[str, dict]:
 
 def train_and_register(size: str, architecture: dict, store: Path, tracking_uri: str,
                        utterances: int, epochs: int):
-    """A model of ``architecture`` trained briefly and registered as ``parse-bench-SIZE@bench``;
-    returns (the model, its reference)."""
+    """A model of ``architecture`` trained briefly, logged as the pyfunc model every trained
+    NLU model is, and registered as ``parse-bench-SIZE@bench``; returns (the model, its
+    reference)."""
     import torch
 
     from nlu.formats import read_utterances
     from nlu.model import JointModelConfig
-    from nlu.tracking import log_model_dir, start_run
+    from nlu.pyfunc import log_nlu_model
+    from nlu.tracking import start_run
     from nlu.training import fit
 
     torch.set_num_threads(1)
@@ -86,7 +88,7 @@ def train_and_register(size: str, architecture: dict, store: Path, tracking_uri:
                 run_dir=store / size)
     model.save(store / f"{size}-model")
     with start_run("parse-bench", tracking_uri):
-        reference = log_model_dir(store / f"{size}-model",
+        reference = log_nlu_model(store / f"{size}-model", language=LANGUAGE,
                                   registered_name=f"{REGISTERED_NAME}-{size}", alias="bench")
     return model, reference
 
@@ -179,16 +181,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_mlflow_serve(reference: str, tracking_uri: str, port: int) -> subprocess.Popen:
-    """``mlflow models serve`` on the registered model; returns once it answers /ping."""
-    command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve",
-               "-m", f"models:/{reference}", "--env-manager", "local",
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+def start_mlflow_serve(reference: str, tracking_uri: str, port: int,
+                       log: Path) -> subprocess.Popen:
+    """``mlflow models serve`` on the registered model, in its own process group (it starts a
+    worker); returns once it answers /ping."""
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow), "models", "serve", "-m", f"models:/{reference}", "--env-manager",
+               "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
+                   # the environment's bin on PATH, as an activated one has it (uvicorn)
+                   "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}",
                    "PYTHONPATH": os.pathsep.join([str(REPOSITORY),
                                                   os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen(command, cwd=REPOSITORY, env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, cwd=log.parent, env=environment, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -199,8 +206,14 @@ def start_mlflow_serve(reference: str, tracking_uri: str, port: int) -> subproce
         except OSError:
             pass
         time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("mlflow models serve did not answer /ping")
+    stop_group(process)
+    raise RuntimeError(f"mlflow models serve did not answer /ping:\n{log.read_text()[-2000:]}")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:  # the server and the worker it started, by their group
+        os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
 
 
 def http_payload(text: str) -> bytes:
@@ -251,7 +264,8 @@ def measure(args, size: str, architecture: dict, scratch: Path, tracking_uri: st
         process.wait(timeout=60)
     if args.http:
         port = free_port()
-        serving = start_mlflow_serve(reference, tracking_uri, port)
+        serving = start_mlflow_serve(reference, tracking_uri, port,
+                                     scratch / f"mlflow-serve-{size}.log")
         try:
             def connect():
                 return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -262,8 +276,7 @@ def measure(args, size: str, architecture: dict, scratch: Path, tracking_uri: st
             for row in result["http"]:
                 print(f"[{size}] HTTP: {row}", flush=True)
         finally:
-            serving.send_signal(signal.SIGTERM)
-            serving.wait(timeout=60)
+            stop_group(serving)
     return result
 
 
