@@ -93,6 +93,30 @@ def train_and_register(size: str, architecture: dict, store: Path, tracking_uri:
     return model, reference
 
 
+def cpu_seconds(root: int) -> float | None:
+    """CPU seconds (user + system) used so far by process ``root`` and its descendants (a
+    server's workers), None off Linux. On a shared machine wall times include waiting for a
+    core; CPU time is what a call costs."""
+    parents, ticks = {}, {}
+    try:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            pid = int(stat.parent.name)
+            parents[pid] = int(fields[1])  # ppid; utime and stime are fields 11 and 12
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    except OSError:
+        return None
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        tree.update(children)
+        frontier = children
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(seconds: list[float]) -> dict:
     milliseconds = np.array(seconds) * 1000
     if not len(milliseconds):
@@ -106,27 +130,32 @@ def in_process(model, texts: list[str], *, calls: int, seconds: float,
     """One-utterance latency over ``calls`` calls, then utterances/s at each batch size."""
     for text in texts[:20]:  # warm-up
         model.parse([text], language=LANGUAGE)
-    latencies = []
+    latencies, cpu = [], []
     for call in range(calls):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         model.parse([texts[call % len(texts)]], language=LANGUAGE)
         latencies.append(time.perf_counter() - started)
-    throughput = {}
+        cpu.append(time.thread_time() - started_cpu)
+    throughput, per_cpu_second = {}, {}
     for batch in batches:
         chunks = [texts[start:start + batch] for start in range(0, len(texts) - batch + 1, batch)]
-        done, calls, began = 0, 0, time.perf_counter()
+        done, calls = 0, 0
+        began, began_cpu = time.perf_counter(), time.thread_time()
         while time.perf_counter() - began < seconds:
             done += len(model.parse(chunks[calls % len(chunks)], language=LANGUAGE,
                                     batch_size=batch))
             calls += 1
         throughput[batch] = round(done / (time.perf_counter() - began))
-    return {**percentiles(latencies), "utterances_per_s": throughput}
+        per_cpu_second[batch] = round(done / max(1e-9, time.thread_time() - began_cpu))
+    return {**percentiles(latencies), "cpu_ms_per_call": round(1000 * float(np.mean(cpu)), 3),
+            "utterances_per_s": throughput, "utterances_per_cpu_s": per_cpu_second}
 
 
 def run_clients(call: Callable[[object, str], None], connect: Callable[[], object],
-                texts: list[str], clients: int, seconds: float) -> dict:
+                texts: list[str], clients: int, seconds: float, server: int) -> dict:
     """``clients`` threads, each with its own connection, call ``call(connection, text)``
-    back to back for ``seconds``; latencies and errors of every call."""
+    back to back for ``seconds``; latencies and errors of every call, and the CPU time the
+    server (process ``server`` and its workers) spent per call."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -153,16 +182,20 @@ def run_clients(call: Callable[[object, str], None], connect: Callable[[], objec
             connection.close()
 
     threads = [threading.Thread(target=worker, args=(offset,)) for offset in range(clients)]
-    cpu_before, began = cpu_times(), time.perf_counter()
+    cpu_before, server_before, began = cpu_times(), cpu_seconds(server), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed, cpu_after = time.perf_counter() - began, cpu_times()
+    elapsed, cpu_after, server_after = time.perf_counter() - began, cpu_times(), cpu_seconds(
+        server)
     busy = (None if cpu_before is None or cpu_after is None else
             round((cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1]), 2))
     return {"clients": clients, "calls": len(latencies), "seconds": round(elapsed, 1),
             **percentiles(latencies), "calls_per_s": round(len(latencies) / elapsed, 1),
+            "server_cpu_ms_per_call": (
+                None if server_before is None or server_after is None or not latencies
+                else round(1000 * (server_after - server_before) / len(latencies), 3)),
             "machine_cpu_busy": busy, "unexpected_errors": len(errors),
             "first_errors": errors[:3]}
 
@@ -250,14 +283,17 @@ def measure(args, size: str, architecture: dict, scratch: Path, tracking_uri: st
     target = f"127.0.0.1:{port}"
     try:
         call = grpc_caller(reference)
-        run_clients(call, lambda: client.connect(target), texts, 1, min(1.0, args.seconds))
-        result["grpc"] = [run_clients(call, lambda: client.connect(target), texts, clients,
-                                      args.seconds) for clients in args.levels]
+        def connect():
+            return client.connect(target)
+
+        run_clients(call, connect, texts, 1, min(1.0, args.seconds), process.pid)
+        result["grpc"] = [run_clients(call, connect, texts, clients, args.seconds, process.pid)
+                          for clients in args.levels]
         for row in result["grpc"]:
             print(f"[{size}] gRPC: {row}", flush=True)
         if load_seconds:
-            result["load"] = run_clients(call, lambda: client.connect(target), texts,
-                                         args.load_clients, load_seconds)
+            result["load"] = run_clients(call, connect, texts, args.load_clients,
+                                         load_seconds, process.pid)
             print(f"[{size}] load: {result['load']}", flush=True)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -270,9 +306,9 @@ def measure(args, size: str, architecture: dict, scratch: Path, tracking_uri: st
             def connect():
                 return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-            run_clients(http_call, connect, texts, 1, min(1.0, args.seconds))
-            result["http"] = [run_clients(http_call, connect, texts, clients, args.seconds)
-                              for clients in args.levels]
+            run_clients(http_call, connect, texts, 1, min(1.0, args.seconds), serving.pid)
+            result["http"] = [run_clients(http_call, connect, texts, clients, args.seconds,
+                                          serving.pid) for clients in args.levels]
             for row in result["http"]:
                 print(f"[{size}] HTTP: {row}", flush=True)
         finally:
@@ -283,23 +319,27 @@ def measure(args, size: str, architecture: dict, scratch: Path, tracking_uri: st
 def report(results: list[dict], args, load_before: float) -> None:
     print(f"\nParse of one xSID English test utterance; {os.cpu_count()} CPUs, load average "
           f"before: {load_before:.1f}; {args.processes} gRPC server process(es), 1 HTTP "
-          f"worker; {args.seconds:g} s per level")
+          f"worker; {args.seconds:g} s per level. Wall times include waiting for a core on a "
+          f"busy machine; 'CPU' figures are the work itself")
     for result in results:
         local = result["in_process"]
         print(f"\n{result['model']} model {result['architecture']}")
-        print(f"  in process: p50 {local['p50_ms']} ms, p99 {local['p99_ms']} ms; utterances/s "
-              + ", ".join(f"batch {batch}: {rate}" for batch, rate in
-                          local["utterances_per_s"].items()))
+        print(f"  in process, one utterance: p50 {local['p50_ms']} ms, p99 {local['p99_ms']} ms, "
+              f"{local['cpu_ms_per_call']} CPU ms per call")
+        for batch, rate in local["utterances_per_s"].items():
+            print(f"  in process, batch {batch:>3}: {rate:>6} utterances/s, "
+                  f"{local['utterances_per_cpu_s'][batch]:>6} per CPU second")
         print(f"  {'path':>5} {'clients':>7} {'calls':>7} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'calls/s':>8} {'cpu %':>6} {'errors':>6}")
+              f"{'calls/s':>8} {'server CPU ms/call':>18} {'machine busy %':>14} {'errors':>6}")
         rows = [("gRPC", row) for row in result["grpc"]]
         rows += [("HTTP", row) for row in result.get("http", [])]
         rows += [("load", result["load"])] if "load" in result else []
         for path, row in rows:
-            busy = row["machine_cpu_busy"]
+            busy, server = row["machine_cpu_busy"], row["server_cpu_ms_per_call"]
             print(f"  {path:>5} {row['clients']:>7} {row['calls']:>7} "
                   f"{row['p50_ms'] or float('nan'):>8.2f} {row['p99_ms'] or float('nan'):>8.2f} "
-                  f"{row['calls_per_s']:>8.1f} {'n/a' if busy is None else f'{100 * busy:.0f}':>6} "
+                  f"{row['calls_per_s']:>8.1f} {'n/a' if server is None else server:>18} "
+                  f"{'n/a' if busy is None else f'{100 * busy:.0f}':>14} "
                   f"{row['unexpected_errors']:>6}")
             for error in row["first_errors"]:
                 print(f"        error: {error}")
