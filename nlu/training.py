@@ -108,24 +108,25 @@ def collate(items: Sequence[EncodedUtterance]) -> dict[str, torch.Tensor]:
     """Pad a list of encoded utterances into the batch dict ``JointNluModule`` reads."""
     longest_pieces = max(len(item.piece_ids) for item in items)
     longest_words = max(len(item.first_piece) for item in items)
-    piece_ids = torch.full((len(items), longest_pieces), PAD_ID, dtype=torch.long)
-    first_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
-    last_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
-    word_mask = torch.zeros((len(items), longest_words), dtype=torch.bool)
-    tags = torch.zeros((len(items), longest_words), dtype=torch.long)
-    for row, item in enumerate(items):
-        piece_ids[row, : len(item.piece_ids)] = torch.tensor(item.piece_ids)
-        first_piece[row, : len(item.first_piece)] = torch.tensor(item.first_piece)
-        # A word's last piece is just before the next word's first (or the utterance end).
-        last_piece[row, : len(item.first_piece)] = torch.tensor(
-            [start - 1 for start in item.first_piece[1:]] + [len(item.piece_ids) - 1])
-        word_mask[row, : len(item.first_piece)] = True
-        if item.tags is not None:
-            tags[row, : len(item.tags)] = torch.tensor(item.tags)
+
+    def padded(rows: list[list], value, width: int, dtype: torch.dtype) -> torch.Tensor:
+        # one tensor from padded lists: a tensor per row cost more than the model at batch 1
+        return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=dtype)
+
+    words = [len(item.first_piece) for item in items]
+    piece_ids = padded([item.piece_ids for item in items], PAD_ID, longest_pieces, torch.long)
     batch = {"piece_ids": piece_ids,
              "piece_lengths": torch.tensor([len(item.piece_ids) for item in items]),
-             "first_piece": first_piece, "last_piece": last_piece, "word_mask": word_mask,
-             "tags": tags, "intent": torch.tensor([item.intent for item in items])}
+             "first_piece": padded([item.first_piece for item in items], 0, longest_words,
+                                   torch.long),
+             # A word's last piece is just before the next word's first (or the utterance end).
+             "last_piece": padded([[start - 1 for start in item.first_piece[1:]]
+                                   + [len(item.piece_ids) - 1] for item in items], 0,
+                                  longest_words, torch.long),
+             "word_mask": padded([[True] * count for count in words], False, longest_words,
+                                 torch.bool),
+             "tags": padded([item.tags or [] for item in items], 0, longest_words, torch.long),
+             "intent": torch.tensor([item.intent for item in items])}
     if items[0].word_chars is not None:
         longest_word = max(len(chars) for item in items for chars in item.word_chars)
         word_chars = torch.zeros((len(items), longest_words, longest_word), dtype=torch.long)
@@ -213,7 +214,9 @@ class TrainedNlu:
         and slot tags. CRF/softmax output is repaired to valid IOB2 (``I-x`` opening a slot
         becomes ``B-x``)."""
         inferred = self._infer([utterance.tokens for utterance in utterances], batch_size)
-        return [utterance.replace(intent=self.intents[int(probabilities.argmax())], tags=tags)
+        return [utterance.replace(intent=self.intents[max(range(len(probabilities)),
+                                                          key=probabilities.__getitem__)],
+                                  tags=tags)
                 for utterance, (probabilities, tags) in zip(utterances, inferred)]
 
     def parse(self, inputs: Sequence[str | Sequence[str]], *, language: str, top_k: int = 3,
@@ -225,11 +228,11 @@ class TrainedNlu:
         language = check_language(language, self.languages)
         prepared = prepare_inputs(inputs, language)
         inferred = self._infer([item.tokens for item in prepared], batch_size)
-        return [build_parse(item, language, self.intents, probabilities.tolist(), tags, top_k)
+        return [build_parse(item, language, self.intents, probabilities, tags, top_k)
                 for item, (probabilities, tags) in zip(prepared, inferred)]
 
     def _infer(self, token_lists: Sequence[Sequence[str]], batch_size: int
-               ) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
+               ) -> list[tuple[list[float], tuple[str, ...]]]:
         """Intent probabilities and valid IOB2 tags for each token list: batches of similar
         length, on the module's device, without gradients, in eval mode (restored after)."""
         with_chars = self.config.char_filters > 0
@@ -237,19 +240,21 @@ class TrainedNlu:
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
         inferred: list = [None] * len(encoded)
         was_training = self.module.training
-        self.module.eval()
+        if was_training:  # switching walks every submodule: a share of a one-utterance call
+            self.module.eval()
         try:
             for start in range(0, len(order), batch_size):
                 indices = order[start:start + batch_size]
                 batch = collate([encoded[i] for i in indices])
                 probabilities, tag_ids = self.module.decode(
                     {name: values.to(self.module.device) for name, values in batch.items()})
-                probabilities = probabilities.cpu()
-                for row, (index, word_tag_ids) in enumerate(zip(indices, tag_ids)):
+                for index, row, word_tag_ids in zip(indices, probabilities.cpu().tolist(),
+                                                    tag_ids):
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
-                    inferred[index] = (probabilities[row], tags)
+                    inferred[index] = (row, tags)
         finally:
-            self.module.train(was_training)
+            if was_training:
+                self.module.train()
         return inferred
 
     def word_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:
