@@ -33,7 +33,9 @@ GENERATOR_RUN_TAG = ("kind", "gan")  # the tag gan.training.train_gan puts on it
 
 
 @dataclass(frozen=True)
-class GeneratorEntry:
+class RegistryEntry:
+    """A registered model: its aliases, and its latest version and the run that logged it."""
+
     name: str
     alias_versions: dict[str, str]
     latest_version: str
@@ -75,15 +77,15 @@ class GeneratorStore:
                     log.exception("could not preload generator %s@%s", entry.name, alias)
         self.ready.set()
 
-    def generators(self) -> list[GeneratorEntry]:
+    def generators(self) -> list[RegistryEntry]:
         """The registered generators now (read on each call: registrations come and go)."""
         return self._read_registry(generators=True)
 
-    def nlu_models(self) -> list[GeneratorEntry]:
+    def nlu_models(self) -> list[RegistryEntry]:
         """The registered NLU models now (every registered model that is not a generator)."""
         return self._read_registry(generators=False)
 
-    def _read_registry(self, generators: bool) -> list[GeneratorEntry]:
+    def _read_registry(self, generators: bool) -> list[RegistryEntry]:
         from nlu.tracking import client
 
         mlflow_client = client(self.tracking_uri)
@@ -97,7 +99,7 @@ class GeneratorStore:
             if (mlflow_client.get_run(latest.run_id).data.tags.get(tag) == value) != generators:
                 continue  # not the kind asked for
             aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
-            entries.append(GeneratorEntry(model.name, aliases,
+            entries.append(RegistryEntry(model.name, aliases,
                                           str(latest.version), latest.run_id))
         return sorted(entries, key=lambda entry: entry.name)
 

@@ -26,6 +26,7 @@ from typing import Iterator
 
 import grpc
 
+from nlu.parse import ParseInputError
 from service.augmentation import GeneratorStore
 from service.generated.nlu_bootstrap.v1 import nlu_pb2, nlu_pb2_grpc
 from service.messages import RequestError, check_reference, parse_to_message, request_inputs
@@ -119,8 +120,6 @@ class NluServicer(nlu_pb2_grpc.NluServiceServicer):
         """The wire parses of one request's inputs (at most ``max_inputs``, so one message
         costs at most a second or two: the budget is checked before each). Errors number the
         inputs from ``first_input`` (a stream's earlier messages held that many)."""
-        from nlu.parse import ParseInputError
-
         remaining = context.time_remaining()
         if time.monotonic() > deadline or (remaining is not None and remaining <= 0):
             raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -134,10 +133,12 @@ class NluServicer(nlu_pb2_grpc.NluServiceServicer):
         if top_k < 1:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"top_k: must be >= 1, got {top_k}")
+        # no language given: the model's, if it knows one only (as predict and the pyfunc do)
+        language = request.language or (model.languages[0] if len(model.languages) == 1
+                                        else "")
         try:
-            parses = model.parse(request_inputs(request, first_input),
-                                 language=request.language, top_k=top_k,
-                                 batch_size=self.batch_size)
+            parses = model.parse(request_inputs(request, first_input), language=language,
+                                 top_k=top_k, batch_size=self.batch_size)
         except ParseInputError as error:  # names the input: "inputs[3]: empty text"
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                str(_numbered_from(error, first_input))) from None

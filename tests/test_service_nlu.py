@@ -115,6 +115,9 @@ def test_parse_over_grpc_gives_what_the_library_gives_for_texts_and_tokens(chann
     assert all(len(parse.ranking) == 2 and parse.ranking[0].intent == parse.intent
                for parse in remote)
     assert [parse.text for parse in remote] == texts + [None] * len(words)
+    # no language: the model's only one
+    assert client.parse(channel, MODEL, texts, language="", top_k=2) == \
+        model.parse(texts, language="de", top_k=2)
     spans = [(parse.text, slot) for parse in remote[:8] for slot in parse.slots]
     assert spans and all(text[slot.start_char:slot.end_char] == slot.value
                          for text, slot in spans)
@@ -150,7 +153,6 @@ def test_parse_stream_parses_more_than_one_call_takes_in_order_and_counts_inputs
     (MODEL, ["wecke\x07 mich"], {}, INVALID, "inputs[0]: holds control character U+0007"),
     (MODEL, [["wecke", "mich\x00"]], {}, INVALID, "inputs[0]: holds control character U+0000"),
     (MODEL, ["hallo"], {"language": "xx"}, INVALID, "language: the model does not know"),
-    (MODEL, ["hallo"], {"language": ""}, INVALID, "language: "),
     (MODEL, [], {}, INVALID, "inputs: empty"),
     (MODEL, ["hallo"], {"top_k": 0}, INVALID, "top_k: must be >= 1"),
 ])
@@ -164,6 +166,26 @@ def test_each_bad_request_gets_its_status_and_a_message_and_the_server_keeps_ser
                                                          **options))
         assert streamed.code() == code
     assert [parse.intent for parse in client.parse(channel, MODEL, ["hallo"], language="de")]
+
+
+def test_the_call_budget_ends_a_stream_after_what_was_parsed_in_time(store, tmp_path):
+    running = serve(store, tmp_path / "state", call_budget_seconds=0.5)
+
+    def requests():
+        yield client.parse_request(MODEL, ["hallo"], language="de")
+        time.sleep(1.0)  # the client is slow; the budget runs on
+        yield client.parse_request(MODEL, ["hallo"], language="de")
+
+    received = []
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            stub = nlu_pb2_grpc.NluServiceStub(channel)
+            error = rpc_error(lambda: received.extend(stub.ParseStream(requests(), timeout=30)))
+    finally:
+        running.stop(grace=0)
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "budget of 0.5 s per call ran out" in error.details()
+    assert len(received) == 1 and received[0].parses[0].text == "hallo"
 
 
 def test_a_stream_may_not_switch_model_midway(channel):
