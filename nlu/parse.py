@@ -179,7 +179,11 @@ def _prepare_text(text: str, language: str, field: str) -> ParseInput:
 
 
 def _prepare_words(words: Sequence[str], field: str) -> ParseInput:
-    if not isinstance(words, (list, tuple)) or not all(isinstance(word, str) for word in words):
+    try:
+        words = list(words)  # any sequence: a list, a tuple, a protobuf repeated field
+    except TypeError:
+        words = None
+    if words is None or not all(isinstance(word, str) for word in words):
         raise ParseInputError("expected a text or a list of words (strings)", field=field)
     if not words:
         raise ParseInputError("no words", field=field)

@@ -10,6 +10,7 @@ Ids 0 and 1 are reserved for padding and unknown pieces; there are no BOS/EOS pi
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -63,21 +64,30 @@ class SubwordTokenizer:
         return [self._processor.id_to_piece(index) for index in range(self.vocab_size)]
 
     def encode_word_pieces(self, tokens: Sequence[str]) -> list[list[int]]:
-        """One list of piece ids per word; a word SentencePiece drops entirely becomes ``<unk>``.
-
-        Word by word: given a list, SentencePiece starts a thread pool per call, which cost
-        20x the encoding itself for one utterance (and far more on a busy machine)."""
-        encode = self._processor.encode
-        return [encode(token) or [UNK_ID] for token in tokens]
+        """One list of piece ids per word; a word SentencePiece drops entirely becomes ``<unk>``."""
+        # one thread: SentencePiece's thread pool costs more than it saves on short words
+        return [pieces or [UNK_ID]
+                for pieces in self._processor.encode(list(tokens), num_threads=1)]
 
     def encode_words(self, tokens: Sequence[str]) -> tuple[list[int], list[int]]:
         """Piece ids of the whole utterance, and the index of each word's first piece."""
-        piece_ids: list[int] = []
-        first_piece_index: list[int] = []
-        for pieces in self.encode_word_pieces(tokens):
-            first_piece_index.append(len(piece_ids))
-            piece_ids.extend(pieces)
-        return piece_ids, first_piece_index
+        return self.encode_utterances([tokens])[0]
+
+    def encode_utterances(self, token_lists: Sequence[Sequence[str]]
+                          ) -> list[tuple[list[int], list[int]]]:
+        """``encode_words`` of every utterance, with one SentencePiece call for all their words
+        (a call per utterance costs more than its few words take)."""
+        pieces = iter(self.encode_word_pieces([word for tokens in token_lists
+                                               for word in tokens]))
+        encoded = []
+        for tokens in token_lists:
+            piece_ids: list[int] = []
+            first_piece_index: list[int] = []
+            for word_pieces in itertools.islice(pieces, len(tokens)):
+                first_piece_index.append(len(piece_ids))
+                piece_ids.extend(word_pieces)
+            encoded.append((piece_ids, first_piece_index))
+        return encoded
 
     def save(self, directory: Path | str) -> None:
         with atomic_open(Path(directory) / MODEL_FILENAME, "wb") as stream:

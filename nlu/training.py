@@ -79,12 +79,14 @@ class EncodedUtterance:
     word_chars: list[list[int]] | None = None  # character ids per word (char-CNN models)
 
 
-def encode_words(tokens: Sequence[str], tokenizer: SubwordTokenizer,
-                 with_chars: bool = False) -> EncodedUtterance:
-    """Piece ids of one utterance's words (and, ``with_chars``, each word's character ids)."""
-    piece_ids, first_piece = tokenizer.encode_words(tokens)
-    return EncodedUtterance(piece_ids, first_piece,
-                            word_chars=[char_ids(word) for word in tokens] if with_chars else None)
+def encode_tokens(token_lists: Sequence[Sequence[str]], tokenizer: SubwordTokenizer,
+                  with_chars: bool = False) -> list[EncodedUtterance]:
+    """Piece ids of each utterance's words (and, ``with_chars``, each word's character ids)."""
+    return [EncodedUtterance(piece_ids, first_piece,
+                             word_chars=[char_ids(word) for word in tokens] if with_chars
+                             else None)
+            for tokens, (piece_ids, first_piece)
+            in zip(token_lists, tokenizer.encode_utterances(token_lists))]
 
 
 def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
@@ -94,13 +96,11 @@ def encode(utterances: Sequence[Utterance], tokenizer: SubwordTokenizer,
     with label lists, also label ids (all must be known)."""
     intent_ids = {intent: index for index, intent in enumerate(intents or [])}
     tag_ids = {tag: index for index, tag in enumerate(tags or [])}
-    encoded = []
-    for utterance in utterances:
-        item = encode_words(utterance.tokens, tokenizer, with_chars)
-        if intents is not None:
+    encoded = encode_tokens([utterance.tokens for utterance in utterances], tokenizer, with_chars)
+    if intents is not None:
+        for item, utterance in zip(encoded, utterances):
             item.intent = intent_ids[utterance.intent]
             item.tags = [tag_ids[tag] for tag in utterance.tags]
-        encoded.append(item)
     return encoded
 
 
@@ -214,9 +214,7 @@ class TrainedNlu:
         and slot tags. CRF/softmax output is repaired to valid IOB2 (``I-x`` opening a slot
         becomes ``B-x``)."""
         inferred = self._infer([utterance.tokens for utterance in utterances], batch_size)
-        return [utterance.replace(intent=self.intents[max(range(len(probabilities)),
-                                                          key=probabilities.__getitem__)],
-                                  tags=tags)
+        return [utterance.replace(intent=self.intents[int(probabilities.argmax())], tags=tags)
                 for utterance, (probabilities, tags) in zip(utterances, inferred)]
 
     def parse(self, inputs: Sequence[str | Sequence[str]], *, language: str, top_k: int = 3,
@@ -228,15 +226,15 @@ class TrainedNlu:
         language = check_language(language, self.languages)
         prepared = prepare_inputs(inputs, language)
         inferred = self._infer([item.tokens for item in prepared], batch_size)
-        return [build_parse(item, language, self.intents, probabilities, tags, top_k)
+        return [build_parse(item, language, self.intents, probabilities.tolist(), tags, top_k)
                 for item, (probabilities, tags) in zip(prepared, inferred)]
 
     def _infer(self, token_lists: Sequence[Sequence[str]], batch_size: int
-               ) -> list[tuple[list[float], tuple[str, ...]]]:
+               ) -> list[tuple[np.ndarray, tuple[str, ...]]]:
         """Intent probabilities and valid IOB2 tags for each token list: batches of similar
         length, on the module's device, without gradients, in eval mode (restored after)."""
-        with_chars = self.config.char_filters > 0
-        encoded = [encode_words(tokens, self.tokenizer, with_chars) for tokens in token_lists]
+        encoded = encode_tokens(token_lists, self.tokenizer,
+                                with_chars=self.config.char_filters > 0)
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
         inferred: list = [None] * len(encoded)
         was_training = self.module.training
@@ -248,10 +246,10 @@ class TrainedNlu:
                 batch = collate([encoded[i] for i in indices])
                 probabilities, tag_ids = self.module.decode(
                     {name: values.to(self.module.device) for name, values in batch.items()})
-                for index, row, word_tag_ids in zip(indices, probabilities.cpu().tolist(),
-                                                    tag_ids):
+                probabilities = probabilities.cpu().numpy()
+                for row, (index, word_tag_ids) in enumerate(zip(indices, tag_ids)):
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
-                    inferred[index] = (row, tags)
+                    inferred[index] = (probabilities[row], tags)
         finally:
             if was_training:
                 self.module.train()
@@ -453,6 +451,9 @@ def fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Joi
     * ``resume``: continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
     * ``metric_prefix``: prefix for the MLflow metric names (e.g. ``"pretrain"``), so two
       trainings in one run keep separate curves.
+
+    The model's ``languages`` are those of ``train``, ``vocabulary_text``,
+    ``label_inventory`` and ``init_from``.
     """
     if not train:
         raise ValueError("no training utterances")

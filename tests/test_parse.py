@@ -189,3 +189,10 @@ def test_slot_offsets_cover_the_slot_words_in_the_raw_text():
         ("datetime", "morgen  um 7 Uhr", 2, 6), ("x", "bitte", 7, 8)]
     assert [text[slot.start_char:slot.end_char] for slot in parse.slots] == [
         "morgen  um 7 Uhr", "bitte"]
+
+
+def test_encoding_many_utterances_at_once_equals_encoding_each(model, train):
+    token_lists = [u.tokens for u in train[:30]] + [("qwzx", "Überraschung", "▁")]
+    assert model.tokenizer.encode_utterances(token_lists) == [
+        model.tokenizer.encode_words(tokens) for tokens in token_lists]
+    assert model.tokenizer.encode_utterances([]) == []

@@ -181,7 +181,7 @@ def _text_items(path: str, language: str, pretokenized: bool) -> list[Item]:
     for line_number, line in enumerate(content.split("\n"), start=1):
         line = line.removesuffix("\r")
         if line.strip():
-            items.append(Item(tuple(line.split(" ")) if pretokenized else line, language,
+            items.append(Item(tuple(line.split()) if pretokenized else line, language,
                               _shown(path), line_number))
     return items
 
