@@ -111,24 +111,25 @@ def collate(items: Sequence[EncodedUtterance]) -> dict[str, torch.Tensor]:
     """Pad a list of encoded utterances into the batch dict ``JointNluModule`` reads."""
     longest_pieces = max(len(item.piece_ids) for item in items)
     longest_words = max(len(item.first_piece) for item in items)
-    piece_ids = torch.full((len(items), longest_pieces), PAD_ID, dtype=torch.long)
-    first_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
-    last_piece = torch.zeros((len(items), longest_words), dtype=torch.long)
-    word_mask = torch.zeros((len(items), longest_words), dtype=torch.bool)
-    tags = torch.zeros((len(items), longest_words), dtype=torch.long)
-    for row, item in enumerate(items):
-        piece_ids[row, : len(item.piece_ids)] = torch.tensor(item.piece_ids)
-        first_piece[row, : len(item.first_piece)] = torch.tensor(item.first_piece)
-        # A word's last piece is just before the next word's first (or the utterance end).
-        last_piece[row, : len(item.first_piece)] = torch.tensor(
-            [start - 1 for start in item.first_piece[1:]] + [len(item.piece_ids) - 1])
-        word_mask[row, : len(item.first_piece)] = True
-        if item.tags is not None:
-            tags[row, : len(item.tags)] = torch.tensor(item.tags)
+
+    def padded(rows: list[list], value, width: int, dtype: torch.dtype) -> torch.Tensor:
+        # one tensor from padded lists: a tensor per row cost more than the model at batch 1
+        return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=dtype)
+
+    words = [len(item.first_piece) for item in items]
+    piece_ids = padded([item.piece_ids for item in items], PAD_ID, longest_pieces, torch.long)
     batch = {"piece_ids": piece_ids,
              "piece_lengths": torch.tensor([len(item.piece_ids) for item in items]),
-             "first_piece": first_piece, "last_piece": last_piece, "word_mask": word_mask,
-             "tags": tags, "intent": torch.tensor([item.intent for item in items])}
+             "first_piece": padded([item.first_piece for item in items], 0, longest_words,
+                                   torch.long),
+             # A word's last piece is just before the next word's first (or the utterance end).
+             "last_piece": padded([[start - 1 for start in item.first_piece[1:]]
+                                   + [len(item.piece_ids) - 1] for item in items], 0,
+                                  longest_words, torch.long),
+             "word_mask": padded([[True] * count for count in words], False, longest_words,
+                                 torch.bool),
+             "tags": padded([item.tags or [] for item in items], 0, longest_words, torch.long),
+             "intent": torch.tensor([item.intent for item in items])}
     if items[0].word_chars is not None:
         longest_word = max(len(chars) for item in items for chars in item.word_chars)
         word_chars = torch.zeros((len(items), longest_words, longest_word), dtype=torch.long)
@@ -243,7 +244,8 @@ class TrainedNlu:
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
         inferred: list = [None] * len(encoded)
         was_training = self.module.training
-        self.module.eval()
+        if was_training:  # switching walks every submodule: a share of a one-utterance call
+            self.module.eval()
         try:
             for start in range(0, len(order), batch_size):
                 indices = order[start:start + batch_size]
@@ -255,7 +257,8 @@ class TrainedNlu:
                     tags, _ = repair_tags([self.tags[tag_id] for tag_id in word_tag_ids])
                     inferred[index] = (probabilities[row], tags)
         finally:
-            self.module.train(was_training)
+            if was_training:
+                self.module.train()
         return inferred
 
     def word_vectors(self, words: Sequence[str]) -> dict[str, np.ndarray]:

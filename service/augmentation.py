@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -23,40 +22,20 @@ from dataclasses import dataclass
 
 import grpc
 
-from service.client import (SEED_METADATA_KEY, SLOT_VALUE_ENUMS, message_to_utterance,
-                            utterance_to_message)
 from service.generated.nlu_bootstrap.v1 import augmentation_pb2, augmentation_pb2_grpc
+from service.messages import (SAMPLING_METHOD_NAMES, SEED_METADATA_KEY, RequestError,
+                              check_reference, gate_report_message, message_to_utterance,
+                              slot_values, utterance_to_message)
 
 log = logging.getLogger(__name__)
 
-# A registered model "name@alias" or a run id: names and aliases are plain identifiers, so no
-# path, URI scheme or traversal ever reaches MLflow.
-_REGISTERED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}@[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_METHODS = {augmentation_pb2.SAMPLING_METHOD_GREEDY: "greedy",
-            augmentation_pb2.SAMPLING_METHOD_TEMPERATURE: "temperature",
-            augmentation_pb2.SAMPLING_METHOD_TOP_K: "top-k",
-            augmentation_pb2.SAMPLING_METHOD_TOP_P: "top-p"}
 GENERATOR_RUN_TAG = ("kind", "gan")  # the tag gan.training.train_gan puts on its MLflow runs
 
 
-class RequestError(Exception):
-    """A request the server refuses: a gRPC status code and a message naming the field."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def check_reference(reference: str, field: str = "generator") -> str:
-    if _REGISTERED.match(reference) or _RUN_ID.match(reference):
-        return reference
-    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}: {reference!r} is neither a registered 'name@alias' nor a run id")
-
-
 @dataclass(frozen=True)
-class GeneratorEntry:
+class RegistryEntry:
+    """A registered model: its aliases, and its latest version and the run that logged it."""
+
     name: str
     alias_versions: dict[str, str]
     latest_version: str
@@ -65,7 +44,10 @@ class GeneratorEntry:
 
 class GeneratorStore:
     """The registered generators of one MLflow store, and a cache of loaded models:
-    generators, and the NLU models of the agreement gate."""
+    generators, and NLU models (the agreement gate's, and those ``NluService`` parses with).
+
+    A reference (``name@alias``) is resolved to its run at most every
+    ``REFERENCE_TTL_SECONDS``: an alias moved in the registry is served from then on."""
 
     REFERENCE_TTL_SECONDS = 10.0
 
@@ -95,11 +77,15 @@ class GeneratorStore:
                     log.exception("could not preload generator %s@%s", entry.name, alias)
         self.ready.set()
 
-    def generators(self) -> list[GeneratorEntry]:
+    def generators(self) -> list[RegistryEntry]:
         """The registered generators now (read on each call: registrations come and go)."""
-        return self._read_registry()
+        return self._read_registry(generators=True)
 
-    def _read_registry(self) -> list[GeneratorEntry]:
+    def nlu_models(self) -> list[RegistryEntry]:
+        """The registered NLU models now (every registered model that is not a generator)."""
+        return self._read_registry(generators=False)
+
+    def _read_registry(self, generators: bool) -> list[RegistryEntry]:
         from nlu.tracking import client
 
         mlflow_client = client(self.tracking_uri)
@@ -110,10 +96,10 @@ class GeneratorStore:
                 continue
             latest = max(versions, key=lambda version: int(version.version))
             tag, value = GENERATOR_RUN_TAG
-            if mlflow_client.get_run(latest.run_id).data.tags.get(tag) != value:
-                continue  # an NLU model, not a generator
+            if (mlflow_client.get_run(latest.run_id).data.tags.get(tag) == value) != generators:
+                continue  # not the kind asked for
             aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
-            entries.append(GeneratorEntry(model.name, aliases,
+            entries.append(RegistryEntry(model.name, aliases,
                                           str(latest.version), latest.run_id))
         return sorted(entries, key=lambda entry: entry.name)
 
@@ -142,13 +128,13 @@ class GeneratorStore:
         run_id = self.run_id(reference)
         return run_id, self._cached(run_id, reference, "generator", True, Augmenter.load)
 
-    def nlu_model(self, reference: str):
-        """The ``TrainedNlu`` a checked reference names (for ``gate.agree_with``), loaded on
-        first use (errors as ``get``'s, for a model that is a generator)."""
+    def nlu_model(self, reference: str, field: str = "gate.agree_with"):
+        """``(run id, TrainedNlu)`` for a checked reference, loaded on first use (errors as
+        ``get``'s, for a model that is a generator; ``field`` names the request's field)."""
         from nlu.training import TrainedNlu
 
-        return self._cached(self.run_id(reference), reference, "gate.agree_with", False,
-                            TrainedNlu.from_store)
+        run_id = self.run_id(reference)
+        return run_id, self._cached(run_id, reference, field, False, TrainedNlu.from_store)
 
     def _cached(self, run_id: str, reference: str, field: str, generator: bool, load):
         """The model of ``run_id`` (cached, else loaded), checked to be a generator or not, as
@@ -360,23 +346,9 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         from nlu.tracking import ModelNotFoundError
 
         try:
-            return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))
+            return self.generators.nlu_model(check_reference(reference, "gate.agree_with"))[1]
         except ModelNotFoundError as error:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"gate.agree_with: {error.for_client()}") from None
-
-
-# the wire's SlotValues -> gan.lexicon.SLOT_VALUE_SOURCES (unspecified: None)
-SLOT_VALUES = {enum: name for name, enum in SLOT_VALUE_ENUMS.items()}
-
-
-def slot_values(value: int) -> str | None:
-    """The wire ``slot_values`` as the engine's name; None when unspecified. An enum value this
-    server does not know (proto3 keeps it) is refused, not read as unspecified."""
-    if value == augmentation_pb2.SLOT_VALUES_UNSPECIFIED:
-        return None
-    if value not in SLOT_VALUES:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"slot_values: unknown value {value}")
-    return SLOT_VALUES[value]
 
 
 def request_lexicon(request):
@@ -403,22 +375,14 @@ def sampling_config(options: augmentation_pb2.SamplingOptions):
     values = {name: getattr(options, name) for name in ("temperature", "top_k", "top_p")
               if options.HasField(name)}
     if options.method != augmentation_pb2.SAMPLING_METHOD_UNSPECIFIED:
-        if options.method not in _METHODS:
+        if options.method not in SAMPLING_METHOD_NAMES:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"sampling.method: unknown value {options.method}")
-        values["method"] = _METHODS[options.method]
+        values["method"] = SAMPLING_METHOD_NAMES[options.method]
     try:
         return SamplingConfig(**values)
     except ValueError as error:  # the engine's message starts with the field name
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"sampling.{error}") from None
-
-
-def gate_report_message(report) -> augmentation_pb2.GateReport:
-    """The wire form of a ``gan.gate.GateReport`` (the steps the server runs)."""
-    return augmentation_pb2.GateReport(
-        seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
-        low_score=report.low_score, kept=report.kept, surplus=report.surplus,
-        disagreement=report.disagreement)
 
 
 def gate_config(options: augmentation_pb2.GateOptions):

@@ -1,8 +1,10 @@
-"""Python client for the nlu-bootstrap gRPC services, and the Utterance <-> wire conversions.
+"""Python client for the nlu-bootstrap gRPC services (the wire codec is ``service.messages``).
 
     with connect("localhost:50051", token="...") as channel:
         for utterance in augment(channel, "snips-gan@champion", 100, seed=1):
             ...
+        for result in parse(channel, "nlu-de@production", ["wecke mich um sieben"], language="de"):
+            print(result.intent, result.slots)
 
 Every call carries the bearer token (if any) as ``authorization: Bearer <token>`` metadata.
 Failed calls raise ``grpc.RpcError`` with the server's status code and message.
@@ -11,36 +13,20 @@ Failed calls raise ``grpc.RpcError`` with the server's status code and message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import grpc
 
 from nlu.utterance import Utterance
 from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
-                                                training_pb2, training_pb2_grpc, utterance_pb2)
+                                                nlu_pb2, nlu_pb2_grpc, training_pb2,
+                                                training_pb2_grpc, utterance_pb2)
+from service.messages import (DATA_SPLITS, SAMPLING_METHODS, SLOT_VALUE_ENUMS, message_to_parse,
+                              message_to_utterance, parse_input_message, utterance_to_message)
+from service.messages import SEED_METADATA_KEY  # noqa: F401  (callers read a stream's seed with it)
 
-SAMPLING_METHODS = {"greedy": augmentation_pb2.SAMPLING_METHOD_GREEDY,
-                    "temperature": augmentation_pb2.SAMPLING_METHOD_TEMPERATURE,
-                    "top-k": augmentation_pb2.SAMPLING_METHOD_TOP_K,
-                    "top-p": augmentation_pb2.SAMPLING_METHOD_TOP_P}
-DATA_SPLITS = {"source": training_pb2.DATA_SPLIT_SOURCE,
-               "target_train": training_pb2.DATA_SPLIT_TARGET_TRAIN,
-               "dev": training_pb2.DATA_SPLIT_DEV, "test": training_pb2.DATA_SPLIT_TEST}
-SEED_METADATA_KEY = "nlu-bootstrap-seed"
 UPLOAD_CHUNK = 500  # utterances per upload message: far below the default 4 MiB message limit
-
-
-def utterance_to_message(utterance: Utterance) -> utterance_pb2.AnnotatedUtterance:
-    return utterance_pb2.AnnotatedUtterance(
-        tokens=utterance.tokens, tags=utterance.tags, intent=utterance.intent,
-        language=utterance.language, id=utterance.id or "")
-
-
-def message_to_utterance(message: utterance_pb2.AnnotatedUtterance, *,
-                         source: str | None = None) -> Utterance:
-    """Validate a wire utterance into an ``Utterance`` (raises ``NluDataError`` if malformed)."""
-    return Utterance(tuple(message.tokens), tuple(message.tags), message.intent,
-                     message.language, id=message.id or None, source=source)
+PARSE_CHUNK = 500  # inputs per ParseStream message: within the server's default limit (1,000)
 
 
 def connect(target: str, *, token: str | None = None, tls_ca: Path | str | None = None,
@@ -69,11 +55,6 @@ def sampling_options(method: str = "temperature", *, temperature: float | None =
                 (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
                 if value is not None}
     return augmentation_pb2.SamplingOptions(method=SAMPLING_METHODS[method], **optional)
-
-
-SLOT_VALUE_ENUMS = {"generated": augmentation_pb2.SLOT_VALUES_GENERATED,
-                    "generator-lexicon": augmentation_pb2.SLOT_VALUES_GENERATOR_LEXICON,
-                    "given-lexicon": augmentation_pb2.SLOT_VALUES_GIVEN_LEXICON}
 
 
 def augment_request(generator: str, count: int, *, sampling=None, seed: int | None = None,
@@ -136,6 +117,55 @@ def describe_generator(channel: grpc.Channel, generator: str, *, timeout: float 
     stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
     return stub.DescribeGenerator(augmentation_pb2.DescribeGeneratorRequest(generator=generator),
                                   timeout=timeout)
+
+
+def parse_request(model: str, inputs: Sequence[str | Sequence[str]], *, language: str,
+                  top_k: int | None = None) -> nlu_pb2.ParseRequest:
+    """A ``ParseRequest``; each input is raw text (``str``) or pre-tokenised words."""
+    return nlu_pb2.ParseRequest(model=model, language=language,
+                                inputs=[parse_input_message(item) for item in inputs],
+                                **({} if top_k is None else {"top_k": top_k}))
+
+
+def parse(channel: grpc.Channel, model: str, inputs: Sequence[str | Sequence[str]], *,
+          language: str, top_k: int | None = None, timeout: float | None = 30):
+    """``nlu.parse.Parse`` records for ``inputs`` (one ``Parse`` call: within the server's
+    per-call limit; ``parse_stream`` takes any number)."""
+    stub = nlu_pb2_grpc.NluServiceStub(channel)
+    response = stub.Parse(parse_request(model, inputs, language=language, top_k=top_k),
+                          timeout=timeout)
+    return [message_to_parse(message) for message in response.parses]
+
+
+def parse_stream(channel: grpc.Channel, model: str, inputs: Iterable[str | Sequence[str]], *,
+                 language: str, top_k: int | None = None, chunk: int = PARSE_CHUNK,
+                 timeout: float | None = None) -> Iterator:
+    """Parse any number of ``inputs`` (read lazily, e.g. a file's lines) through
+    ``ParseStream``, ``chunk`` per message; yields ``nlu.parse.Parse`` records in order."""
+    def requests():
+        batch: list = []
+        for item in inputs:
+            batch.append(item)
+            if len(batch) == chunk:
+                yield parse_request(model, batch, language=language, top_k=top_k)
+                batch = []
+        if batch:
+            yield parse_request(model, batch, language=language, top_k=top_k)
+
+    stub = nlu_pb2_grpc.NluServiceStub(channel)
+    for response in stub.ParseStream(requests(), timeout=timeout):
+        for message in response.parses:
+            yield message_to_parse(message)
+
+
+def list_models(channel: grpc.Channel, *, timeout: float | None = 30):
+    stub = nlu_pb2_grpc.NluServiceStub(channel)
+    return list(stub.ListModels(nlu_pb2.ListModelsRequest(), timeout=timeout).models)
+
+
+def describe_model(channel: grpc.Channel, model: str, *, timeout: float | None = 30):
+    stub = nlu_pb2_grpc.NluServiceStub(channel)
+    return stub.DescribeModel(nlu_pb2.DescribeModelRequest(model=model), timeout=timeout)
 
 
 def submit_job(channel: grpc.Channel, *, regime: str = "", config_yaml: str = "",

@@ -1,16 +1,19 @@
-"""The nlu-bootstrap gRPC server: augmentation and training services behind one port.
+"""The nlu-bootstrap gRPC server: augmentation, NLU (parse) and training services behind one port.
 
 What a client can rely on:
 
 * ``grpc.health.v1``: the overall status and each service report NOT_SERVING until the
   generator registry has been read from MLflow (retried with backoff while it cannot be;
-  ``Augment`` answers UNAVAILABLE meanwhile), then SERVING; NOT_SERVING again while
-  shutting down.
-* Server reflection for the two services and health (``grpcurl`` works without the protos).
+  ``Augment`` and ``Parse`` answer UNAVAILABLE meanwhile), then SERVING; NOT_SERVING again
+  while shutting down.
+* Server reflection for the three services and health (``grpcurl`` works without the protos).
 * Limits: request/response message size (``Augment`` splits its stream to fit), concurrent
-  RPCs (RESOURCE_EXHAUSTED beyond them), utterances per ``Augment`` call, concurrent
-  ``Augment`` streams, running training jobs.
+  RPCs (RESOURCE_EXHAUSTED beyond them), utterances per ``Augment`` call, inputs per
+  ``Parse`` call (or ``ParseStream`` message), concurrent ``Augment`` streams, running
+  training jobs.
 * A request protobuf cannot parse (a string that is not UTF-8) is INVALID_ARGUMENT.
+* Models (generators and NLU models) are named ``name@alias`` or by run id; an alias moved in
+  the registry is followed within ``GeneratorStore.REFERENCE_TTL_SECONDS`` (10 s).
 * Optional TLS (PEM cert + key) and an optional bearer token checked on every call except
   health (UNAUTHENTICATED otherwise).
 * SIGTERM / SIGINT: stop accepting calls, give in-flight calls ``grace`` seconds to finish,
@@ -42,13 +45,17 @@ from grpc_reflection.v1alpha import reflection
 
 from service.augmentation import AugmentationServicer, GeneratorStore
 from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
-                                                training_pb2, training_pb2_grpc)
+                                                nlu_pb2, nlu_pb2_grpc, training_pb2,
+                                                training_pb2_grpc)
+from service.nlu import NluServicer
 from service.training import JobRunner, JobStore, TrainingServicer, watch_parent
 
 log = logging.getLogger(__name__)
 
 AUGMENTATION_SERVICE = augmentation_pb2.DESCRIPTOR.services_by_name["AugmentationService"].full_name
 TRAINING_SERVICE = training_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
+NLU_SERVICE = nlu_pb2.DESCRIPTOR.services_by_name["NluService"].full_name
+SERVICES = (AUGMENTATION_SERVICE, NLU_SERVICE, TRAINING_SERVICE)
 HEALTH_METHOD_PREFIX = "/grpc.health.v1.Health/"
 STUCK_SHUTDOWN_SECONDS = 20.0  # past the grace period, a shutdown this late is stuck
 
@@ -66,7 +73,8 @@ class ServerConfig:
     max_concurrent_rpcs: int = 64
     max_augment_streams: int = 32
     max_augment_count: int = 10_000
-    call_budget_seconds: float = 60.0  # longest an Augment call may generate
+    max_parse_inputs: int = 1_000  # per Parse call and per ParseStream message
+    call_budget_seconds: float = 60.0  # longest an Augment or Parse(Stream) call may run
     max_running_jobs: int = 1
     generator_cache_size: int = 4
     threads: int = 40  # > max_augment_streams so that cheap calls still get a thread
@@ -79,7 +87,8 @@ class ServerConfig:
             raise ValueError("tls_cert and tls_key go together")
         self.state_dir = Path(self.state_dir).resolve()  # workers and jobs see one path
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_augment_streams",
-                     "max_augment_count", "max_running_jobs", "generator_cache_size",
+                     "max_augment_count", "max_parse_inputs", "max_running_jobs",
+                     "generator_cache_size",
                      "threads", "torch_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= 2 ** 31 - 1:  # int32 on the wire
@@ -106,7 +115,7 @@ class RunningServer:
     def load_generators(self) -> None:
         """Read the generator registry (and preload aliased generators), then serve."""
         self.generators.load()
-        for service in ("", AUGMENTATION_SERVICE, TRAINING_SERVICE):
+        for service in ("", *SERVICES):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("generator registry loaded: %d generator(s); serving",
                  len(self.generators.generators()))
@@ -142,6 +151,9 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
                                         call_budget_seconds=config.call_budget_seconds,
                                         max_message_bytes=config.max_message_bytes)
     augmentation_pb2_grpc.add_AugmentationServiceServicer_to_server(augmentation, server)
+    nlu_pb2_grpc.add_NluServiceServicer_to_server(
+        NluServicer(generators, max_inputs=config.max_parse_inputs,
+                    call_budget_seconds=config.call_budget_seconds), server)
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
     runner = JobRunner(JobStore(config.state_dir / "jobs.db"), config.tracking_uri,
@@ -151,11 +163,11 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
         TrainingServicer(runner, config.datasets), server)
 
     health_servicer = health.HealthServicer()
-    for service in ("", AUGMENTATION_SERVICE, TRAINING_SERVICE):
+    for service in ("", *SERVICES):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (AUGMENTATION_SERVICE, TRAINING_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server)
 
     if config.tls_cert is not None:

@@ -37,9 +37,8 @@ import yaml
 
 from nlu.errors import NluDataError
 from nlu.utterance import check_language, type_name
-from service.augmentation import RequestError
-from service.client import DATA_SPLITS, message_to_utterance
 from service.generated.nlu_bootstrap.v1 import training_pb2, training_pb2_grpc
+from service.messages import SPLIT_KEYS, RequestError, message_to_utterance
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ MODEL_FILE_SETTINGS = ("embeddings_path",)
 MODEL_LIMITS = {"vocab_size": 100_000, "embedding_dim": 2048, "hidden_dim": 2048,
                 "num_layers": 8, "num_heads": 32, "char_filters": 1024, "char_embedding_dim": 512,
                 "batch_size": 4096, "max_epochs": 500, "patience": 500}
-SPLIT_KEYS = {value: key for key, value in DATA_SPLITS.items()}  # wire enum -> data section key
 DEFAULT_EXPERIMENT = "service-jobs"
 PROGRESS_POLL_SECONDS = 2.0
 RUN_FOLDER = "run"  # a job's run_dir, inside its job folder

@@ -15,6 +15,11 @@ annotated format (the predicted utterances). ``--evaluate`` prints intent accura
 exact match and SemER overall and per language with standard errors (``nlu.metrics``, as
 training reports them) and ``--log-to-experiment NAME`` logs them to an MLflow run.
 
+``--server HOST:PORT`` parses on a running ``nlu-bootstrap serve`` instead (``NluService``,
+``--model`` a registered ``name@alias`` or run id; ``--token``, ``--tls-ca`` as for
+``augment --server``): the input is read and checked here, sent in ``ParseStream`` messages,
+and written or scored the same way.
+
 Bad input, an unknown model or language: a one-line message, exit code 2.
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -65,6 +71,15 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-to-experiment", metavar="NAME",
                         help="with --evaluate: log the metrics to a new run of this MLflow "
                         "experiment")
+    # Remote parsing through a running `nlu-bootstrap serve` (service.client).
+    remote = parser.add_argument_group("remote", "parse on a server instead of locally")
+    remote.add_argument("--server", metavar="HOST:PORT",
+                        help="parse on this server; --model must be name@alias or a run id")
+    remote.add_argument("--token",
+                        help="bearer token for the server (default $NLU_BOOTSTRAP_TOKEN)")
+    remote.add_argument("--tls-ca", type=Path, help="PEM certificate to trust for a TLS server")
+    remote.add_argument("--timeout", type=number(float, low=0, above_low=True), default=600.0,
+                        help="deadline in seconds")
 
 
 @dataclass(frozen=True)
@@ -82,9 +97,19 @@ def run(args: argparse.Namespace) -> int:
     if args.log_to_experiment and not args.evaluate:
         raise NluDataError("needs --evaluate (it logs the evaluation)",
                            field="--log-to-experiment")
-    model = _load_model(args.model, args.tracking_uri)
-    items = read_items(args, model.languages)
-    parses = parse_locally(model, items, args)
+    if args.server:
+        import grpc
+
+        try:
+            items, parses = _parse_remotely(args)
+        except grpc.RpcError as error:
+            print(f"error: {args.server}: {error.code().name}: {error.details()}",
+                  file=sys.stderr)
+            return 2
+    else:
+        model = _load_model(args.model, args.tracking_uri)
+        items = read_items(args, model.languages)
+        parses = parse_locally(model, items, args)
     if args.evaluate:
         return _evaluate(args, items, parses)
     _write(args, items, parses)
@@ -183,11 +208,46 @@ def parse_locally(model, items: Sequence[Item], args: argparse.Namespace) -> lis
                                  [item.language for item in items], top_k=args.top_k,
                                  batch_size=args.batch_size)
     except ParseInputError as error:
-        field = error.field or ""
-        if not field.startswith("inputs["):
-            raise
-        item = items[int(field[len("inputs["):-1])]
-        raise ParseInputError(error.message, path=item.path, line=item.line) from None
+        raise _located(error, items) from None
+
+
+def _parse_remotely(args: argparse.Namespace) -> tuple[list[Item], list]:
+    """The input's items and their parses from ``--server``: one ``ParseStream`` per
+    language. The inputs are checked here first, by the checks the server runs, so that an
+    error names its file and line."""
+    from nlu.parse import ParseInputError, prepare_inputs
+    from service import client
+
+    token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
+    with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
+        described = client.describe_model(channel, args.model, timeout=args.timeout)
+        items = read_items(args, tuple(described.languages))
+        positions_by_language: dict[str, list[int]] = {}
+        for position, item in enumerate(items):
+            positions_by_language.setdefault(item.language, []).append(position)
+        parses: list = [None] * len(items)
+        for language, positions in positions_by_language.items():
+            inputs = [items[position].text_or_words for position in positions]
+            try:
+                prepare_inputs(inputs, language)
+            except ParseInputError as error:
+                raise _located(error, [items[position] for position in positions]) from None
+            stream = client.parse_stream(channel, args.model, inputs, language=language,
+                                         top_k=args.top_k, timeout=args.timeout)
+            for position, parse in zip(positions, stream):
+                parses[position] = parse
+    return items, parses
+
+
+def _located(error, items: Sequence[Item]):
+    """An ``inputs[i]`` error of the parse API as an error at item ``i``'s file and line."""
+    from nlu.parse import ParseInputError
+
+    field = error.field or ""
+    if not field.startswith("inputs["):
+        return error
+    item = items[int(field[len("inputs["):-1])]
+    return ParseInputError(error.message, path=item.path, line=item.line)
 
 
 # -- output ----------------------------------------------------------------------------------
