@@ -137,7 +137,7 @@ def _train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path,
         info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
                              slot_types=vocab.slot_types, source=source)
         augmenter = Augmenter(config, vocab, module.generator, module.discriminator, info,
-                              lexicon=lexicon)
+                              lexicon=lexicon, train=real)
         samples: list[Utterance] = []
         if config.eval_samples:
             from gan.quality import quality_metrics
