@@ -81,6 +81,30 @@ class GanModule(pl.LightningModule):
         step = int(self.steps_done) if step is None else step
         return next((name for name, end in zip(PHASES, self.phase_ends) if step < end), "done")
 
+    def phase_description(self, step: int | None = None) -> str:
+        """Where training is, in the units of its config: "MLE epoch 3/20", "D step
+        40/100", "adversarial step 7/100" (the progress bar's label)."""
+        step = int(self.steps_done) if step is None else step
+        phase = self.phase(step)
+        if phase == "done":
+            return "done"
+        index = PHASES.index(phase)
+        start, end = ((0,) + self.phase_ends)[index], self.phase_ends[index]
+        if phase == "mle" and self.config.mle_epochs:
+            per_epoch = max(1, end // self.config.mle_epochs)
+            return f"MLE epoch {min(step // per_epoch + 1, self.config.mle_epochs)}/" \
+                   f"{self.config.mle_epochs}"
+        label = "D step" if phase == "discriminator" else "adversarial step"
+        return f"{label} {step - start + 1}/{end - start}"
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # Lightning's bar says "Epoch N" (an epoch here is steps_per_checkpoint steps): say
+        # the phase instead. Only the tqdm bar has a description to set.
+        bar = getattr(self.trainer, "progress_bar_callback", None)
+        progress = getattr(bar, "_train_progress_bar", None)
+        if progress is not None and hasattr(progress, "set_description"):
+            progress.set_description(self.phase_description(), refresh=False)
+
     def configure_optimizers(self):
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         # Not fused: a fused step does not bump the parameters' version counters, so the

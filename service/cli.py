@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # Lines and warnings of the libraries that tell a user nothing about their job.
 QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                 "mlflow.store.db.utils",  # "Creating initial MLflow database tables..."
                  "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 QUIET_WARNINGS = (r".*LeafSpec", r"Checkpoint directory .* exists and is not empty",
                   r"(GPU|TPU) available but not used")
@@ -69,8 +70,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help texts that show each option's default (options without one stay as written)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in (
-                action.help or ""):
+        default = action.default
+        nothing = default is None or default is False or default == [] or (
+            default == argparse.SUPPRESS)
+        if nothing or "%(default)" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

@@ -54,8 +54,9 @@ class StudyProgress(logging.Filter):
     12 min left)": a filter on its logger, so the library stays free of progress code. The
     estimate is the mean time of the runs done in this process times the runs left."""
 
-    def __init__(self, total: int, finished_before: int):
+    def __init__(self, total: int, finished_before: int, clock=time.monotonic):
         super().__init__()
+        self.clock = clock
         self.total = total
         self.to_run = total - finished_before
         self.position = 0  # runs and skips seen, i.e. the place in the plan
@@ -70,7 +71,7 @@ class StudyProgress(logging.Filter):
         kind, _, rest = message.partition(" ")
         estimate = ""
         if kind == "run":
-            now = time.monotonic()
+            now = self.clock()
             if self.first_started is None:
                 self.first_started = now
             else:

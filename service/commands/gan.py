@@ -40,8 +40,10 @@ def _checked_job(args: argparse.Namespace) -> dict:
         raise UsageError(f"{args.config}: cannot read the config: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{args.config}: not valid YAML: {error}") from None
-    except ValueError as error:  # the message names the file and the key
-        raise UsageError(str(error)) from None
+    except ValueError as error:  # the job's keys name the file; GanConfig's name the field
+        message = str(error)
+        raise UsageError(message if message.startswith(str(args.config))
+                         else f"{args.config}: gan.{message}") from None
     changes = {"delexicalised": True} if args.delexicalised else {}
     try:
         GanConfig.from_dict(with_devices(job["config"].to_dict(), device_overrides(args))
