@@ -392,22 +392,24 @@ def gate_report_message(report) -> augmentation_pb2.GateReport:
     return augmentation_pb2.GateReport(
         seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
         low_score=report.low_score, kept=report.kept, surplus=report.surplus,
-        disagreement=report.disagreement)
+        disagreement=report.disagreement, train_copies=report.train_copies)
 
 
 def gate_config(options: augmentation_pb2.GateOptions):
     """The engine's ``GateConfig``: dedupe unless turned off, optional D-score threshold,
     optional NLU agreement (``agree_with``, loaded by the caller).
 
-    The training-copy check uses the keys a generator keeps of its training data
-    (``Augmenter.train_keys``); it is off for a generator saved without them.
+    The training-copy check goes with deduplication (neither repeats what exists): against
+    the keys a generator keeps of its training data (``Augmenter.train_keys``); it is off for
+    a generator saved without them.
     """
     from gan.gate import GateConfig
 
     values = {name: getattr(options, name) for name in ("deduplicate", "min_discriminator_score")
               if options.HasField(name)}
     try:
-        return GateConfig(nlu_agreement=bool(options.agree_with), **values)
+        return GateConfig(nlu_agreement=bool(options.agree_with),
+                          drop_train_copies=values.get("deduplicate", True), **values)
     except ValueError as error:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate.{error}") from None
 

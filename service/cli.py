@@ -39,7 +39,8 @@ QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.util
                  "mlflow.store.db.utils",  # "Creating initial MLflow database tables..."
                  "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 QUIET_WARNINGS = (r".*LeafSpec", r"Checkpoint directory .* exists and is not empty",
-                  r"(GPU|TPU) available but not used")
+                  r"(GPU|TPU) available but not used",
+                  r"The number of training batches .* is smaller than the logging interval")
 
 
 def quiet_libraries() -> None:

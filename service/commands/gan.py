@@ -88,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
         raise stopped(stop, job["run_dir"]) from None
     metrics = augmenter.info.metrics
     shown = {name: value for name, value in metrics.items() if "/" not in name}
-    print("quality of", int(metrics.get("count", 0)), "samples (top-p 0.9):",
-          ", ".join(f"{name} {value:.3f}" for name, value in shown.items()))
+    if shown:  # none with eval_samples: 0
+        print("quality of", int(metrics.get("count", 0)), "samples (top-p 0.9):",
+              ", ".join(f"{name} {value:.3f}" for name, value in shown.items()))
     config = job["config"]
     run_id = augmenter.info.source.removeprefix("gan:")
     registered = f"runs:/{run_id}/model"
