@@ -173,7 +173,7 @@ def test_models_lists_generators_and_nlu_models_with_their_aliases(store):
     assert "memo-gan" not in printed and "nlu-memo" in printed
 
 
-def test_models_over_grpc_lists_the_servers_generators(store):
+def test_models_and_a_wrong_name_over_grpc_list_the_servers_generators(store):
     from service.server import ServerConfig, start_server
 
     folder, uri, _, _ = store
@@ -182,11 +182,18 @@ def test_models_over_grpc_lists_the_servers_generators(store):
     try:
         running.load_generators()
         code, printed, err = call(["models", "--server", f"127.0.0.1:{running.port}"])
+        missing = call(["augment", "--server", f"127.0.0.1:{running.port}", "--generator",
+                        "gan-xsid-de@rollout", "--seed", "1", "--out", str(folder / "x.conll")])
     finally:
         running.stop(grace=0)
     assert code == 0, err
     assert printed.split("\n")[1].split() == ["generator", "memo-gan", "1", "prod", "->", "v1"]
-    assert printed.strip().endswith(f"1 generator(s) on 127.0.0.1:{running.port}")
+    assert re.search(rf"^\d registered model\(s\) on 127.0.0.1:{running.port}",
+                     printed.strip().splitlines()[-1])
+    assert missing[0] == 2
+    assert missing[2].strip().splitlines()[-1].endswith(
+        "no model 'gan-xsid-de@rollout' in the server's store; its registered generators: "
+        "memo-gan@prod")
 
 
 def test_an_unknown_model_lists_the_aliases_that_exist(store, tmp_path):

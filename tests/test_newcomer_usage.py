@@ -199,3 +199,15 @@ def test_an_unknown_experiment_lists_the_existing_ones(tmp_path, capsys):
     code, err = outcome(["compare", "--experiment", "study-lowres", "--tracking-uri", uri], capsys)
     assert code == 2
     assert err.strip().endswith("it has: gan-xsid-de, study-lowres-smoke")
+
+
+def test_convert_and_sample_count_the_repairs_and_list_them_with_verbose(tmp_path, capsys):
+    pair = REPO / "tests/data/formats/pair_ok"  # two annotation problems, repaired when read
+    assert main(["data", "convert", str(pair), "--out", str(tmp_path / "x.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert err == f"{pair}: 2 repairs, 0 warnings (--verbose or `data validate` lists them)\n"
+    assert main(["data", "sample", str(pair), "--per-intent", "1", "--seed", "1", "--verbose",
+                 "--out", str(tmp_path / "y.jsonl")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"{pair}: 2 repairs, 0 warnings"
+    assert err[1].startswith(f"repair: {pair / 'label.en'}:2: token 6: malformed")

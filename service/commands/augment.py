@@ -243,7 +243,13 @@ def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
                 slot_values=args.slot_values,
                 lexicon=read_utterances(args.lexicon) if args.lexicon else ())
             requested = _requested(args.count, quotas, slot_quotas)
-            utterances = list(_with_progress(stream, requested))
+            try:
+                utterances = list(_with_progress(stream, requested))
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                raise UsageError(f"{args.server}: NOT_FOUND: {error.details()}"
+                                 f"{_servers_generators(client, channel)}") from None
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 2
@@ -256,3 +262,16 @@ def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
           f"({fmt}, seed {seed}){gate_note}")
     _warn_if_short(len(utterances), requested)
     return 0
+
+
+def _servers_generators(client, channel) -> str:
+    """"; it has: a@x, b@y" for a NOT_FOUND message (empty if the listing fails too)."""
+    import grpc
+
+    try:
+        generators = client.list_generators(channel, timeout=10)
+    except grpc.RpcError:
+        return ""
+    references = [f"{entry.name}@{alias}" for entry in generators
+                  for alias in sorted(entry.alias_versions)] or ["none"]
+    return f"; its registered generators: {', '.join(references)}"

@@ -1,7 +1,7 @@
 """``nlu-bootstrap models``: the registered generators and NLU models, with their aliases.
 
 Locally from the MLflow store; with ``--server`` from a running ``nlu-bootstrap serve``
-(its ``ListGenerators`` RPC: generators only).
+(``ListGenerators``, and ``NluService.ListModels`` where the client and server have it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "else the embedded sqlite store in .nlu-bootstrap/)")
     parser.add_argument("--kind", choices=("generator", "nlu"), help="only this kind")
     remote = parser.add_argument_group("remote", "list what a server offers")
-    remote.add_argument("--server", metavar="HOST:PORT", help="ask this server (generators)")
+    remote.add_argument("--server", metavar="HOST:PORT", help="ask this running server")
     remote.add_argument("--token", help="bearer token for the server (default $NLU_BOOTSTRAP_TOKEN)")
     remote.add_argument("--tls-ca", type=Path, help="PEM certificate to trust for a TLS server")
 
@@ -98,19 +98,38 @@ def _run_remote(args: argparse.Namespace) -> int:
 
     from service import client
 
-    if args.kind == "nlu":
-        print("error: --kind nlu: a server lists its generators only", file=sys.stderr)
-        return 2
     token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
+    entries, note = [], ""
     try:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
-            generators = client.list_generators(channel)
+            if args.kind != "nlu":
+                entries += [Registered("generator", entry.name, entry.latest_version,
+                                       dict(entry.alias_versions))
+                            for entry in client.list_generators(channel)]
+            if args.kind != "generator":
+                entries_nlu, note = _remote_nlu_models(client, channel)
+                entries += entries_nlu
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 2
-    entries = [Registered("generator", entry.name, entry.latest_version, dict(entry.alias_versions))
-               for entry in generators]
     if entries:
         print(_table(entries))
-    print(f"{len(entries)} generator(s) on {args.server}")
+    print(f"{len(entries)} registered model(s) on {args.server}{note}")
     return 0
+
+
+def _remote_nlu_models(client, channel) -> tuple[list[Registered], str]:
+    """The server's NLU models (NluService.ListModels), or none and a note saying why."""
+    import grpc
+
+    list_models = getattr(client, "list_models", None)  # the NluService client, where present
+    if list_models is None:
+        return [], " (generators only: this client has no NLU model listing)"
+    try:
+        models = list_models(channel)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+            raise
+        return [], " (generators only: this server has no NLU model listing)"
+    return [Registered("nlu", model.name, model.latest_version, dict(model.alias_versions))
+            for model in models], ""
