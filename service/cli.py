@@ -7,20 +7,19 @@ the subcommand that runs, so ``data stats`` never pays for importing torch or Li
 Every bad argument is a one-line message and exit code 2, found before any data or model
 is loaded; a stop by SIGTERM or Ctrl-C exits 143 or 130 (``service.commands.Interrupted``).
 Lightning's and MLflow's chatter stays out of the output unless ``--verbose``
-(``quiet_libraries``).
+(``service.quiet``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
-import warnings
 
 from nlu.errors import NluDataError
 from service.commands import Interrupted, UsageError
+from service.quiet import quiet_libraries
 
 # subcommand -> (module under service.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,30 +32,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "augment": ("augment", "write new annotated utterances with a trained generator"),
     "models": ("models", "list the registered generators and NLU models with their aliases"),
 }
-
-# Lines and warnings of the libraries that tell a user nothing about their job.
-QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
-                 "mlflow.store.db.utils",  # "Creating initial MLflow database tables..."
-                 "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
-QUIET_WARNINGS = (r".*LeafSpec", r"Checkpoint directory .* exists and is not empty",
-                  r"(GPU|TPU) available but not used",
-                  r"The number of training batches .* is smaller than the logging interval")
-
-
-def quiet_libraries() -> None:
-    """Keep Lightning's banners ("GPU available: ...", the litlogger tip), its warnings about
-    checkpoint folders, torch's ``LeafSpec`` deprecation and MLflow's download progress bar
-    (its carriage returns fill log files) out of the output.
-
-    Lightning sets its package loggers to INFO when it is imported, so the levels go on the
-    child loggers its ``rank_zero_info`` writes to, which it leaves alone.
-    """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for message in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
-
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version

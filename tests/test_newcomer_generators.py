@@ -249,8 +249,10 @@ def test_ctrl_c_during_gan_train_exits_130_saying_where_it_stopped(store, tmp_pa
         sender.join()
     assert code == 130
     line = err.strip().splitlines()[-1]
-    assert re.fullmatch(rf"stopped at epoch (\d+) \(\1 finished, saved in {tmp_path / 'long'}\); "
-                        r"continue with --resume", line), line
+    # Lightning 2.6 writes a GAN's last.ckpt only at the end (save_top_k=0): epoch 0 here
+    assert re.fullmatch(rf"stopped at epoch (0 \(none saved yet: --resume starts over\)|"
+                        rf"[1-9]\d* \(saved in {tmp_path / 'long'}\)); continue with --resume",
+                        line), line
     assert "Traceback" not in err
     run_id = run_id_file.read_text().strip()
     assert mlflow.MlflowClient(uri).get_run(run_id).info.status == "FAILED"

@@ -69,8 +69,8 @@ def finished_epochs(run_dir: Path) -> int:
 def stopped(stop: Interrupted, run_dir: Path) -> Interrupted:
     """``stop`` with the message a training command prints."""
     epochs = finished_epochs(run_dir)
-    return stop.with_message(f"stopped at epoch {epochs} ({epochs} finished, saved in "
-                             f"{run_dir}); continue with --resume")
+    saved = f"saved in {run_dir}" if epochs else "none saved yet: --resume starts over"
+    return stop.with_message(f"stopped at epoch {epochs} ({saved}); continue with --resume")
 
 
 def number(kind: type = int, *, low: float, high: float | None = None,
