@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,25 @@ def test_convert_and_sample_count_the_repairs_and_list_them_with_verbose(tmp_pat
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"{pair}: 2 repairs, 0 warnings"
     assert err[1].startswith(f"repair: {pair / 'label.en'}:2: token 6: malformed")
+
+
+def test_ctrl_c_during_augment_says_how_far_it_got_and_writes_nothing(tmp_path):
+    import os
+    import signal
+
+    from service.commands import Interrupted
+    from service.commands.augment import _collect
+
+    def generation():
+        yield "first"
+        yield "second"
+        os.kill(os.getpid(), signal.SIGINT)  # handled inside _collect: pytest never sees it
+        time.sleep(5)
+        yield "never"
+
+    with pytest.raises(Interrupted) as stopped:
+        _collect(generation(), 10, tmp_path / "x.conll")
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value) == f"stopped after 2 of 10 utterances; nothing written to " \
+                                 f"{tmp_path / 'x.conll'}"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

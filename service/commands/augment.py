@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 from gan.lexicon import SLOT_VALUE_SOURCES
 from gan.sampling import METHODS
 from nlu.formats import FORMATS
-from service.commands import UsageError, count_of, number
+from service.commands import Interrupted, UsageError, count_of, interruptible, number
 
 MAX_SEED = 2 ** 63 - 1  # the wire's int64
 PROGRESS_SECONDS = 10.0  # at most one progress line this often
@@ -91,14 +91,14 @@ def _checked(args: argparse.Namespace) -> tuple[str, int]:
     from nlu.formats import output_format
 
     fmt = args.format or output_format(args.out)  # FormatError names --out's file
-    seed = args.seed if args.seed is not None else random.randrange(MAX_SEED)
-    if args.seed is None:
-        print(f"seed {seed} (drawn at random; --seed {seed} writes the same again)",
-              file=sys.stderr)
     if args.train is not None and not args.train.exists():
         raise UsageError(f"--train: no such file or folder: {args.train}")
     if args.lexicon is not None and not args.lexicon.exists():
         raise UsageError(f"--lexicon: no such file or folder: {args.lexicon}")
+    seed = args.seed if args.seed is not None else random.randrange(MAX_SEED)
+    if args.seed is None:
+        print(f"seed {seed} (drawn at random; --seed {seed} writes the same again)",
+              file=sys.stderr)
     return fmt, seed
 
 
@@ -116,6 +116,19 @@ def _with_progress(utterances: Iterable, requested: int, report=None) -> Iterato
             print(f"augment: {written:,} of {requested:,} written{sampled} after "
                   f"{now - start:.0f} s", file=sys.stderr)
         yield utterance
+
+
+def _collect(utterances: Iterable, requested: int, out: Path, report=None) -> list:
+    """Every utterance, with progress; Ctrl-C or SIGTERM stops it with nothing written."""
+    collected: list = []
+    try:
+        with interruptible():
+            for utterance in _with_progress(utterances, requested, report):
+                collected.append(utterance)
+    except Interrupted as stop:
+        raise stop.with_message(f"stopped after {len(collected):,} of {requested:,} "
+                                f"utterances; nothing written to {out}") from None
+    return collected
 
 
 def _gated(args: argparse.Namespace) -> bool:
@@ -188,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _bad_argument(error)
     requested = _requested(args.count, quotas, slot_quotas)
-    utterances = list(_with_progress(generation, requested, generation.report))
+    utterances = _collect(generation, requested, args.out, generation.report)
     write_utterances(utterances, args.out, fmt)
     report = generation.report
     gate_note = f"; gate: {report.as_dict()}" if report is not None else ""
@@ -244,7 +257,7 @@ def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
                 lexicon=read_utterances(args.lexicon) if args.lexicon else ())
             requested = _requested(args.count, quotas, slot_quotas)
             try:
-                utterances = list(_with_progress(stream, requested))
+                utterances = _collect(stream, requested, args.out)
             except grpc.RpcError as error:
                 if error.code() != grpc.StatusCode.NOT_FOUND:
                     raise
