@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     check_devices(device_overrides(args))
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     work_dir = args.work_dir or Path(".nlu-bootstrap/experiments") / study.experiment
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)  # finished_runs searches the current store
     done = finished_runs(study, tracking_uri)
     runs = [(task.name, arm.name, str(seed)) for task, arm, seed in plan(study)]
     progress = StudyProgress(len(runs), sum(run in done for run in runs))
