@@ -17,6 +17,7 @@ import copy
 from typing import TYPE_CHECKING, Iterator
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -99,11 +100,14 @@ class GanModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         # Lightning's bar says "Epoch N" (an epoch here is steps_per_checkpoint steps): say
-        # the phase instead. Only the tqdm bar has a description to set.
-        bar = getattr(self.trainer, "progress_bar_callback", None)
-        progress = getattr(bar, "_train_progress_bar", None)
-        if progress is not None and hasattr(progress, "set_description"):
-            progress.set_description(self.phase_description(), refresh=False)
+        # the phase instead, on either of Lightning's bars (rich when installed, else tqdm).
+        bar = self.trainer.progress_bar_callback
+        if bar is None or not bar.is_enabled:
+            return
+        if isinstance(bar, RichProgressBar) and bar.train_progress_bar_id is not None:
+            bar.progress.update(bar.train_progress_bar_id, description=self.phase_description())
+        elif isinstance(bar, TQDMProgressBar):
+            bar.train_progress_bar.set_description(self.phase_description(), refresh=False)
 
     def configure_optimizers(self):
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
