@@ -8,6 +8,8 @@ A saved augmenter is a plain directory (atomic writes)::
     discriminator.pt   D's weights (for the quality gate's score threshold)
     info.json          languages, intents, slot types, quality metrics, source label
     lexicon.json       delexicalised generators only: the slot values that fill placeholders
+    train_keys.json    ``gan.gate.copy_key`` of each training sentence, for the gate's copy
+                       check (digests, not the sentences)
 
 ``generate`` is lazy: it yields batch by batch, so a stream consumer can stop early.
 Given the same saved generator, ``seed`` and ``batch_size`` it yields the same utterances,
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import random as random_module
 from collections import Counter, defaultdict, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -114,7 +116,10 @@ class GeneratorInfo:
 class Augmenter:
     def __init__(self, config: "GanConfig", vocab: Vocabulary, generator: "Generator",
                  discriminator: "Discriminator", info: GeneratorInfo,
-                 lexicon: SlotLexicon | None = None):
+                 lexicon: SlotLexicon | None = None, train: Sequence[Utterance] | None = None,
+                 train_keys: Sequence[str] | None = None):
+        """``train`` (the real utterances G learnt from) or ``train_keys`` (their
+        ``copy_key``s, as saved) let the quality gate drop copies of them by default."""
         if config.delexicalised != (lexicon is not None):
             raise ValueError("lexicon: a delexicalised generator needs one, a lexicalised one "
                              "takes none")
@@ -124,6 +129,11 @@ class Augmenter:
         self.discriminator = discriminator.eval()
         self.info = info
         self.lexicon = lexicon  # the training data's slot values (delexicalised mode)
+        if train is not None:
+            from gan.gate import copy_key
+
+            train_keys = sorted({copy_key(utterance) for utterance in train})
+        self.train_keys = train_keys  # None: unknown (a generator saved before they were kept)
         self.sampler = SharedSampler(self.generator)  # an augmenter's G does not train
 
     # --- persistence -------------------------------------------------------------------------
@@ -135,6 +145,8 @@ class Augmenter:
         save_torch(self.discriminator.state_dict(), directory / "discriminator.pt")
         if self.lexicon is not None:
             write_json(directory / "lexicon.json", self.lexicon.to_dict())
+        if self.train_keys is not None:
+            write_json(directory / "train_keys.json", self.train_keys)
         write_json(directory / "info.json", asdict(self.info))  # last: the directory is complete
         return directory
 
@@ -154,7 +166,9 @@ class Augmenter:
         info = GeneratorInfo(**json.loads((path / "info.json").read_text()))
         lexicon = (SlotLexicon.from_dict(json.loads((path / "lexicon.json").read_text()))
                    if config.delexicalised else None)
-        return cls(config, vocab, generator, discriminator, info, lexicon)
+        keys_file = path / "train_keys.json"
+        train_keys = json.loads(keys_file.read_text()) if keys_file.exists() else None
+        return cls(config, vocab, generator, discriminator, info, lexicon, train_keys=train_keys)
 
     @classmethod
     def load(cls, reference: str, tracking_uri: str) -> "Augmenter":
@@ -253,7 +267,8 @@ class Augmenter:
         ``MAX_ATTEMPT_FACTOR`` bounds the work for a slot type G seldom writes.
 
         With ``gate`` every batch goes through ``gan.gate.QualityGate`` (with ``train`` for
-        the copy check, D's scores, and ``nlu_model`` for ``gate.nlu_agreement``: a model
+        the copy check, by default the data G was trained on (``train_keys``; no copy check
+        if this generator does not know them), D's scores, and ``nlu_model`` for ``gate.nlu_agreement``: a model
         trained on the real data, e.g. ``nlu.training.TrainedNlu``); generation continues
         until each ``(intent, language)`` has its share or ``MAX_ATTEMPT_FACTOR`` times the
         request was generated (then fewer are yielded). A gated batch has up to
@@ -291,8 +306,11 @@ class Augmenter:
         if gate is not None:
             from gan.gate import QualityGate
 
+            keys = self.train_keys if train is None else ()
+            if train is None and keys is None:
+                gate = replace(gate, drop_train_copies=False)
             quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores,
-                                       nlu_model=nlu_model)
+                                       nlu_model=nlu_model, train_keys=keys or ())
         fill = (lexicon, random_module.Random(seed)) if lexicon is not None else None
         generation = Generation(None if quality_gate is None else quality_gate.report)
         generation._utterances = self._generate(plan, sampling, seed, quality_gate, batch_size,
@@ -336,7 +354,8 @@ class Augmenter:
             if conditions:
                 pairs = [key[:2] for key in conditions]
                 spares = _spares(pairs) if quality_gate is not None else []
-                batch = self._sample(pairs + spares, sampling, random, start=produced)
+                batch = self._sample(pairs + spares, sampling, random, start=produced,
+                                     seed=seed)
                 if fill is not None:
                     lexicon, fill_random = fill
                     batch = [lexicon.fill(utterance, fill_random) for utterance in batch]
@@ -356,7 +375,9 @@ class Augmenter:
             quality_gate.set_aside(sum(len(kept) for kept in reserve.values()))
 
     def _sample(self, conditions: list[tuple[str, str]], sampling: SamplingConfig,
-                random, start: int) -> list[Utterance]:
+                random, start: int, seed: int) -> list[Utterance]:
+        """G's samples; each id names the generator, the call's seed and the sample's number
+        (the seed and generator write the same utterances again)."""
         import torch
 
         device = self.generator.tag_head.weight.device
@@ -370,6 +391,6 @@ class Augmenter:
                 zip(*zip(*conditions), tokens.tolist(), tags.tolist())):
             words, labels = self.vocab.decode(row_tokens, row_tags)
             batch.append(Utterance(tuple(words), tuple(labels), intent, language,
-                                   id=f"{self.info.source}-{start + row}",
+                                   id=f"{self.info.source}-seed{seed}-{start + row}",
                                    source=self.info.source))
         return batch

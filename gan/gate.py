@@ -9,6 +9,8 @@ Steps, in order (cheap ones first, so the discriminator and the NLU model only s
                     batch or an earlier one: the gate remembers across ``filter`` calls.
 3. ``train_copies`` the token sequence of a training utterance (same language). Same words with
                     other labels are dropped too: they would contradict the real annotation.
+                    The training data is given as utterances or as their ``copy_key``s (what a
+                    saved generator keeps of the data it was trained on).
 4. ``low_score``    the discriminator's score is below ``min_discriminator_score``.
 5. ``disagreement`` a model trained on the real data does not predict the same intent and
                     tags (``nlu_agreement``).
@@ -19,6 +21,7 @@ Every step is counted in a ``GateReport``; reports add up across batches.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
@@ -97,6 +100,14 @@ def sentence_key(utterance: Utterance) -> tuple[str, tuple[str, ...]]:
     return utterance.language, utterance.tokens
 
 
+def copy_key(utterance: Utterance) -> str:
+    """``sentence_key`` as a short digest: enough to recognise a copy of a training sentence,
+    without keeping the sentence (a saved generator carries these, not its training data)."""
+    language, tokens = sentence_key(utterance)
+    text = "\x1f".join((language, *tokens))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=10).hexdigest()
+
+
 def agrees(gold: Utterance, predicted: Utterance) -> bool:
     return gold.intent == predicted.intent and gold.tags == predicted.tags
 
@@ -106,7 +117,7 @@ class QualityGate:
 
     def __init__(self, config: GateConfig, train_utterances: Iterable[Utterance],
                  discriminator: Callable[[list[Utterance]], Any] | None = None,
-                 nlu_model: Predictor | None = None):
+                 nlu_model: Predictor | None = None, train_keys: Iterable[str] = ()):
         if config.min_discriminator_score is not None and discriminator is None:
             raise ValueError("min_discriminator_score is set but no discriminator was given")
         if config.nlu_agreement and nlu_model is None:
@@ -114,7 +125,8 @@ class QualityGate:
         self.config = config
         self.discriminator = discriminator
         self.nlu_model = nlu_model
-        self.train_sentences = {sentence_key(utterance) for utterance in train_utterances}
+        self.train_keys = {copy_key(utterance) for utterance in train_utterances}
+        self.train_keys.update(train_keys)
         self.seen_keys: set[tuple] = set()
         self.report = GateReport()
 
@@ -136,7 +148,7 @@ class QualityGate:
                     report.duplicates += 1
                     continue
                 self.seen_keys.add(utterance.key())
-            if self.config.drop_train_copies and sentence_key(utterance) in self.train_sentences:
+            if self.config.drop_train_copies and copy_key(utterance) in self.train_keys:
                 report.train_copies += 1
                 continue
             candidates.append(utterance)

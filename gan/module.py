@@ -17,6 +17,7 @@ import copy
 from typing import TYPE_CHECKING, Iterator
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -80,6 +81,33 @@ class GanModule(pl.LightningModule):
     def phase(self, step: int | None = None) -> str:
         step = int(self.steps_done) if step is None else step
         return next((name for name, end in zip(PHASES, self.phase_ends) if step < end), "done")
+
+    def phase_description(self, step: int | None = None) -> str:
+        """Where training is, in the units of its config: "MLE epoch 3/20", "D step
+        40/100", "adversarial step 7/100" (the progress bar's label)."""
+        step = int(self.steps_done) if step is None else step
+        phase = self.phase(step)
+        if phase == "done":
+            return "done"
+        index = PHASES.index(phase)
+        start, end = ((0,) + self.phase_ends)[index], self.phase_ends[index]
+        if phase == "mle" and self.config.mle_epochs:
+            per_epoch = max(1, end // self.config.mle_epochs)
+            return f"MLE epoch {min(step // per_epoch + 1, self.config.mle_epochs)}/" \
+                   f"{self.config.mle_epochs}"
+        label = "D step" if phase == "discriminator" else "adversarial step"
+        return f"{label} {step - start + 1}/{end - start}"
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # Lightning's bar says "Epoch N" (an epoch here is steps_per_checkpoint steps): say
+        # the phase instead, on either of Lightning's bars (rich when installed, else tqdm).
+        bar = self.trainer.progress_bar_callback
+        if bar is None or not bar.is_enabled:
+            return
+        if isinstance(bar, RichProgressBar) and bar.train_progress_bar_id is not None:
+            bar.progress.update(bar.train_progress_bar_id, description=self.phase_description())
+        elif isinstance(bar, TQDMProgressBar):
+            bar.train_progress_bar.set_description(self.phase_description(), refresh=False)
 
     def configure_optimizers(self):
         trainable = [p for p in self.generator.parameters() if p.requires_grad]

@@ -192,7 +192,7 @@ def save(parts: GanParts, real: Sequence[Utterance], run: TrackedRun, run_dir: P
     info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
                          slot_types=vocab.slot_types, source=source)
     augmenter = Augmenter(config, vocab, parts.module.generator, parts.module.discriminator, info,
-                          lexicon=parts.lexicon)
+                          lexicon=parts.lexicon, train=real)
     samples: list[Utterance] = []
     if config.eval_samples:
         from gan.quality import quality_metrics

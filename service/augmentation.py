@@ -389,16 +389,17 @@ def gate_config(options: augmentation_pb2.GateOptions):
     """The engine's ``GateConfig``: dedupe unless turned off, optional D-score threshold,
     optional NLU agreement (``agree_with``, loaded by the caller).
 
-    The training-copy check stays off: a registered generator does not carry its training
-    data, and a check against nothing would only pretend to filter.
+    The training-copy check goes with deduplication (neither repeats what exists): against
+    the keys a generator keeps of its training data (``Augmenter.train_keys``); it is off for
+    a generator saved without them.
     """
     from gan.gate import GateConfig
 
     values = {name: getattr(options, name) for name in ("deduplicate", "min_discriminator_score")
               if options.HasField(name)}
     try:
-        return GateConfig(drop_train_copies=False, nlu_agreement=bool(options.agree_with),
-                          **values)
+        return GateConfig(nlu_agreement=bool(options.agree_with),
+                          drop_train_copies=values.get("deduplicate", True), **values)
     except ValueError as error:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"gate.{error}") from None
 

@@ -114,7 +114,7 @@ def gate_report_message(report) -> augmentation_pb2.GateReport:
     return augmentation_pb2.GateReport(
         seen=report.seen, malformed=report.malformed, duplicates=report.duplicates,
         low_score=report.low_score, kept=report.kept, surplus=report.surplus,
-        disagreement=report.disagreement)
+        disagreement=report.disagreement, train_copies=report.train_copies)
 
 
 def parse_input_message(item: str | Sequence[str]) -> nlu_pb2.ParseInput:

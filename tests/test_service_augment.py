@@ -329,9 +329,11 @@ BAD_FLAGS = [
 def test_augment_cli_refuses_bad_numbers_with_exit_2(store, tmp_path, capsys, flag, value, field):
     from service.cli import main
 
-    assert main(["augment", "--generator", store[1], "--tracking-uri", store[0],
-                 "--out", str(tmp_path / "x.conll"), f"{flag}={value}"]) == 2
-    assert f"error: {field}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error: before any loading
+        main(["augment", "--generator", store[1], "--tracking-uri", store[0],
+              "--out", str(tmp_path / "x.conll"), f"{flag}={value}"])
+    assert exited.value.code == 2
+    assert f"argument {field[:-1]}: " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("reference, field", [("nope@x", "generator"),

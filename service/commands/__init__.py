@@ -1,10 +1,76 @@
-"""The CLI's commands, one module each; shared argument types here."""
+"""The CLI's commands, one module each; shared argument types and checks here."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
-from typing import Callable
+import signal
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+class UsageError(ValueError):
+    """A bad argument found by a command's own checks: ``service.cli`` prints it, exit 2."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or Ctrl-C stopped a long command: ``str()`` says where it stopped and how to
+    go on; ``exit_code`` is the shell's 128 + signal number (143, 130).
+
+    A BaseException, like ``KeyboardInterrupt``, so that nothing on the way catches it; raised
+    in place of Lightning's ``SIGTERMException`` (a ``SystemExit`` without a code, which would
+    end the process with status 0) and of its Ctrl-C handling (exit 1)."""
+
+    def __init__(self, signum: int, message: str = ""):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(message)
+
+    def with_message(self, message: str) -> "Interrupted":
+        return Interrupted(self.signum, message)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into ``Interrupted`` while the block runs. Lightning keeps a
+    handler it finds and calls it after its own, so the signal stops a fit at once (the last
+    checkpoint is from the last finished epoch)."""
+
+    def stop(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except SystemExit as exit_:
+        if exit_.code is None:  # Lightning's SIGTERMException, had its handler run alone
+            raise Interrupted(signal.SIGTERM) from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def finished_epochs(run_dir: Path) -> int:
+    """How many epochs the newest ``last.ckpt`` under ``run_dir`` holds (0 if none)."""
+    checkpoints = sorted(Path(run_dir).rglob("last.ckpt"), key=lambda path: path.stat().st_mtime)
+    if not checkpoints:
+        return 0
+    import torch
+
+    try:
+        checkpoint = torch.load(checkpoints[-1], map_location="cpu", weights_only=True)
+    except Exception:  # half a file from another writer: nothing to count on
+        return 0
+    return int(checkpoint.get("epoch", -1)) + 1
+
+
+def stopped(stop: Interrupted, run_dir: Path) -> Interrupted:
+    """``stop`` with the message a training command prints."""
+    epochs = finished_epochs(run_dir)
+    saved = f"saved in {run_dir}" if epochs else "none saved yet: --resume starts over"
+    return stop.with_message(f"stopped at epoch {epochs} ({saved}); continue with --resume")
 
 
 def number(kind: type = int, *, low: float, high: float | None = None,
@@ -25,3 +91,42 @@ def number(kind: type = int, *, low: float, high: float | None = None,
         return value
 
     return parse
+
+
+def count_of(name: str) -> Callable[[str], tuple[str, int]]:
+    """An argparse ``type`` for ``NAME=N`` with a whole N >= 0 (``--quota``, ``--slot-quota``)."""
+
+    def parse(text: str) -> tuple[str, int]:
+        key, separator, count = text.rpartition("=")
+        if not separator or not key or not count.isdigit():
+            raise argparse.ArgumentTypeError(f"expected {name}=N with a whole N >= 0, "
+                                             f"got {text!r}")
+        return key, int(count)
+
+    return parse
+
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def check_devices(overrides: dict) -> None:
+    """Refuse device flags this machine or Lightning cannot honour, before any data loads:
+    a GPU accelerator without a GPU (``torch.cuda.is_available()``), MPS without MPS, a
+    strategy Lightning does not know."""
+    accelerator = overrides.get("accelerator")
+    if accelerator in GPU_ACCELERATORS or accelerator == "mps":
+        import torch
+
+        present = (torch.backends.mps.is_available() if accelerator == "mps"
+                   else torch.cuda.is_available())
+        if not present:
+            raise UsageError(f"--accelerator {accelerator}: this machine has none "
+                             f"(use --accelerator cpu or auto)")
+    strategy = overrides.get("strategy")
+    if strategy is not None and strategy != "auto":
+        from pytorch_lightning.strategies import StrategyRegistry
+
+        known = StrategyRegistry.available_strategies()
+        if strategy not in known:
+            raise UsageError(f"--strategy {strategy}: not a Lightning strategy (auto, "
+                             f"{', '.join(name for name in known if '_find_' not in name)})")

@@ -3,39 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
+import time
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from gan.lexicon import SLOT_VALUE_SOURCES
 from gan.sampling import METHODS
-from service.commands import number
+from nlu.formats import FORMATS
+from service.commands import Interrupted, UsageError, count_of, interruptible, number
+
+MAX_SEED = 2 ** 63 - 1  # the wire's int64
+PROGRESS_SECONDS = 10.0  # at most one progress line this often
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", required=True,
-                        help="run id | name@alias | models:/name@alias | a saved generator dir")
+                        help="run id | name@alias | models:/name@alias | a saved generator dir "
+                        "(`nlu-bootstrap models` lists the registered ones)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                         "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
-    parser.add_argument("--count", type=int, default=1000,
+    parser.add_argument("--count", type=number(int, low=0), default=1000,
                         help="utterances to write, split like the training data")
     parser.add_argument("--quota", action="append", default=[], metavar="INTENT=N",
+                        type=count_of("INTENT"),
                         help="write N utterances of INTENT (repeatable; replaces --count)")
     parser.add_argument("--slot-quota", action="append", default=[], metavar="SLOT=N",
+                        type=count_of("SLOT"),
                         help="write N utterances with a span of slot type SLOT, for the "
                         "intents it was seen with (repeatable; replaces --count)")
     parser.add_argument("--language", help="only this language (default: as in training)")
-    parser.add_argument("--sampling", choices=METHODS, default="top-p")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--sampling", choices=METHODS, default="top-p", help="how G picks words")
+    parser.add_argument("--temperature", type=number(float, low=0, above_low=True), default=1.0,
+                        help="softmax temperature")
+    parser.add_argument("--top-k", type=number(int, low=0), default=0,
+                        help="keep the k likeliest words (0: all)")
+    parser.add_argument("--top-p", type=number(float, low=0, high=1, above_low=True),
+                        default=0.9, help="nucleus: keep the likeliest words up to this mass")
+    parser.add_argument("--seed", type=number(int, low=0, high=MAX_SEED),
+                        help="the same seed and generator write the same utterances "
+                        "(default: drawn at random, printed and kept in each utterance's id)")
+    parser.add_argument("--batch-size", type=number(int, low=1), default=256,
+                        help="utterances sampled at once")
     parser.add_argument("--gate", action="store_true",
                         help="filter through the quality gate (malformed, duplicates, copies of "
-                        "--train, --min-discriminator-score and --agree-with)")
+                        "the generator's training data or of --train, "
+                        "--min-discriminator-score and --agree-with)")
     parser.add_argument("--train", type=Path,
-                        help="the real training data, for the gate's copy check")
-    parser.add_argument("--min-discriminator-score", type=float)
+                        help="real data for the gate's copy check (default: the data the "
+                        "generator was trained on, kept with it)")
+    parser.add_argument("--min-discriminator-score", type=number(float, low=0, high=1),
+                        metavar="SCORE", help="the gate drops what D scores below this (0..1)")
     parser.add_argument("--agree-with", metavar="NLU_MODEL",
                         help="keep only utterances whose intent and tags this NLU model, trained "
                         "on the real data, predicts too (run id | name@alias; locally also a "
@@ -48,38 +67,68 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon", type=Path, metavar="FILE",
                         help="annotated utterances whose slot values fill a delexicalised "
                         "generator's placeholders (any format `data` reads)")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--format", default="conll", help="output format: conll, jsonl, ...")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output file (or folder for xsid-pair, jointbert); its name sets "
+                        "the format, as for `data convert`")
+    parser.add_argument("--format", "--to", dest="format", choices=sorted(FORMATS),
+                        help="output format (default: from the --out name; .gz compresses)")
     # Remote generation through a running `nlu-bootstrap serve` (service.client).
     remote = parser.add_argument_group("remote", "generate on a server instead of locally")
     remote.add_argument("--server", metavar="HOST:PORT",
                         help="stream from this server; --generator must be name@alias or a run id")
     remote.add_argument("--token", help="bearer token for the server (default $NLU_BOOTSTRAP_TOKEN)")
     remote.add_argument("--tls-ca", type=Path, help="PEM certificate to trust for a TLS server")
-    remote.add_argument("--timeout", type=number(float, low=0, above_low=True), default=600.0, help="deadline in seconds")
+    remote.add_argument("--timeout", type=number(float, low=0, above_low=True), default=600.0,
+                        help="deadline in seconds")
 
 
-def _quotas(values: list[str], option: str = "--quota",
-            name: str = "INTENT") -> dict[str, int] | None:
-    if not values:
-        return None
-    quotas = {}
-    for value in values:
-        key, _, count = value.rpartition("=")
-        if not key or not count.isdigit():
-            raise ValueError(f"{option}: expected {name}=N, got {value!r}")
-        quotas[key] = int(count)
-    return quotas
+def _quotas(values: list[tuple[str, int]]) -> dict[str, int] | None:
+    return dict(values) if values else None
 
 
-def _slot_quotas(values: list[str]) -> dict[str, int] | None:
-    return _quotas(values, "--slot-quota", "SLOT")
+def _checked(args: argparse.Namespace) -> tuple[str, int]:
+    """The output format and the seed, checked and chosen before anything loads."""
+    from nlu.formats import output_format
+
+    fmt = args.format or output_format(args.out)  # FormatError names --out's file
+    if args.train is not None and not args.train.exists():
+        raise UsageError(f"--train: no such file or folder: {args.train}")
+    if args.lexicon is not None and not args.lexicon.exists():
+        raise UsageError(f"--lexicon: no such file or folder: {args.lexicon}")
+    seed = args.seed if args.seed is not None else random.randrange(MAX_SEED)
+    if args.seed is None:
+        print(f"seed {seed} (drawn at random; --seed {seed} writes the same again)",
+              file=sys.stderr)
+    return fmt, seed
 
 
-def _requested(count: int, *quotas: dict[str, int] | None) -> int:
-    """What a call asks for: the quotas' sum if any are given (they replace --count)."""
-    given = [quota for quota in quotas if quota]
-    return sum(sum(quota.values()) for quota in given) if given else count
+def _with_progress(utterances: Iterable, requested: int, report=None) -> Iterator:
+    """The utterances as they come, with a line on stderr every ``PROGRESS_SECONDS``: a gated
+    call (``--agree-with`` above all) can run for minutes."""
+    start = last = time.monotonic()
+    written = 0
+    for utterance in utterances:
+        written += 1
+        now = time.monotonic()
+        if now - last >= PROGRESS_SECONDS:
+            last = now
+            sampled = f", {report.seen:,} sampled" if report is not None else ""
+            print(f"augment: {written:,} of {requested:,} written{sampled} after "
+                  f"{now - start:.0f} s", file=sys.stderr)
+        yield utterance
+
+
+def _collect(utterances: Iterable, requested: int, out: Path, report=None) -> list:
+    """Every utterance, with progress; Ctrl-C or SIGTERM stops it with nothing written."""
+    collected: list = []
+    try:
+        with interruptible():
+            for utterance in _with_progress(utterances, requested, report):
+                collected.append(utterance)
+    except Interrupted as stop:
+        raise stop.with_message(f"stopped after {len(collected):,} of {requested:,} "
+                                f"utterances; nothing written to {out}") from None
+    return collected
 
 
 def _gated(args: argparse.Namespace) -> bool:
@@ -96,20 +145,28 @@ def _load(reference: str, tracking_uri: str | None, from_dir, from_store):
     return from_store(reference, resolve_tracking_uri(tracking_uri))
 
 
+def _requested(count: int, *quotas: dict[str, int] | None) -> int:
+    """What a call asks for: the quotas' sum if any are given (they replace --count)."""
+    given = [quota for quota in quotas if quota]
+    return sum(sum(quota.values()) for quota in given) if given else count
+
+
 def run(args: argparse.Namespace) -> int:
+    fmt, seed = _checked(args)
     if args.server:
-        return _run_remote(args)
+        return _run_remote(args, fmt, seed)
     from gan.augment import Augmenter
     from gan.sampling import SamplingConfig
     from nlu.formats import read_utterances, write_utterances
     from nlu.tracking import ModelNotFoundError
+    from service.commands.models import not_found
 
     try:
         sampling = SamplingConfig(method=args.sampling, temperature=args.temperature,
                                   top_k=args.top_k, top_p=args.top_p)
     except ValueError as error:  # the message starts with the field name
         return _bad_argument(error)
-    quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
+    quotas, slot_quotas = _quotas(args.quota), _quotas(args.slot_quota)
     if _requested(args.count, quotas, slot_quotas) < 1:  # as the server refuses it
         return _bad_argument(ValueError(f"count: must be >= 1 (with the quotas), got "
                                         f"{_requested(args.count, quotas, slot_quotas)}"))
@@ -118,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
         from gan.gate import GateConfig
 
         gate = GateConfig(min_discriminator_score=args.min_discriminator_score,
-                          drop_train_copies=args.train is not None,
                           nlu_agreement=args.agree_with is not None)
         train = read_utterances(args.train) if args.train else None
     lexicon = None
@@ -135,29 +191,36 @@ def run(args: argparse.Namespace) -> int:
             nlu_model = _load(args.agree_with, args.tracking_uri, TrainedNlu.load,
                               TrainedNlu.from_store)
     except ModelNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(not_found(error)) from None
+    if gate is not None and train is None and augmenter.train_keys is None:
+        print("warning: this generator was saved without its training data's keys: no copy "
+              "check unless --train names that data", file=sys.stderr)
     try:  # generate checks its arguments before it generates anything
-        generation = augmenter.generate(args.count, sampling=sampling, seed=args.seed,
+        generation = augmenter.generate(args.count, sampling=sampling, seed=seed,
                                         quotas=quotas, slot_quotas=slot_quotas,
                                         language=args.language, gate=gate, train=train,
                                         nlu_model=nlu_model, batch_size=args.batch_size,
                                         lexicon=lexicon, slot_values=args.slot_values)
     except ValueError as error:
         return _bad_argument(error)
-    utterances = list(generation)
-    write_utterances(utterances, args.out, args.format)
+    requested = _requested(args.count, quotas, slot_quotas)
+    utterances = _collect(generation, requested, args.out, generation.report)
+    write_utterances(utterances, args.out, fmt)
     report = generation.report
     gate_note = f"; gate: {report.as_dict()}" if report is not None else ""
-    print(f"wrote {len(utterances)} utterances to {args.out} ({args.format}){gate_note}")
-    _warn_if_short(len(utterances), _requested(args.count, quotas, slot_quotas))
+    print(f"wrote {len(utterances)} utterances to {args.out} ({fmt}, seed {seed}){gate_note}")
+    _warn_if_short(len(utterances), requested)
     return 0
+
+
+FLAGS = {"quotas": "--quota", "slot_quotas": "--slot-quota"}  # library field -> flag
 
 
 def _bad_argument(error: ValueError) -> int:
     """The library's "field: problem" as the flag's error (``top_k`` is ``--top-k``); exit 2."""
     field, _, problem = str(error).partition(":")
-    print(f"error: --{field.replace('_', '-')}:{problem}", file=sys.stderr)
+    print(f"error: {FLAGS.get(field, '--' + field.replace('_', '-'))}:{problem}",
+          file=sys.stderr)
     return 2
 
 
@@ -167,7 +230,7 @@ def _warn_if_short(written: int, requested: int) -> None:
               "left too few within the attempt budget", file=sys.stderr)
 
 
-def _run_remote(args: argparse.Namespace) -> int:
+def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
     """``--server``: the same request, generated by the server and streamed back."""
     import os
 
@@ -177,10 +240,10 @@ def _run_remote(args: argparse.Namespace) -> int:
     from service import client
 
     if args.train is not None:
-        print("error: --train: the copy check runs only locally (a server has no training "
-              "data to compare with)", file=sys.stderr)
+        print("error: --train: a server checks copies against the data the generator was "
+              "trained on (kept with it); --train is for local generation", file=sys.stderr)
         return 2
-    quotas, slot_quotas = _quotas(args.quota), _slot_quotas(args.slot_quota)
+    quotas, slot_quotas = _quotas(args.quota), _quotas(args.slot_quota)
     sampling = client.sampling_options(args.sampling, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p)
     gated = _gated(args)
@@ -189,22 +252,42 @@ def _run_remote(args: argparse.Namespace) -> int:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
             stream = client.augment(
                 channel, args.generator, _requested(args.count, quotas, slot_quotas),
-                timeout=args.timeout, sampling=sampling, seed=args.seed, quotas=quotas,
+                timeout=args.timeout, sampling=sampling, seed=seed, quotas=quotas,
                 slot_quotas=slot_quotas,
                 language=args.language or "", deduplicate=gated,
                 min_discriminator_score=args.min_discriminator_score, agree_with=args.agree_with,
                 slot_values=args.slot_values,
                 lexicon=read_utterances(args.lexicon) if args.lexicon else ())
-            utterances = list(stream)
+            requested = _requested(args.count, quotas, slot_quotas)
+            try:
+                utterances = _collect(stream, requested, args.out)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                raise UsageError(f"{args.server}: NOT_FOUND: {error.details()}"
+                                 f"{_servers_generators(client, channel)}") from None
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 2
-    write_utterances(utterances, args.out, args.format)
+    write_utterances(utterances, args.out, fmt)
     gate_note = ""
     if gated and stream.gate_report is not None:
         gate_note = "; gate: " + ", ".join(f"{field.name} {value}" for field, value
                                            in stream.gate_report.ListFields())
     print(f"wrote {len(utterances)} utterances from {args.server} to {args.out} "
-          f"({args.format}){gate_note}")
-    _warn_if_short(len(utterances), _requested(args.count, quotas, slot_quotas))
+          f"({fmt}, seed {seed}){gate_note}")
+    _warn_if_short(len(utterances), requested)
     return 0
+
+
+def _servers_generators(client, channel) -> str:
+    """"; it has: a@x, b@y" for a NOT_FOUND message (empty if the listing fails too)."""
+    import grpc
+
+    try:
+        generators = client.list_generators(channel, timeout=10)
+    except grpc.RpcError:
+        return ""
+    references = [f"{entry.name}@{alias}" for entry in generators
+                  for alias in sorted(entry.alias_versions)] or ["none"]
+    return f"; its registered generators: {', '.join(references)}"

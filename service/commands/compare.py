@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from service.commands import UsageError
+
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="MLflow experiment of the study")
@@ -34,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from nlu.tracking import resolve_tracking_uri
 
     out = args.out or Path(".nlu-bootstrap/reports") / args.experiment
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    _check_experiment(args.experiment, [tracking_uri, *args.more_tracking_uri])
     try:
         bar = None if args.study is None else study_file_bar(args.study)
-        report = build_report(args.experiment, resolve_tracking_uri(args.tracking_uri), out,
+        report = build_report(args.experiment, tracking_uri, out,
                               log_to_mlflow=not args.no_log,
                               more_tracking_uris=args.more_tracking_uri, split=args.split,
                               verdict_arm=args.verdict_arm, verdict_bar=bar)
@@ -61,3 +65,20 @@ def study_file_bar(path: Path):
     if "verdict_bar" not in raw:
         raise ValueError(f"--study: {path} has no top-level verdict_bar")
     return VerdictBar.from_dict(raw["verdict_bar"], f"{path}: verdict_bar")
+
+
+def _check_experiment(name: str, tracking_uris: list[str]) -> None:
+    """An experiment in none of the stores is an error that lists the ones they have."""
+    from nlu.tracking import client, redact_uri
+
+    names: set[str] = set()
+    for tracking_uri in tracking_uris:
+        mlflow_client = client(tracking_uri)
+        if mlflow_client.get_experiment_by_name(name) is not None:
+            return
+        names.update(experiment.name for experiment in mlflow_client.search_experiments()
+                     if experiment.name != "Default")
+    where = ", ".join(redact_uri(uri) for uri in tracking_uris)
+    raise UsageError(f"--experiment: no experiment {name!r} in {where}; "
+                     + (f"it has: {', '.join(sorted(names))}" if names else "it has none yet "
+                        "(`nlu-bootstrap experiment run` makes one)"))

@@ -9,6 +9,7 @@ This module imports no torch, Lightning or MLflow: ``data stats`` starts fast.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nlu import dataset
 from service.commands import number
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(dataset.stats(utterances).render(top=args.top))
         return 0
+    _report_changes(reports, args.verbose)
     if args.dedupe:
         utterances = dataset.deduplicate(utterances)
     if args.action == "sample":
@@ -90,6 +92,21 @@ def _print_files(reports: list[tuple[str, str, ReadReport]]) -> None:
     for path, fmt, report in reports:
         print(f"{path:<{width}}  {fmt:<10}  {len(report.utterances):>10,}  "
               f"{len(report.repairs):>7,}  {len(report.warnings):>8,}")
+
+
+def _report_changes(reports: list[tuple[str, str, ReadReport]], verbose: bool) -> None:
+    """What reading changed (repairs; warnings such as a span widened to whole tokens), counted
+    per file on stderr, listed with ``--verbose``: the output is not the input as written."""
+    for path, _, report in reports:
+        if not report.repairs and not report.warnings:
+            continue
+        hint = "" if verbose else " (--verbose or `data validate` lists them)"
+        print(f"{path}: {len(report.repairs):,} repairs, {len(report.warnings):,} warnings"
+              f"{hint}", file=sys.stderr)
+        if verbose:
+            for kind, messages in (("repair", report.repairs), ("warning", report.warnings)):
+                for message in messages:
+                    print(f"{kind}: {message}", file=sys.stderr)
 
 
 def _validate(reports: list[tuple[str, str, ReadReport]], show: int) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from nlu.devices import add_device_arguments, device_overrides
+from service.commands import Interrupted, check_devices, interruptible
 
 
 def _names(text: str) -> list[str]:
@@ -47,9 +49,47 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(run_parser)  # NLU models: all; GANs (one process): accelerator, precision
 
 
+class StudyProgress(logging.Filter):
+    """Turns the runner's "run TASK / ARM / seed S" log lines into "run 3 of 8: ... (about
+    12 min left)": a filter on its logger, so the library stays free of progress code. The
+    estimate is the mean time of the runs done in this process times the runs left."""
+
+    def __init__(self, total: int, finished_before: int, clock=time.monotonic):
+        super().__init__()
+        self.clock = clock
+        self.total = total
+        self.to_run = total - finished_before
+        self.position = 0  # runs and skips seen, i.e. the place in the plan
+        self.ran = 0  # runs started in this process before the current one
+        self.first_started: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if not message.startswith(("run ", "skip ")):
+            return True
+        self.position += 1
+        kind, _, rest = message.partition(" ")
+        estimate = ""
+        if kind == "run":
+            now = self.clock()
+            if self.first_started is None:
+                self.first_started = now
+            else:
+                self.ran += 1
+                left = (now - self.first_started) / self.ran * (self.to_run - self.ran)
+                estimate = f" (about {max(1, round(left / 60))} min left)"
+        record.msg = f"{kind} {self.position} of {self.total}: {rest}{estimate}"
+        return True
+
+    def where(self) -> str:
+        return f"run {self.position} of {self.total}"
+
+
 def run(args: argparse.Namespace) -> int:
-    from experiments.runner import StudyConfigError, load_study, run_study
-    from nlu.tracking import resolve_tracking_uri
+    import mlflow
+
+    from experiments.runner import StudyConfigError, finished_runs, load_study, plan, run_study
+    from nlu.tracking import redact_uri, resolve_tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # A study trains hundreds of models: keep Lightning's per-fit banners and the per-epoch
@@ -62,9 +102,25 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, StudyConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    check_devices(device_overrides(args))
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     work_dir = args.work_dir or Path(".nlu-bootstrap/experiments") / study.experiment
-    counts = run_study(study, tracking_uri=tracking_uri, work_dir=work_dir)
+    mlflow.set_tracking_uri(tracking_uri)  # finished_runs searches the current store
+    done = finished_runs(study, tracking_uri)
+    runs = [(task.name, arm.name, str(seed)) for task, arm, seed in plan(study)]
+    progress = StudyProgress(len(runs), sum(run in done for run in runs))
+    runner_log = logging.getLogger("experiments.runner")
+    runner_log.addFilter(progress)
+    try:
+        with interruptible():
+            counts = run_study(study, tracking_uri=tracking_uri, work_dir=work_dir)
+    except Interrupted as stop:
+        raise stop.with_message(f"stopped at {progress.where()}; run the same command again "
+                                "to continue (finished runs are skipped)") from None
+    finally:
+        runner_log.removeFilter(progress)
     print(f"experiment {study.experiment}: {counts['ran']} runs done, "
-          f"{counts['skipped']} already finished (tracking: {tracking_uri})")
+          f"{counts['skipped']} already finished; MLflow experiment {study.experiment} in "
+          f"{redact_uri(tracking_uri)} (`nlu-bootstrap compare --experiment "
+          f"{study.experiment}` reports on it)")
     return 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 from pathlib import Path
 
-from service.commands import number
+from service.commands import UsageError, number
 
 
 def _dataset(text: str) -> tuple[str, Path]:
@@ -36,6 +37,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME=PATH", help="a data file clients may train on by NAME")
     parser.add_argument("--token", default=os.environ.get("NLU_BOOTSTRAP_TOKEN"),
                         help="bearer token clients must send (default $NLU_BOOTSTRAP_TOKEN)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback --host without --token (anyone who can reach "
+                        "the port may generate and train)")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
     parser.add_argument("--max-count", type=number(int, low=1, high=2 ** 31 - 1), default=10_000,
@@ -60,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     from service.server import ServerConfig, serve, serve_processes
 
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise SystemExit("error: --tls-cert and --tls-key go together")
+        raise UsageError("--tls-cert and --tls-key go together")
+    if not args.token and not args.insecure and not _loopback(args.host):
+        raise UsageError(f"--host {args.host}: a non-loopback address without --token lets "
+                         "anyone who reaches the port use the server; give --token (or "
+                         "$NLU_BOOTSTRAP_TOKEN), or --insecure to mean it")
+    _check_port_free(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host = f"[{args.host}]" if ":" in args.host else args.host
     config = ServerConfig(
@@ -75,3 +84,39 @@ def run(args: argparse.Namespace) -> int:
         return serve_processes(config, args.processes, grace=args.grace)
     serve(config, grace=args.grace)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Does ``host`` name this machine only (127.0.0.0/8, ::1, localhost)?"""
+    import ipaddress
+    import socket
+
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        return False  # serve will say what is wrong with the name
+    return bool(addresses) and all(ipaddress.ip_address(address.split("%")[0]).is_loopback
+                                   for address in addresses)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A taken port is a usage error. gRPC binds with SO_REUSEPORT, so a second server on a
+    port would start and share it silently; a plain bind finds the first one."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise UsageError(f"--host {host}: {error.strerror}") from None
+    for family, kind, protocol, _, address in infos:
+        with socket.socket(family, kind, protocol) as probe:
+            # passes over TIME_WAIT leftovers, not over a listening socket (Linux)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise UsageError(f"--port {port}: port {port} is in use on {host}") from None
+                raise UsageError(f"--host {host} --port {port}: {error.strerror}") from None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from multilingual.regimes import REGIME_NAMES
 from nlu.devices import add_device_arguments, device_overrides, with_devices
+from service.commands import Interrupted, check_devices, interruptible, stopped
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +32,15 @@ def run(args: argparse.Namespace) -> int:
     if args.regime:
         config = config.with_regime(args.regime)
     config = dataclasses.replace(config, model=with_devices(config.model, device_overrides(args)))
-    result = run_job(config, tracking_uri=args.tracking_uri, resume=args.resume)
+    check_devices(device_overrides(args))
+    if args.resume and not any(config.run_dir.rglob("last.ckpt")):
+        print(f"--resume: no checkpoint in {config.run_dir}; starting from epoch 0",
+              file=sys.stderr)
+    try:
+        with interruptible():
+            result = run_job(config, tracking_uri=args.tracking_uri, resume=args.resume)
+    except Interrupted as stop:
+        raise stopped(stop, config.run_dir) from None
     if result is None:  # a DDP process other than rank 0: rank 0 reports
         return 0
     metrics = result["metrics"]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from service.generated.nlu_bootstrap.v1 import utterance_pb2 as nlu__bootstrap_dot_v1_dot_utterance__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#nlu_bootstrap/v1/augmentation.proto\x12\x10nlu_bootstrap.v1\x1a nlu_bootstrap/v1/utterance.proto\"\xa9\x01\n\x0fSamplingOptions\x12\x30\n\x06method\x18\x01 \x01(\x0e\x32 .nlu_bootstrap.v1.SamplingMethod\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_p\"\x8d\x01\n\x0bGateOptions\x12\x18\n\x0b\x64\x65\x64uplicate\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12$\n\x17min_discriminator_score\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nagree_with\x18\x03 \x01(\tB\x0e\n\x0c_deduplicateB\x1a\n\x18_min_discriminator_score\"\xa6\x04\n\x0e\x41ugmentRequest\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x33\n\x08sampling\x18\x03 \x01(\x0b\x32!.nlu_bootstrap.v1.SamplingOptions\x12I\n\rintent_quotas\x18\x04 \x03(\x0b\x32\x32.nlu_bootstrap.v1.AugmentRequest.IntentQuotasEntry\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08language\x18\x06 \x01(\t\x12+\n\x04gate\x18\x07 \x01(\x0b\x32\x1d.nlu_bootstrap.v1.GateOptions\x12\x45\n\x0bslot_quotas\x18\x08 \x03(\x0b\x32\x30.nlu_bootstrap.v1.AugmentRequest.SlotQuotasEntry\x12\x31\n\x0bslot_values\x18\t \x01(\x0e\x32\x1c.nlu_bootstrap.v1.SlotValues\x12\x35\n\x07lexicon\x18\n \x03(\x0b\x32$.nlu_bootstrap.v1.AnnotatedUtterance\x1a\x33\n\x11IntentQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x31\n\x0fSlotQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x07\n\x05_seed\"\x89\x01\n\nGateReport\x12\x0c\n\x04seen\x18\x01 \x01(\x05\x12\x11\n\tmalformed\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x11\n\tlow_score\x18\x04 \x01(\x05\x12\x0c\n\x04kept\x18\x05 \x01(\x05\x12\x0f\n\x07surplus\x18\x06 \x01(\x05\x12\x14\n\x0c\x64isagreement\x18\x07 \x01(\x05\"~\n\x0f\x41ugmentResponse\x12\x38\n\nutterances\x18\x01 \x03(\x0b\x32$.nlu_bootstrap.v1.AnnotatedUtterance\x12\x31\n\x0bgate_report\x18\x02 \x01(\x0b\x32\x1c.nlu_bootstrap.v1.GateReport\"\x17\n\x15ListGeneratorsRequest\"\xc6\x01\n\tGenerator\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x46\n\x0e\x61lias_versions\x18\x02 \x03(\x0b\x32..nlu_bootstrap.v1.Generator.AliasVersionsEntry\x12\x16\n\x0elatest_version\x18\x03 \x01(\t\x12\x15\n\rlatest_run_id\x18\x04 \x01(\t\x1a\x34\n\x12\x41liasVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x16ListGeneratorsResponse\x12/\n\ngenerators\x18\x01 \x03(\x0b\x32\x1b.nlu_bootstrap.v1.Generator\"-\n\x18\x44\x65scribeGeneratorRequest\x12\x11\n\tgenerator\x18\x01 \x01(\t\"\xa4\x02\n\x19\x44\x65scribeGeneratorResponse\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0f\n\x07intents\x18\x04 \x03(\t\x12\x12\n\nslot_types\x18\x05 \x03(\t\x12I\n\x07metrics\x18\x06 \x03(\x0b\x32\x38.nlu_bootstrap.v1.DescribeGeneratorResponse.MetricsEntry\x12\x31\n\x0bslot_values\x18\x07 \x01(\x0e\x32\x1c.nlu_bootstrap.v1.SlotValues\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\xa4\x01\n\x0eSamplingMethod\x12\x1f\n\x1bSAMPLING_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16SAMPLING_METHOD_GREEDY\x10\x01\x12\x1f\n\x1bSAMPLING_METHOD_TEMPERATURE\x10\x02\x12\x19\n\x15SAMPLING_METHOD_TOP_K\x10\x03\x12\x19\n\x15SAMPLING_METHOD_TOP_P\x10\x04*\x86\x01\n\nSlotValues\x12\x1b\n\x17SLOT_VALUES_UNSPECIFIED\x10\x00\x12\x19\n\x15SLOT_VALUES_GENERATED\x10\x01\x12!\n\x1dSLOT_VALUES_GENERATOR_LEXICON\x10\x02\x12\x1d\n\x19SLOT_VALUES_GIVEN_LEXICON\x10\x03\x32\xba\x02\n\x13\x41ugmentationService\x12P\n\x07\x41ugment\x12 .nlu_bootstrap.v1.AugmentRequest\x1a!.nlu_bootstrap.v1.AugmentResponse0\x01\x12\x63\n\x0eListGenerators\x12\'.nlu_bootstrap.v1.ListGeneratorsRequest\x1a(.nlu_bootstrap.v1.ListGeneratorsResponse\x12l\n\x11\x44\x65scribeGenerator\x12*.nlu_bootstrap.v1.DescribeGeneratorRequest\x1a+.nlu_bootstrap.v1.DescribeGeneratorResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#nlu_bootstrap/v1/augmentation.proto\x12\x10nlu_bootstrap.v1\x1a nlu_bootstrap/v1/utterance.proto\"\xa9\x01\n\x0fSamplingOptions\x12\x30\n\x06method\x18\x01 \x01(\x0e\x32 .nlu_bootstrap.v1.SamplingMethod\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_p\"\x8d\x01\n\x0bGateOptions\x12\x18\n\x0b\x64\x65\x64uplicate\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12$\n\x17min_discriminator_score\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nagree_with\x18\x03 \x01(\tB\x0e\n\x0c_deduplicateB\x1a\n\x18_min_discriminator_score\"\xa6\x04\n\x0e\x41ugmentRequest\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x33\n\x08sampling\x18\x03 \x01(\x0b\x32!.nlu_bootstrap.v1.SamplingOptions\x12I\n\rintent_quotas\x18\x04 \x03(\x0b\x32\x32.nlu_bootstrap.v1.AugmentRequest.IntentQuotasEntry\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08language\x18\x06 \x01(\t\x12+\n\x04gate\x18\x07 \x01(\x0b\x32\x1d.nlu_bootstrap.v1.GateOptions\x12\x45\n\x0bslot_quotas\x18\x08 \x03(\x0b\x32\x30.nlu_bootstrap.v1.AugmentRequest.SlotQuotasEntry\x12\x31\n\x0bslot_values\x18\t \x01(\x0e\x32\x1c.nlu_bootstrap.v1.SlotValues\x12\x35\n\x07lexicon\x18\n \x03(\x0b\x32$.nlu_bootstrap.v1.AnnotatedUtterance\x1a\x33\n\x11IntentQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a\x31\n\x0fSlotQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x07\n\x05_seed\"\x9f\x01\n\nGateReport\x12\x0c\n\x04seen\x18\x01 \x01(\x05\x12\x11\n\tmalformed\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x11\n\tlow_score\x18\x04 \x01(\x05\x12\x0c\n\x04kept\x18\x05 \x01(\x05\x12\x0f\n\x07surplus\x18\x06 \x01(\x05\x12\x14\n\x0c\x64isagreement\x18\x07 \x01(\x05\x12\x14\n\x0ctrain_copies\x18\x08 \x01(\x05\"~\n\x0f\x41ugmentResponse\x12\x38\n\nutterances\x18\x01 \x03(\x0b\x32$.nlu_bootstrap.v1.AnnotatedUtterance\x12\x31\n\x0bgate_report\x18\x02 \x01(\x0b\x32\x1c.nlu_bootstrap.v1.GateReport\"\x17\n\x15ListGeneratorsRequest\"\xc6\x01\n\tGenerator\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x46\n\x0e\x61lias_versions\x18\x02 \x03(\x0b\x32..nlu_bootstrap.v1.Generator.AliasVersionsEntry\x12\x16\n\x0elatest_version\x18\x03 \x01(\t\x12\x15\n\rlatest_run_id\x18\x04 \x01(\t\x1a\x34\n\x12\x41liasVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x16ListGeneratorsResponse\x12/\n\ngenerators\x18\x01 \x03(\x0b\x32\x1b.nlu_bootstrap.v1.Generator\"-\n\x18\x44\x65scribeGeneratorRequest\x12\x11\n\tgenerator\x18\x01 \x01(\t\"\xa4\x02\n\x19\x44\x65scribeGeneratorResponse\x12\x11\n\tgenerator\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0f\n\x07intents\x18\x04 \x03(\t\x12\x12\n\nslot_types\x18\x05 \x03(\t\x12I\n\x07metrics\x18\x06 \x03(\x0b\x32\x38.nlu_bootstrap.v1.DescribeGeneratorResponse.MetricsEntry\x12\x31\n\x0bslot_values\x18\x07 \x01(\x0e\x32\x1c.nlu_bootstrap.v1.SlotValues\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\xa4\x01\n\x0eSamplingMethod\x12\x1f\n\x1bSAMPLING_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16SAMPLING_METHOD_GREEDY\x10\x01\x12\x1f\n\x1bSAMPLING_METHOD_TEMPERATURE\x10\x02\x12\x19\n\x15SAMPLING_METHOD_TOP_K\x10\x03\x12\x19\n\x15SAMPLING_METHOD_TOP_P\x10\x04*\x86\x01\n\nSlotValues\x12\x1b\n\x17SLOT_VALUES_UNSPECIFIED\x10\x00\x12\x19\n\x15SLOT_VALUES_GENERATED\x10\x01\x12!\n\x1dSLOT_VALUES_GENERATOR_LEXICON\x10\x02\x12\x1d\n\x19SLOT_VALUES_GIVEN_LEXICON\x10\x03\x32\xba\x02\n\x13\x41ugmentationService\x12P\n\x07\x41ugment\x12 .nlu_bootstrap.v1.AugmentRequest\x1a!.nlu_bootstrap.v1.AugmentResponse0\x01\x12\x63\n\x0eListGenerators\x12\'.nlu_bootstrap.v1.ListGeneratorsRequest\x1a(.nlu_bootstrap.v1.ListGeneratorsResponse\x12l\n\x11\x44\x65scribeGenerator\x12*.nlu_bootstrap.v1.DescribeGeneratorRequest\x1a+.nlu_bootstrap.v1.DescribeGeneratorResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,10 +40,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATOR_ALIASVERSIONSENTRY']._serialized_options = b'8\001'
   _globals['_DESCRIBEGENERATORRESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_DESCRIBEGENERATORRESPONSE_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_SAMPLINGMETHOD']._serialized_start=1872
-  _globals['_SAMPLINGMETHOD']._serialized_end=2036
-  _globals['_SLOTVALUES']._serialized_start=2039
-  _globals['_SLOTVALUES']._serialized_end=2173
+  _globals['_SAMPLINGMETHOD']._serialized_start=1894
+  _globals['_SAMPLINGMETHOD']._serialized_end=2058
+  _globals['_SLOTVALUES']._serialized_start=2061
+  _globals['_SLOTVALUES']._serialized_end=2195
   _globals['_SAMPLINGOPTIONS']._serialized_start=92
   _globals['_SAMPLINGOPTIONS']._serialized_end=261
   _globals['_GATEOPTIONS']._serialized_start=264
@@ -55,23 +55,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUGMENTREQUEST_SLOTQUOTASENTRY']._serialized_start=900
   _globals['_AUGMENTREQUEST_SLOTQUOTASENTRY']._serialized_end=949
   _globals['_GATEREPORT']._serialized_start=961
-  _globals['_GATEREPORT']._serialized_end=1098
-  _globals['_AUGMENTRESPONSE']._serialized_start=1100
-  _globals['_AUGMENTRESPONSE']._serialized_end=1226
-  _globals['_LISTGENERATORSREQUEST']._serialized_start=1228
-  _globals['_LISTGENERATORSREQUEST']._serialized_end=1251
-  _globals['_GENERATOR']._serialized_start=1254
-  _globals['_GENERATOR']._serialized_end=1452
-  _globals['_GENERATOR_ALIASVERSIONSENTRY']._serialized_start=1400
-  _globals['_GENERATOR_ALIASVERSIONSENTRY']._serialized_end=1452
-  _globals['_LISTGENERATORSRESPONSE']._serialized_start=1454
-  _globals['_LISTGENERATORSRESPONSE']._serialized_end=1527
-  _globals['_DESCRIBEGENERATORREQUEST']._serialized_start=1529
-  _globals['_DESCRIBEGENERATORREQUEST']._serialized_end=1574
-  _globals['_DESCRIBEGENERATORRESPONSE']._serialized_start=1577
-  _globals['_DESCRIBEGENERATORRESPONSE']._serialized_end=1869
-  _globals['_DESCRIBEGENERATORRESPONSE_METRICSENTRY']._serialized_start=1823
-  _globals['_DESCRIBEGENERATORRESPONSE_METRICSENTRY']._serialized_end=1869
-  _globals['_AUGMENTATIONSERVICE']._serialized_start=2176
-  _globals['_AUGMENTATIONSERVICE']._serialized_end=2490
+  _globals['_GATEREPORT']._serialized_end=1120
+  _globals['_AUGMENTRESPONSE']._serialized_start=1122
+  _globals['_AUGMENTRESPONSE']._serialized_end=1248
+  _globals['_LISTGENERATORSREQUEST']._serialized_start=1250
+  _globals['_LISTGENERATORSREQUEST']._serialized_end=1273
+  _globals['_GENERATOR']._serialized_start=1276
+  _globals['_GENERATOR']._serialized_end=1474
+  _globals['_GENERATOR_ALIASVERSIONSENTRY']._serialized_start=1422
+  _globals['_GENERATOR_ALIASVERSIONSENTRY']._serialized_end=1474
+  _globals['_LISTGENERATORSRESPONSE']._serialized_start=1476
+  _globals['_LISTGENERATORSRESPONSE']._serialized_end=1549
+  _globals['_DESCRIBEGENERATORREQUEST']._serialized_start=1551
+  _globals['_DESCRIBEGENERATORREQUEST']._serialized_end=1596
+  _globals['_DESCRIBEGENERATORRESPONSE']._serialized_start=1599
+  _globals['_DESCRIBEGENERATORRESPONSE']._serialized_end=1891
+  _globals['_DESCRIBEGENERATORRESPONSE_METRICSENTRY']._serialized_start=1845
+  _globals['_DESCRIBEGENERATORRESPONSE_METRICSENTRY']._serialized_end=1891
+  _globals['_AUGMENTATIONSERVICE']._serialized_start=2198
+  _globals['_AUGMENTATIONSERVICE']._serialized_end=2512
 # @@protoc_insertion_point(module_scope)

@@ -93,7 +93,7 @@ class AugmentRequest(_message.Message):
     def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ..., slot_values: _Optional[_Union[SlotValues, str]] = ..., lexicon: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
 
 class GateReport(_message.Message):
-    __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus", "disagreement")
+    __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus", "disagreement", "train_copies")
     SEEN_FIELD_NUMBER: _ClassVar[int]
     MALFORMED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class GateReport(_message.Message):
     KEPT_FIELD_NUMBER: _ClassVar[int]
     SURPLUS_FIELD_NUMBER: _ClassVar[int]
     DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_COPIES_FIELD_NUMBER: _ClassVar[int]
     seen: int
     malformed: int
     duplicates: int
@@ -108,7 +109,8 @@ class GateReport(_message.Message):
     kept: int
     surplus: int
     disagreement: int
-    def __init__(self, seen: _Optional[int] = ..., malformed: _Optional[int] = ..., duplicates: _Optional[int] = ..., low_score: _Optional[int] = ..., kept: _Optional[int] = ..., surplus: _Optional[int] = ..., disagreement: _Optional[int] = ...) -> None: ...
+    train_copies: int
+    def __init__(self, seen: _Optional[int] = ..., malformed: _Optional[int] = ..., duplicates: _Optional[int] = ..., low_score: _Optional[int] = ..., kept: _Optional[int] = ..., surplus: _Optional[int] = ..., disagreement: _Optional[int] = ..., train_copies: _Optional[int] = ...) -> None: ...
 
 class AugmentResponse(_message.Message):
     __slots__ = ("utterances", "gate_report")
