@@ -294,8 +294,8 @@ def _parse_job(raw: dict, path: Path, profile: str | None, changes: dict[str, An
     refuse_renamed_keys(gan, {name: f"tracking.{name}" for name in TRACKING_FIELDS}, "gan")
     try:
         config = GanConfig.from_dict(gan | changes)
-    except (TypeError, ValueError) as error:
-        raise JobConfigError(str(error), field="gan") from None
+    except (TypeError, ValueError) as error:  # the message starts with the field's name
+        raise JobConfigError(f"gan.{error}") from None
     run_dir = raw.get("run_dir") or Path("runs") / (f"{path.stem}-{profile}" if profile
                                                     else path.stem)
     source = data.get("source")

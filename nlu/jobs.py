@@ -218,13 +218,14 @@ class TrackedRun:
 
         if not is_primary_process():
             return self  # a DDP worker of rank > 0: trains its share, writes nothing
+        if self.tracking is not None:  # a server that does not answer: nothing written yet
+            from nlu import tracking
+
+            self.tracking_uri = tracking.resolve_tracking_uri(self._uri or self.tracking.uri)
         self._lock = RunDirLock(self.run_dir).__enter__()
         if self.tracking is None:
             return self
         try:
-            from nlu import tracking
-
-            self.tracking_uri = tracking.resolve_tracking_uri(self._uri or self.tracking.uri)
             previous = stored_run_id(self.run_dir, self.tracking_uri) if self._resume else None
             run = tracking.start_run(self.tracking.experiment, self.tracking_uri,
                                      run_name=self.tracking.run_name or self._run_name,

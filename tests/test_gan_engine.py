@@ -302,7 +302,7 @@ def test_every_registered_reward_trains_one_adversarial_step(utterances, vocab, 
 
     generator, discriminator = tiny_models(vocab)
     config = GanConfig(reward=name, rollout_n=2, mle_epochs=0, d_pretrain_steps=0,
-                       adversarial_steps=1, progress_bar=False)
+                       adversarial_steps=1)
     module = GanModule(generator.train(), discriminator.train(), config, mle_steps=0)
     encoded = vocab.encode(utterances[:8], max_length=12)
     loader = DataLoader(TensorDataset(*(torch.from_numpy(encoded[key]) for key in

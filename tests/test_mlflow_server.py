@@ -97,7 +97,8 @@ def test_a_micro_study_and_its_report_go_through_the_server(server_uri, tmp_path
                        "xx.train": utterances("xx", 36, 3), "xx.dev": utterances("xx", 9, 4),
                        "xx.test": utterances("xx", 12, 5)}.items():
         write_utterances(made, data / f"{name}.jsonl", "jsonl")
-    study_yaml = {**MICRO_STUDY, "experiment": "server-study", "tasks": MICRO_STUDY["tasks"][:1],
+    study_yaml = {**MICRO_STUDY, "tracking": {"experiment": "server-study"},
+                  "tasks": MICRO_STUDY["tasks"][:1],
                   "profiles": {"server": {"seeds": [1], "only_arms": ["none", "upsample"]}}}
     study_file = data / "study.yaml"
     study_file.write_text(yaml.safe_dump(study_yaml, sort_keys=False), encoding="utf-8")

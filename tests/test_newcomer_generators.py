@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import pytest
 
 from gan.gate import copy_key
+from nlu.jobs import RUN_ID_FILENAME
 from nlu.formats import read_utterances, write_utterances
 from service.cli import main
 
@@ -29,13 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 DE_VALID = REPO / "experiments/data/xsid/xSID-0.7/de.valid.conll.gz"
 MEMO_GAN = ("embedding_dim: 16, tag_dim: 8, condition_dim: 8, hidden_dim: 48, d_hidden_dim: 16, "
             "batch_size: 8, dropout: 0.0, g_lr: 0.02, d_pretrain_steps: 2, "
-            "adversarial_steps: 0, eval_samples: 0, progress_bar: false, max_length: 40")
+            "adversarial_steps: 0, eval_samples: 0, max_length: 40")
 
 
-def gan_job(folder: Path, name: str, settings: str) -> Path:
+def gan_job(folder: Path, name: str, settings: str, tracking: str = "") -> Path:
     job = folder / f"{name}.yaml"
     job.write_text(f"data: {{train: train.conll, format: conll, language: de}}\n"
-                   f"run_dir: {folder / name}\ngan: {{{MEMO_GAN}, {settings}}}\n")
+                   f"run_dir: {folder / name}\ngan: {{{MEMO_GAN}, {settings}}}\n"
+                   f"tracking: {{experiment: {name}{', ' + tracking if tracking else ''}}}\n")
     return job
 
 
@@ -60,8 +62,8 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{folder}/mlflow.db"
     train = read_utterances(DE_VALID)[:8]
     write_utterances(train, folder / "train.conll", "conll")
-    job = gan_job(folder, "memo", "mle_epochs: 40, steps_per_checkpoint: 20, experiment: memo, "
-                                  "registered_name: memo-gan, alias: prod")
+    job = gan_job(folder, "memo", "mle_epochs: 40, steps_per_checkpoint: 20",
+                  "registered_name: memo-gan, alias: prod")
     code, out, err = call(["gan", "train", "--config", str(job), "--tracking-uri", uri])
     assert code == 0, err
     (folder / "nlu-model").mkdir()
@@ -74,7 +76,7 @@ def store(tmp_path_factory):
 def test_gan_train_ends_naming_its_mlflow_run_and_what_it_registered(store):
     folder, uri, _, out = store
     last = out.strip().splitlines()[-1]
-    run_id = (folder / "memo" / "mlflow_run_id").read_text().strip()
+    run_id = json.loads((folder / "memo" / RUN_ID_FILENAME).read_text())["run_id"]
     assert last == (f"MLflow run {run_id} in {uri}; generator: memo-gan@prod "
                     f"(saved in {folder / 'memo' / 'generator'})")
 
@@ -209,8 +211,8 @@ def test_an_unknown_model_lists_the_aliases_that_exist(store, tmp_path):
 def test_a_fresh_gan_train_over_an_earlier_run_says_it_replaces_it(store, tmp_path):
     folder, _, _, _ = store
     shutil.copy(folder / "train.conll", tmp_path / "train.conll")
-    job = gan_job(tmp_path, "again", "mle_epochs: 1, steps_per_checkpoint: 1, experiment: again, "
-                                     "registered_name: again-gan, alias: prod")
+    job = gan_job(tmp_path, "again", "mle_epochs: 1, steps_per_checkpoint: 1",
+                  "registered_name: again-gan, alias: prod")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     code, _, err = call(["gan", "train", "--config", str(job), "--tracking-uri", uri])
     assert code == 0 and "earlier run" not in err
@@ -225,9 +227,8 @@ def test_ctrl_c_during_gan_train_exits_130_saying_where_it_stopped(store, tmp_pa
 
     folder, _, _, _ = store
     shutil.copy(folder / "train.conll", tmp_path / "train.conll")
-    job = gan_job(tmp_path, "long", "mle_epochs: 20000, steps_per_checkpoint: 2, "
-                                    "experiment: long")
-    run_id_file = tmp_path / "long" / "mlflow_run_id"  # written just before the fit starts
+    job = gan_job(tmp_path, "long", "mle_epochs: 20000, steps_per_checkpoint: 2")
+    run_id_file = tmp_path / "long" / RUN_ID_FILENAME  # written just before the fit starts
     running = threading.Event()
 
     def interrupt_while_it_trains():
@@ -249,12 +250,12 @@ def test_ctrl_c_during_gan_train_exits_130_saying_where_it_stopped(store, tmp_pa
         sender.join()
     assert code == 130
     line = err.strip().splitlines()[-1]
-    # Lightning 2.6 writes a GAN's last.ckpt only at the end (save_top_k=0): epoch 0 here
+    # last.ckpt is written every steps_per_checkpoint steps: a later epoch is saved
     assert re.fullmatch(rf"stopped at epoch (0 \(none saved yet: --resume starts over\)|"
                         rf"[1-9]\d* \(saved in {tmp_path / 'long'}\)); continue with --resume",
                         line), line
     assert "Traceback" not in err
-    run_id = run_id_file.read_text().strip()
+    run_id = json.loads(run_id_file.read_text())["run_id"]
     assert mlflow.MlflowClient(uri).get_run(run_id).info.status == "FAILED"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

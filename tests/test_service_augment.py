@@ -320,7 +320,7 @@ BAD_FLAGS = [
     *[("--top-p", value, "--top-p:") for value in ("inf", "nan", "0", "-1")],
     ("--top-k", "-1", "--top-k:"),
     *[("--seed", value, "--seed:") for value in ("-1", str(2 ** 63), str(-2 ** 63))],
-    ("--count", "-1", "--count:"), ("--count", "0", "--count:"), ("--quota", "x=0", "--count:"),
+    ("--count", "-1", "--count:"), ("--count", "0", "--count:"),
     *[("--batch-size", value, "--batch-size:") for value in ("0", "-1")],
 ]
 
@@ -389,3 +389,12 @@ def test_call_budget_ends_a_long_stream_with_the_gate_report_so_far(store, tmp_p
     assert received[-1].HasField("gate_report") and received[-1].gate_report.seen > 0
     if gate:
         assert received[-1].gate_report.kept == 0 and received[-1].gate_report.low_score > 0
+
+
+def test_augment_cli_refuses_quotas_that_ask_for_nothing_before_loading(store, tmp_path, capsys):
+    from service.cli import main
+
+    assert main(["augment", "--generator", store[1], "--tracking-uri", store[0],
+                 "--out", str(tmp_path / "x.conll"), "--quota", "x=0"]) == 2
+    assert "--quota/--slot-quota: they ask for 0 utterances" in capsys.readouterr().err
+    assert not (tmp_path / "x.conll").exists()

@@ -37,15 +37,26 @@ def interruptible() -> Iterator[None]:
     handler it finds and calls it after its own, so the signal stops a fit at once (the last
     checkpoint is from the last finished epoch)."""
 
+    received: list[int] = []
+
     def stop(signum, frame):
+        received.append(signum)
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
+    except Interrupted:
+        raise
     except SystemExit as exit_:
         if exit_.code is None:  # Lightning's SIGTERMException, had its handler run alone
             raise Interrupted(signal.SIGTERM) from None
+        raise
+    except BaseException:
+        # raised inside a library's C++ code (a checkpoint being written), the interrupt
+        # comes back as that library's own error: the signal is still what stopped it
+        if received:
+            raise Interrupted(received[0]) from None
         raise
     finally:
         for signum, handler in previous.items():

@@ -24,7 +24,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         "(`nlu-bootstrap models` lists the registered ones)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                         "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
-    parser.add_argument("--count", type=number(int, low=0), default=1000,
+    parser.add_argument("--count", type=number(int, low=1), default=1000,
                         help="utterances to write, split like the training data")
     parser.add_argument("--quota", action="append", default=[], metavar="INTENT=N",
                         type=count_of("INTENT"),
@@ -95,6 +95,10 @@ def _checked(args: argparse.Namespace) -> tuple[str, int]:
         raise UsageError(f"--train: no such file or folder: {args.train}")
     if args.lexicon is not None and not args.lexicon.exists():
         raise UsageError(f"--lexicon: no such file or folder: {args.lexicon}")
+    if (args.quota or args.slot_quota) and not _requested(args.count, _quotas(args.quota),
+                                                          _quotas(args.slot_quota)):
+        raise UsageError("--quota/--slot-quota: they ask for 0 utterances (they replace "
+                         "--count); give at least one a count above 0")
     seed = args.seed if args.seed is not None else random.randrange(MAX_SEED)
     if args.seed is None:
         print(f"seed {seed} (drawn at random; --seed {seed} writes the same again)",
@@ -167,9 +171,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # the message starts with the field name
         return _bad_argument(error)
     quotas, slot_quotas = _quotas(args.quota), _quotas(args.slot_quota)
-    if _requested(args.count, quotas, slot_quotas) < 1:  # as the server refuses it
-        return _bad_argument(ValueError(f"count: must be >= 1 (with the quotas), got "
-                                        f"{_requested(args.count, quotas, slot_quotas)}"))
     gate = train = None
     if _gated(args):
         from gan.gate import GateConfig

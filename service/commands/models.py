@@ -1,7 +1,7 @@
 """``nlu-bootstrap models``: the registered generators and NLU models, with their aliases.
 
 Locally from the MLflow store; with ``--server`` from a running ``nlu-bootstrap serve``
-(``ListGenerators``, and ``NluService.ListModels`` where the client and server have it).
+(``ListGenerators``, and ``NluService.ListModels`` where the server has it).
 """
 
 from __future__ import annotations
@@ -122,11 +122,8 @@ def _remote_nlu_models(client, channel) -> tuple[list[Registered], str]:
     """The server's NLU models (NluService.ListModels), or none and a note saying why."""
     import grpc
 
-    list_models = getattr(client, "list_models", None)  # the NluService client, where present
-    if list_models is None:
-        return [], " (generators only: this client has no NLU model listing)"
     try:
-        models = list_models(channel)
+        models = client.list_models(channel)
     except grpc.RpcError as error:
         if error.code() != grpc.StatusCode.UNIMPLEMENTED:
             raise
