@@ -1,7 +1,7 @@
 """The wire codec: proto messages <-> library records (``Utterance``, ``nlu.parse.Parse``),
 the enum maps, and ``RequestError``.
 
-Servicers (``service/augmentation.py``, ``service/training.py``) and the client
+Servicers (``service/augmentation.py``, ``service/nlu.py``, ``service/training.py``) and the client
 (``service/client.py``) all convert through this module, so a field is named and mapped in
 one place. It imports only the generated stubs, ``grpc`` and ``nlu`` records: no torch, no
 MLflow.
@@ -20,10 +20,12 @@ Adding an RPC, step by step:
    checks the request, raises ``RequestError(code, "field: what is wrong")`` for what it
    refuses and turns it into ``context.abort`` at the method's edge; library calls only, no
    model code. Heavy imports inside the method.
-5. **Server.** A new service is added in ``service/server.py``'s ``start_server``:
-   ``add_<Service>Servicer_to_server``, its full name in the health statuses (NOT_SERVING
-   until ready, SERVING after) and in the reflection list. Token auth, TLS, message-size
-   and concurrency limits apply to every service on the server without more code.
+5. **Server.** A new service is added in ``service/server.py``: ``start_server`` calls
+   ``add_<Service>Servicer_to_server``, and its full name goes into ``SERVICES``, which the
+   health statuses (NOT_SERVING until the registry is read, SERVING after) and the
+   reflection list are built from. Token auth, TLS, message-size and concurrency limits
+   apply to every service on the server without more code; a new limit is a
+   ``ServerConfig`` field (and a ``serve`` flag in ``service/commands/serve.py``).
 6. **Client.** A function in ``service/client.py`` that builds the request from plain
    arguments and returns library records (``RpcError`` passes through).
 7. **CLI.** The command's ``--server HOST:PORT`` path in ``service/commands/`` calls the

@@ -311,6 +311,18 @@ def test_predict_with_server_names_the_bad_line_or_the_servers_refusal(server, t
         capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "nan"])
+def test_serve_refuses_a_bad_max_parse_inputs_naming_the_flag(value, capsys, tmp_path):
+    from service.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--max-parse-inputs", value, "--state-dir", str(tmp_path / "state")])
+    assert exited.value.code == 2
+    assert "argument --max-parse-inputs: " in capsys.readouterr().err
+    with pytest.raises(ValueError, match="^max_parse_inputs: must be"):
+        ServerConfig(tracking_uri="sqlite:///x.db", state_dir=tmp_path, max_parse_inputs=0)
+
+
 def test_the_parse_benchmark_runs_in_its_tiny_mode(tmp_path):
     figures = tmp_path / "parse.json"
     finished = subprocess.run(

@@ -1,4 +1,4 @@
-"""``nlu-bootstrap serve``: run the gRPC augmentation and training services."""
+"""``nlu-bootstrap serve``: run the gRPC augmentation, NLU (parse) and training services."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="most utterances one Augment call may ask for")
     parser.add_argument("--max-streams", type=number(int, low=1, high=10_000), default=32,
                         help="concurrent Augment streams before RESOURCE_EXHAUSTED")
+    parser.add_argument("--max-parse-inputs", type=number(int, low=1, high=2 ** 31 - 1),
+                        default=1_000, help="most utterances one Parse call (or ParseStream "
+                        "message) may hold")
     parser.add_argument("--call-budget-seconds", type=number(float, low=0, above_low=True), default=60.0,
                         help="longest one Augment call may generate before it ends with "
                         "DEADLINE_EXCEEDED (the client's deadline applies too, if shorter)")
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=resolve_tracking_uri(args.tracking_uri), state_dir=args.state_dir,
         address=f"{host}:{args.port}", token=args.token, tls_cert=args.tls_cert,
         tls_key=args.tls_key, datasets=dict(args.dataset), max_augment_count=args.max_count,
+        max_parse_inputs=args.max_parse_inputs,
         max_augment_streams=args.max_streams, call_budget_seconds=args.call_budget_seconds,
         max_concurrent_rpcs=max(64, 2 * args.max_streams),
         threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
