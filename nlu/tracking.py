@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -271,3 +272,38 @@ def load_model(reference: str, tracking_uri: str, load_dir: Callable[[Path], Loa
     ``load_dir``, which must read everything into memory: the download is not kept."""
     with tempfile.TemporaryDirectory(prefix="nlu-bootstrap-model-") as scratch:
         return load_dir(download_model(reference, tracking_uri, scratch))
+
+
+GENERATOR_RUN_TAG = ("kind", "gan")  # the tag gan.training.train_gan puts on its runs
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model: its kind, its aliases, and its latest version and that one's run."""
+
+    name: str
+    kind: str  # "generator" (its run is tagged kind=gan) or "nlu" (any other)
+    latest_version: str
+    latest_run_id: str
+    alias_versions: dict[str, str] = field(default_factory=dict)  # alias -> version
+
+    def references(self) -> list[str]:
+        return [f"{self.name}@{alias}" for alias in sorted(self.alias_versions)] or [self.name]
+
+
+def registered_models(tracking_uri: str) -> list[RegisteredModel]:
+    """Every registered model with at least one version, generators first, then by name."""
+    mlflow_client = client(tracking_uri)
+    found = []
+    for model in mlflow_client.search_registered_models():
+        versions = mlflow_client.search_model_versions(f"name = '{model.name}'")
+        if not versions:
+            continue
+        latest = max(versions, key=lambda version: int(version.version))
+        tag, value = GENERATOR_RUN_TAG
+        kind = ("generator" if mlflow_client.get_run(latest.run_id).data.tags.get(tag) == value
+                else "nlu")
+        found.append(RegisteredModel(model.name, kind, str(latest.version), latest.run_id,
+                                     {alias: str(version)
+                                      for alias, version in (model.aliases or {}).items()}))
+    return sorted(found, key=lambda entry: (entry.kind != "generator", entry.name))

@@ -29,19 +29,6 @@ from service.messages import (SAMPLING_METHOD_NAMES, SEED_METADATA_KEY, RequestE
 
 log = logging.getLogger(__name__)
 
-GENERATOR_RUN_TAG = ("kind", "gan")  # the tag gan.training.train_gan puts on its MLflow runs
-
-
-@dataclass(frozen=True)
-class RegistryEntry:
-    """A registered model: its aliases, and its latest version and the run that logged it."""
-
-    name: str
-    alias_versions: dict[str, str]
-    latest_version: str
-    latest_run_id: str
-
-
 class GeneratorStore:
     """The registered generators of one MLflow store, and a cache of loaded models:
     generators, and NLU models (the agreement gate's, and those ``NluService`` parses with).
@@ -77,31 +64,19 @@ class GeneratorStore:
                     log.exception("could not preload generator %s@%s", entry.name, alias)
         self.ready.set()
 
-    def generators(self) -> list[RegistryEntry]:
+    def generators(self) -> list:
         """The registered generators now (read on each call: registrations come and go)."""
-        return self._read_registry(generators=True)
+        return self._read_registry("generator")
 
-    def nlu_models(self) -> list[RegistryEntry]:
+    def nlu_models(self) -> list:
         """The registered NLU models now (every registered model that is not a generator)."""
-        return self._read_registry(generators=False)
+        return self._read_registry("nlu")
 
-    def _read_registry(self, generators: bool) -> list[RegistryEntry]:
-        from nlu.tracking import client
+    def _read_registry(self, kind: str) -> list:
+        """``nlu.tracking.RegisteredModel``s of one kind, by name."""
+        from nlu.tracking import registered_models
 
-        mlflow_client = client(self.tracking_uri)
-        entries = []
-        for model in mlflow_client.search_registered_models():
-            versions = mlflow_client.search_model_versions(f"name = '{model.name}'")
-            if not versions:
-                continue
-            latest = max(versions, key=lambda version: int(version.version))
-            tag, value = GENERATOR_RUN_TAG
-            if (mlflow_client.get_run(latest.run_id).data.tags.get(tag) == value) != generators:
-                continue  # not the kind asked for
-            aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
-            entries.append(RegistryEntry(model.name, aliases,
-                                          str(latest.version), latest.run_id))
-        return sorted(entries, key=lambda entry: entry.name)
+        return [entry for entry in registered_models(self.tracking_uri) if entry.kind == kind]
 
     def run_id(self, reference: str) -> str:
         """The run a checked reference points at (raises ModelNotFoundError); cached briefly."""
@@ -159,7 +134,7 @@ class GeneratorStore:
     def _load(self, run_id: str, reference: str, field: str, generator: bool, load):
         """``(is a generator, model)``: the model loaded and cached (LRU; generators and NLU
         models alike) if its run's tag says it is the kind asked for, else not loaded."""
-        from nlu.tracking import ModelNotFoundError, client
+        from nlu.tracking import GENERATOR_RUN_TAG, ModelNotFoundError, client
 
         tag, value = GENERATOR_RUN_TAG
         is_generator = client(self.tracking_uri).get_run(run_id).data.tags.get(tag) == value

@@ -48,7 +48,7 @@ def store(utterances, tmp_path_factory):
     from nlu.pyfunc import log_nlu_model
     from nlu.tracking import log_model_dir, model_run_id, start_run
     from nlu.training import dev_metrics, fit
-    from service.augmentation import GENERATOR_RUN_TAG
+    from nlu.tracking import GENERATOR_RUN_TAG
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("store")

@@ -9,19 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Registered:
-    kind: str  # "generator" or "nlu"
-    name: str
-    latest_version: str
-    aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
-
-    def references(self) -> list[str]:
-        return [f"{self.name}@{alias}" for alias in sorted(self.aliases)] or [self.name]
+from nlu.tracking import RegisteredModel
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -34,31 +24,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     remote.add_argument("--tls-ca", type=Path, help="PEM certificate to trust for a TLS server")
 
 
-def registered(tracking_uri: str) -> list[Registered]:
-    """Every registered model of the store, generators first, by name."""
-    from nlu.tracking import client
-
-    mlflow_client = client(tracking_uri)
-    found = []
-    for model in mlflow_client.search_registered_models():
-        versions = mlflow_client.search_model_versions(f"name = '{model.name}'")
-        if not versions:
-            continue
-        latest = max(versions, key=lambda version: int(version.version))
-        # gan.training.train_gan tags its runs kind=gan; NLU jobs do not set the tag
-        tags = mlflow_client.get_run(latest.run_id).data.tags
-        kind = "generator" if tags.get("kind") == "gan" else "nlu"
-        aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
-        found.append(Registered(kind, model.name, str(latest.version), aliases))
-    return sorted(found, key=lambda entry: (entry.kind != "generator", entry.name))
-
-
 def not_found(error) -> str:
     """A ``ModelNotFoundError``'s message and the models that do exist in that store."""
     if error.tracking_uri is None:
         return str(error)
     try:
-        entries = registered(error.tracking_uri)
+        from nlu.tracking import registered_models
+
+        entries = registered_models(error.tracking_uri)
     except Exception:  # the listing is a courtesy: the error itself must get out
         return str(error)
     if not entries:
@@ -67,10 +40,11 @@ def not_found(error) -> str:
         f"{reference} ({entry.kind})" for entry in entries for reference in entry.references())
 
 
-def _table(entries: list[Registered]) -> str:
+def _table(entries: list[RegisteredModel]) -> str:
     rows = [("kind", "name", "latest", "aliases")] + [
         (entry.kind, entry.name, entry.latest_version,
-         ", ".join(f"{alias} -> v{version}" for alias, version in sorted(entry.aliases.items()))
+         ", ".join(f"{alias} -> v{version}"
+                   for alias, version in sorted(entry.alias_versions.items()))
          or "-") for entry in entries]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     return "\n".join(f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {latest:>{widths[2]}}  {aliases}"
@@ -80,10 +54,10 @@ def _table(entries: list[Registered]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.server:
         return _run_remote(args)
-    from nlu.tracking import redact_uri, resolve_tracking_uri
+    from nlu.tracking import redact_uri, registered_models, resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    entries = [entry for entry in registered(tracking_uri)
+    entries = [entry for entry in registered_models(tracking_uri)
                if args.kind is None or entry.kind == args.kind]
     if entries:
         print(_table(entries))
@@ -103,8 +77,8 @@ def _run_remote(args: argparse.Namespace) -> int:
     try:
         with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
             if args.kind != "nlu":
-                entries += [Registered("generator", entry.name, entry.latest_version,
-                                       dict(entry.alias_versions))
+                entries += [RegisteredModel(entry.name, "generator", entry.latest_version,
+                                            entry.latest_run_id, dict(entry.alias_versions))
                             for entry in client.list_generators(channel)]
             if args.kind != "generator":
                 entries_nlu, note = _remote_nlu_models(client, channel)
@@ -118,7 +92,7 @@ def _run_remote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remote_nlu_models(client, channel) -> tuple[list[Registered], str]:
+def _remote_nlu_models(client, channel) -> tuple[list[RegisteredModel], str]:
     """The server's NLU models (NluService.ListModels), or none and a note saying why."""
     import grpc
 
@@ -128,5 +102,5 @@ def _remote_nlu_models(client, channel) -> tuple[list[Registered], str]:
         if error.code() != grpc.StatusCode.UNIMPLEMENTED:
             raise
         return [], " (generators only: this server has no NLU model listing)"
-    return [Registered("nlu", model.name, model.latest_version, dict(model.alias_versions))
-            for model in models], ""
+    return [RegisteredModel(model.name, "nlu", model.latest_version, model.latest_run_id,
+                            dict(model.alias_versions)) for model in models], ""
