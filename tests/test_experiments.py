@@ -219,6 +219,25 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
                  mlflow.MlflowClient().list_artifacts(compare_runs[0].info.run_id, "report")}
     assert "report/report.md" in artifacts
 
+    # how each model's training ended is logged with the run
+    trained = by_key[("xx-50", "upsample")].data.metrics
+    assert trained["train/max_epochs"] == 2 and trained["train/hit_cap"] in (0.0, 1.0)
+    assert 1 <= trained["train/best_epoch"] <= trained["train/epochs"] <= 2
+
+    # the finished runs travel as a small file: another store gets the same report, and the
+    # runner there skips them
+    exported = tmp_path / "runs.jsonl"
+    assert main(["experiment", "export", "--experiment", "micro-study", "--tracking-uri",
+                 tracking_uri, "--out", str(exported)]) == 0
+    assert len(exported.read_text().splitlines()) == 8
+    elsewhere = f"sqlite:///{tmp_path}/elsewhere.db"
+    assert main(["experiment", "import", str(exported), "--tracking-uri", elsewhere]) == 0
+    assert main(["experiment", "import", str(exported), "--tracking-uri", elsewhere]) == 0
+    assert build_report("micro-study", elsewhere, tmp_path / "elsewhere",
+                        log_to_mlflow=False).read_text() == report
+    assert run_study(study, tracking_uri=elsewhere, work_dir=tmp_path / "work") == {
+        "ran": 0, "skipped": 8}
+
 
 def test_arms_differing_only_in_sampler_share_one_generator(study_file, tmp_path, monkeypatch):
     import gan.training

@@ -1,4 +1,6 @@
-"""``nlu-bootstrap experiment run STUDY.yaml``: run (or resume) a study's MLflow runs."""
+"""``nlu-bootstrap experiment run STUDY.yaml``: run (or resume) a study's MLflow runs;
+``experiment export`` / ``import``: a study's finished runs as a small file that travels with
+the repository (``experiments.archive``)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                             help="checkpoints and baseline models (default: "
                             ".nlu-bootstrap/experiments/<experiment>)")
     add_device_arguments(run_parser)  # NLU models: all; GANs (one process): accelerator, precision
+    export = actions.add_parser("export", help="write a study's finished runs (metrics, dev "
+                                "curves; no models) to a JSON-lines file")
+    export.add_argument("--experiment", required=True, help="the study's MLflow experiment")
+    export.add_argument("--out", type=Path, required=True, help="the file to write")
+    export.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                        "else the embedded sqlite store in .nlu-bootstrap/)")
+    imported = actions.add_parser("import", help="log exported runs into a store as finished "
+                                  "runs (compare reads them; experiment run skips them)")
+    imported.add_argument("files", type=Path, nargs="+", help="files written by export")
+    imported.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                          "else the embedded sqlite store in .nlu-bootstrap/)")
 
 
 class StudyProgress(logging.Filter):
@@ -86,6 +99,42 @@ class StudyProgress(logging.Filter):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "export":
+        return _export(args)
+    if args.action == "import":
+        return _import(args)
+    return _run(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from experiments.archive import export_runs
+    from nlu.tracking import resolve_tracking_uri
+
+    try:
+        count = export_runs(args.experiment, resolve_tracking_uri(args.tracking_uri), args.out)
+    except LookupError as error:
+        print(f"error: --experiment: {error}", file=sys.stderr)
+        return 2
+    print(f"{count} finished runs of {args.experiment} written to {args.out}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from experiments.archive import import_runs
+    from nlu.tracking import redact_uri, resolve_tracking_uri
+
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        counts = import_runs(args.files, tracking_uri)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{counts['imported']} runs imported into {redact_uri(tracking_uri)}, "
+          f"{counts['skipped']} already there")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     import mlflow
 
     from experiments.runner import StudyConfigError, finished_runs, load_study, plan, run_study
