@@ -26,19 +26,12 @@ CURVES = ("dev_score",)  # per-epoch histories (experiments.patience replays the
 def export_runs(experiment: str, tracking_uri: str, path: Path | str) -> int:
     """Write the finished arm runs of ``experiment`` to ``path`` (JSON lines, sorted by task,
     arm and seed); return how many."""
-    import mlflow
-
+    from experiments.compare.runs import finished_arm_runs
     from nlu.tracking import client
 
     store = client(tracking_uri)
-    found = store.get_experiment_by_name(experiment)
-    if found is None:
-        raise LookupError(f"no MLflow experiment {experiment!r}")
-    mlflow.set_tracking_uri(tracking_uri)
-    runs = mlflow.search_runs([found.experiment_id], output_format="list",
-                              filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
     records = []
-    for run in runs:
+    for run in finished_arm_runs(experiment, tracking_uri):
         curves = {name: [metric.value for metric in sorted(
                       store.get_metric_history(run.info.run_id, name),
                       key=lambda metric: (metric.step, metric.timestamp))]
@@ -75,24 +68,20 @@ def import_runs(paths: Iterable[Path | str], tracking_uri: str) -> dict[str, int
     """Log the exported runs in ``paths`` into ``tracking_uri`` as FINISHED runs of their
     experiment; a (task, arm, seed) the experiment already has finished is skipped. Returns
     counts of ``imported`` and ``skipped``."""
-    import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
+    from experiments.compare.runs import finished_arm_runs
     from nlu.tracking import client, experiment_id
 
     store = client(tracking_uri)
     counts = {"imported": 0, "skipped": 0}
     finished: dict[str, set[tuple[str, str, str]]] = {}
-    mlflow.set_tracking_uri(tracking_uri)
     for record in read_records(paths):
         experiment = record["experiment"]
         if experiment not in finished:
-            known = store.get_experiment_by_name(experiment)
-            runs = [] if known is None else mlflow.search_runs(
-                [known.experiment_id], output_format="list",
-                filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
-            finished[experiment] = {(run.data.tags["task"], run.data.tags["arm"],
-                                     run.data.tags["seed"]) for run in runs}
+            finished[experiment] = {
+                (run.data.tags["task"], run.data.tags["arm"], run.data.tags["seed"])
+                for run in finished_arm_runs(experiment, tracking_uri, missing_ok=True)}
         tags = record["tags"]
         key = (tags["task"], tags["arm"], tags["seed"])
         if key in finished[experiment]:

@@ -73,19 +73,12 @@ def cap_table(curves: Sequence[Curve], patience: int) -> list[dict[str, float]]:
 
 def collect_curves(experiment: str, tracking_uri: str) -> list[Curve]:
     """The per-epoch dev curve of every finished arm run of ``experiment``."""
-    import mlflow
-
+    from experiments.compare.runs import finished_arm_runs
     from nlu.tracking import client
 
     store = client(tracking_uri)
-    found = store.get_experiment_by_name(experiment)
-    if found is None:
-        raise LookupError(f"no MLflow experiment {experiment!r}")
-    mlflow.set_tracking_uri(tracking_uri)
-    runs = mlflow.search_runs([found.experiment_id], output_format="list",
-                              filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
     curves = []
-    for run in runs:
+    for run in finished_arm_runs(experiment, tracking_uri):
         history = sorted(store.get_metric_history(run.info.run_id, "dev_score"),
                          key=lambda metric: (metric.step, metric.timestamp))
         if history:

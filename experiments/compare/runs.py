@@ -53,9 +53,9 @@ def with_derived_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return metrics
 
 
-def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
-    """The finished arm runs of ``experiment`` (an unknown experiment is an error that names
-    the experiments the store has)."""
+def finished_arm_runs(experiment: str, tracking_uri: str, *, missing_ok: bool = False) -> list:
+    """The FINISHED arm runs (MLflow ``Run``s) of ``experiment``. An unknown experiment is an
+    error that names the experiments the store has, or none at all with ``missing_ok``."""
     import mlflow
 
     from nlu.tracking import client
@@ -63,12 +63,19 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
     store = client(tracking_uri)
     found = store.get_experiment_by_name(experiment)
     if found is None:
+        if missing_ok:
+            return []
         names = sorted(known.name for known in store.search_experiments())
         raise LookupError(f"no MLflow experiment {experiment!r} in {tracking_uri} "
                           f"(it has: {', '.join(names) or 'none'})")
     mlflow.set_tracking_uri(tracking_uri)
-    runs = mlflow.search_runs([found.experiment_id], output_format="list",
+    return mlflow.search_runs([found.experiment_id], output_format="list",
                               filter_string="tags.kind = 'arm' and attributes.status = 'FINISHED'")
+
+
+def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
+    """The finished arm runs of ``experiment`` as records (see ``finished_arm_runs``)."""
+    runs = finished_arm_runs(experiment, tracking_uri)
     return [RunRecord(task=run.data.tags["task"], language=run.data.tags["language"],
                       arm=run.data.tags["arm"], seed=run.data.tags["seed"],
                       sampler=run.data.tags.get("sampler"),
