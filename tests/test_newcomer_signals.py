@@ -109,3 +109,25 @@ def test_experiment_run_says_run_n_of_m_with_the_time_left(tmp_path, monkeypatch
                         f"{runs[2][2]} (about {5 * (total - 2)} min left)")
     assert lines[-1].endswith("(about 5 min left)")
     assert progress.where() == f"run {total} of {total}"
+
+
+def test_an_interrupt_that_a_library_drops_comes_again():
+    """Raised inside a weakref callback during garbage collection, an ``Interrupted`` is
+    printed and dropped by the interpreter: the signal is sent again until one gets out."""
+    import os
+    import signal
+    import time
+
+    from service.commands import Interrupted, interruptible
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as stopped:
+        with interruptible():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+            except Interrupted:
+                pass  # what the interpreter does with it in a weakref callback
+            while time.monotonic() - started < 10:  # the job goes on
+                time.sleep(0.01)
+    assert stopped.value.exit_code == 130 and time.monotonic() - started < 5

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Callable, Iterator
+
+
+RESEND_SECONDS = 1.0  # a signal whose Interrupted was dropped comes again after this
 
 
 class UsageError(ValueError):
@@ -38,27 +43,41 @@ def interruptible() -> Iterator[None]:
     checkpoint is from the last finished epoch)."""
 
     received: list[int] = []
+    state = {"inside": True, "reached": False}
+
+    def resend(signum: int) -> None:
+        if state["inside"] and not state["reached"]:
+            os.kill(os.getpid(), signum)
 
     def stop(signum, frame):
         received.append(signum)
+        # Raised where the interpreter cannot pass it on (a weakref callback during garbage
+        # collection), the exception is printed and dropped: then the signal comes again.
+        timer = threading.Timer(RESEND_SECONDS, resend, args=(signum,))
+        timer.daemon = True
+        timer.start()
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     except Interrupted:
+        state["reached"] = True
         raise
     except SystemExit as exit_:
+        state["reached"] = True
         if exit_.code is None:  # Lightning's SIGTERMException, had its handler run alone
             raise Interrupted(signal.SIGTERM) from None
         raise
     except BaseException:
         # raised inside a library's C++ code (a checkpoint being written), the interrupt
         # comes back as that library's own error: the signal is still what stopped it
+        state["reached"] = True
         if received:
             raise Interrupted(received[0]) from None
         raise
     finally:
+        state["inside"] = False
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
