@@ -177,3 +177,22 @@ def test_a_study_with_a_malformed_verdict_bar_is_refused_when_it_loads(tmp_path)
         "data": {"root": str(SHARED_DATA)}, "verdict_bar": {"new_language": {"semer": 3}}}))
     with pytest.raises(StudyConfigError, match="verdict_bar.new_language.semer"):
         load_study(study)
+
+
+def test_new_job_flags_refuse_bad_values_in_one_line_with_exit_2(tmp_path, capsys):
+    from service.cli import main
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["gan", "train", "--config", str(REPOSITORY / "experiments/gan_xsid_de.yaml"),
+                 "--profile", "bogus", "--tracking-uri", uri]) == 2
+    assert "no profile 'bogus' (has: mle, token, sentence, source)" in capsys.readouterr().err
+    assert main(["experiment", "export", "--experiment", "nowhere", "--tracking-uri", uri,
+                 "--out", str(tmp_path / "runs.jsonl")]) == 2
+    assert "--experiment: no MLflow experiment 'nowhere'" in capsys.readouterr().err
+    assert not (tmp_path / "runs.jsonl").exists()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"tags": {"task": "x"}}\n')
+    assert main(["experiment", "import", str(broken), "--tracking-uri", uri]) == 2
+    assert f"{broken}:1: not an exported run" in capsys.readouterr().err
+    assert main(["experiment", "import", str(tmp_path / "missing.jsonl"),
+                 "--tracking-uri", uri]) == 2
