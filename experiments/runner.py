@@ -13,15 +13,21 @@ A study YAML (see ``experiments/study_*.yaml``) fully describes the experiment:
   down to N training examples, become the only ones augmented, and get their own
   ``test-focus``/``dev-focus`` metrics). Instead of ``dev``, ``dev_fraction`` holds out that
   share of the target train file as dev (for xSID targets, whose only data is ``valid``).
+  ``catalogue`` (``{name, values_of | cross_lingual | file, ...}``, see ``CatalogueSpec``):
+  slot values a data team has without annotated utterances, for the arms with a
+  ``catalogue_share``; never taken from a test file.
 * A data spec is ``{path, format?, language?, labels?, sample?}``: ``labels`` names a
   label mapping (``nlu.schema.LabelMapping.load``), ``sample`` keeps about that many
   utterances (intent-stratified and seeded, as in every job: ``nlu.jobs.read_data``).
 * ``augment``: ``scale`` (synthetic utterances = scale x the augmentable target train
   utterances) and the quality ``gate`` (``gan.gate.GateConfig`` fields).
 * ``samplers``: named ``gan.sampling.SamplingConfig`` settings.
-* ``arms``: name -> ``{augment: none|upsample|generator, gan: {...}, sampler: NAME,
+* ``arms``: name -> ``{augment: none|upsample|refill|generator, gan: {...}, sampler: NAME,
   embeddings: random|transferred, gate: {...}, scale: X, upsample_scale: Y,
-  source_aware: BOOL}`` (``gate``: changes to the study's gate for this arm, e.g.
+  source_aware: BOOL, catalogue_share: R}`` (``refill``: upsampled copies with every slot
+  value redrawn, ``gan.catalogue.refill``; ``catalogue_share``: the share of slot fills
+  drawn from the task's catalogue, the rest from the target's own values, for refill arms
+  and delexicalised generator arms; ``gate``: changes to the study's gate for this arm, e.g.
   ``{nlu_agreement: true}``; ``scale``: the arm's own augment scale; ``upsample_scale``: a
   generator arm also adds Y x the augmentable set as upsampled copies, the ``upsample+gen``
   arms; ``source_aware``: the generator trains on the source and target data together and
@@ -68,7 +74,7 @@ from nlu.utterance import Utterance
 
 log = logging.getLogger(__name__)
 
-AUGMENTATIONS = ("none", "upsample", "generator")
+AUGMENTATIONS = ("none", "upsample", "refill", "generator")
 EMBEDDINGS = ("random", "transferred")
 EVALUATION_SEED = 0  # sub-samples of dev/test sets are the same for every run
 SYNTHETIC_PREVIEW = 50  # synthetic utterances logged as an artifact per run
@@ -81,6 +87,18 @@ class StudyConfigError(JobConfigError):
 # -- the study description -----------------------------------------------------------------
 
 @dataclass(frozen=True)
+class CatalogueSpec:
+    """Where a task's catalogue of slot values comes from (exactly one source)."""
+
+    name: str  # the runs' ``catalogue`` tag
+    values_of: DataSpec | None = None  # the slot values of these annotated utterances, only
+    cross_lingual: DataSpec | None = None  # source-language utterances: ``cross_lingual_catalogue``
+    min_verbatim_share: float = 0.2  # cross_lingual: a slot type's share of shared values
+    file: str | None = None  # a catalogue file (TSV or annotated), relative to the data root
+    focus_slot_types: bool = False  # only the slot types of the task's cut intents
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     language: str
@@ -91,6 +109,7 @@ class Task:
     fraction: float | None = None
     focus_intents: tuple[str, ...] = ()
     focus_keep: int | None = None
+    catalogue: CatalogueSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,7 @@ class Arm:
     scale: float | None = None  # None: the study's augment.scale
     upsample_scale: float = 0.0  # generator arms: upsampled copies added besides (upsample+gen)
     source_aware: bool = False  # generator arms: trained on source + target data
+    catalogue_share: float | None = None  # refill / delexicalised generator arms: see above
 
 
 @dataclass
@@ -132,6 +152,44 @@ def _data_spec(value: Any, where: str) -> DataSpec:
         raise StudyConfigError(str(error)) from None
 
 
+CATALOGUE_SOURCES = ("values_of", "cross_lingual", "file")
+
+
+def _catalogue(raw: Any, where: str, test: DataSpec) -> CatalogueSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise StudyConfigError(f"{where}: expected a mapping, got {raw!r}")
+    known = {field.name for field in dataclasses.fields(CatalogueSpec)}
+    unknown = set(raw) - known
+    if unknown:
+        raise StudyConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                               f"known: {', '.join(sorted(known))}")
+    given = [name for name in CATALOGUE_SOURCES if raw.get(name) is not None]
+    if len(given) != 1:
+        raise StudyConfigError(f"{where}: give exactly one of {', '.join(CATALOGUE_SOURCES)}")
+    if not isinstance(raw.get("name"), str) or not re.fullmatch(r"[\w\-.]+", raw["name"]):
+        raise StudyConfigError(f"{where}.name: a name of letters, digits, '_', '-' and '.'")
+    share = raw.get("min_verbatim_share", 0.2)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise StudyConfigError(f"{where}.min_verbatim_share: a number in 0..1, got {share!r}")
+    spec = CatalogueSpec(
+        name=raw["name"], min_verbatim_share=float(share),
+        focus_slot_types=bool(raw.get("focus_slot_types", False)),
+        values_of=(_data_spec(raw["values_of"], f"{where}.values_of")
+                   if raw.get("values_of") is not None else None),
+        cross_lingual=(_data_spec(raw["cross_lingual"], f"{where}.cross_lingual")
+                       if raw.get("cross_lingual") is not None else None),
+        file=raw.get("file"))
+    path = (spec.values_of or spec.cross_lingual).path if spec.file is None else spec.file
+    if not isinstance(path, str) or not path:
+        raise StudyConfigError(f"{where}.file: expected a path")
+    if Path(path) == Path(test.path):  # the one rule a catalogue study must never break
+        raise StudyConfigError(f"{where}: {path} is the task's test file; a catalogue never "
+                               "holds a value taken from a test file")
+    return spec
+
+
 def _tasks(raw_tasks: list[dict]) -> list[Task]:
     tasks = []
     for index, raw in enumerate(raw_tasks):
@@ -147,6 +205,8 @@ def _tasks(raw_tasks: list[dict]) -> list[Task]:
                       dev_fraction=raw.get("dev_fraction"),
                       test=_data_spec(raw["test"], f"{where}.test"),
                       focus_intents=tuple(cut.get("intents", ())), focus_keep=cut.get("keep"))
+        common["catalogue"] = _catalogue(raw.get("catalogue"), f"{where}.catalogue",
+                                         common["test"])
         if cut and (not common["focus_intents"] or not common["focus_keep"]):
             raise StudyConfigError(f"{where}.cut: needs 'intents' and 'keep'")
         fractions = raw.get("fractions")
@@ -188,6 +248,17 @@ def _arms(raw_arms: dict, grid: dict | None, samplers: dict) -> list[Arm]:
         if arm.augment != "generator" and (arm.upsample_scale or arm.source_aware):
             raise StudyConfigError(f"arms.{arm.name}: upsample_scale and source_aware are "
                                    "options of generator arms")
+        share = arm.catalogue_share
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                                  or not 0 <= share <= 1):
+            raise StudyConfigError(f"arms.{arm.name}.catalogue_share: a number in 0..1, "
+                                   f"got {share!r}")
+        if share is not None and arm.augment not in ("refill", "generator"):
+            raise StudyConfigError(f"arms.{arm.name}.catalogue_share: an option of refill and "
+                                   "generator arms")
+        if arm.augment == "refill" and share is None:
+            raise StudyConfigError(f"arms.{arm.name}: a refill arm needs catalogue_share "
+                                   "(0: the target's own values only)")
     names = [arm.name for arm in arms]
     if len(set(names)) != len(names):
         raise StudyConfigError("arms: duplicate arm names")
@@ -282,6 +353,11 @@ def load_study(path: Path | str, profile: str | None = None,
         if arm.source_aware and "train" not in source:
             raise StudyConfigError(f"arms.{arm.name}.source_aware: the study has no "
                                    "source.train to learn from")
+        if arm.catalogue_share:
+            for task in task_list:
+                if task.catalogue is None:
+                    raise StudyConfigError(f"arms.{arm.name}.catalogue_share: task {task.name} "
+                                           "has no catalogue")
     check_verdict_bar(raw)
     augment = raw.get("augment") or {}
     root = Path(data_root) if data_root is not None else path.parent / data.get("root", ".")
@@ -331,9 +407,13 @@ def check_settings(study: Study) -> None:
     for arm in study.arms:
         if arm.augment == "generator":
             try:
-                GanConfig.from_dict(study_gan_config(study, arm) | {"seed": study.seeds[0]})
+                config = GanConfig.from_dict(study_gan_config(study, arm) | {"seed": study.seeds[0]})
             except (TypeError, ValueError) as error:
                 raise StudyConfigError(f"arms.{arm.name}.gan: {error}") from None
+            if arm.catalogue_share is not None and not config.delexicalised:
+                raise StudyConfigError(f"arms.{arm.name}.catalogue_share: only a delexicalised "
+                                       "generator (gan.delexicalised: true) fills slots from a "
+                                       "catalogue")
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -397,6 +477,46 @@ def task_data(study: Study, task: Task, seed: int) -> TaskData:
                     focus_intents=task.focus_intents)
 
 
+_CATALOGUE_CACHE: dict[tuple, Any] = {}
+
+
+def task_catalogue(study: Study, task: Task, data: TaskData, seed: int):
+    """The task's catalogue (``gan.lexicon.SlotLexicon`` in the task's language) and metrics
+    describing it. A cross-lingual one is chosen from the target's train and dev data, which
+    depend on the seed; the others do not."""
+    from gan.catalogue import catalogue_from_utterances, cross_lingual_catalogue, read_catalogue
+
+    spec = task.catalogue
+    key = (spec, str(study.data_root), seed if spec.cross_lingual else None)
+    if key in _CATALOGUE_CACHE:
+        return _CATALOGUE_CACHE[key]
+    metrics: dict[str, float] = {}
+    if spec.file is not None:
+        catalogue, report = read_catalogue(study.data_root / spec.file, language=task.language)
+        metrics["catalogue/duplicates"] = float(report.duplicates)
+    elif spec.values_of is not None:
+        utterances = read(spec.values_of, study.data_root)
+        catalogue = catalogue_from_utterances(utterances, language=task.language)
+        if spec.focus_slot_types:
+            kept = {span.label for u in utterances if u.intent in task.focus_intents
+                    for span in u.spans}
+            catalogue = type(catalogue)({language: {slot: values for slot, values in slots.items()
+                                                    if slot in kept}
+                                         for language, slots in catalogue.values.items()})
+    else:
+        target = [u for u in data.target_train + data.dev if u.language == task.language]
+        catalogue, shares = cross_lingual_catalogue(read(spec.cross_lingual, study.data_root),
+                                                    target, language=task.language,
+                                                    min_verbatim_share=spec.min_verbatim_share)
+        metrics.update({f"catalogue/verbatim_share/{slot}": share
+                        for slot, share in shares.items()})
+    by_type = catalogue.values.get(task.language, {})
+    metrics["catalogue/values"] = float(sum(len(values) for values in by_type.values()))
+    metrics["catalogue/slot_types"] = float(len(by_type))
+    _CATALOGUE_CACHE[key] = catalogue, metrics
+    return catalogue, metrics
+
+
 # -- one run -------------------------------------------------------------------------------
 
 def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
@@ -414,6 +534,10 @@ def run_tags(study: Study, task: Task, arm: Arm, seed: int) -> dict[str, str]:
         tags["generator_data"] = "source+target" if arm.source_aware else "target"
         tags["slot_values"] = "lexicon" if gan_config.delexicalised else "generated"
         tags["upsample_scale"] = f"{arm.upsample_scale:g}"
+    if arm.catalogue_share is not None:
+        tags["catalogue_share"] = f"{arm.catalogue_share:g}"
+        if arm.catalogue_share > 0:
+            tags["catalogue"] = task.catalogue.name
     if task.fraction is not None:
         tags["fraction"] = f"{task.fraction:g}"
     return tags
@@ -517,6 +641,17 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
     scale = arm_scale(study, arm)
     if arm.augment == "upsample":
         return upsampled_copies(augmentable, scale, seed), [], {}
+    catalogue, metrics = (task_catalogue(study, task, data, seed) if arm.catalogue_share
+                          else (None, {}))
+    if arm.augment == "refill":
+        from gan.catalogue import SlotFiller, refill
+        from gan.lexicon import SlotLexicon
+
+        filler = SlotFiller(own=SlotLexicon.build(data.target_train), catalogue=catalogue,
+                            catalogue_share=arm.catalogue_share)
+        # new slot values in real carriers: synthetic utterances, compared at the same size
+        return [], refill(augmentable, filler, count=round(scale * len(augmentable)),
+                          seed=seed), metrics
     copies = upsampled_copies(augmentable, arm.upsample_scale, seed)
     count = round(scale * len(augmentable))
 
@@ -534,13 +669,13 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
     generation = augmenter.generate(
         count, sampling=SamplingConfig(**study.samplers[arm.sampler]), seed=seed, quotas=quotas,
         language=task.language, gate=arm_gate_config(study, arm), train=data.target_train,
-        nlu_model=baseline)
+        nlu_model=baseline, catalogue=catalogue, catalogue_share=arm.catalogue_share or 0.0)
     synthetic = list(generation)
     gate_report: GateReport = generation.report
     heldout = [u for u in data.dev if u.language == task.language]
-    metrics = {f"synthetic/{name}": value for name, value
-               in quality_metrics(synthetic, heldout, data.target_train,
-                                  nlu_model=baseline, seed=seed).items()}
+    metrics.update({f"synthetic/{name}": value for name, value
+                    in quality_metrics(synthetic, heldout, data.target_train,
+                                       nlu_model=baseline, seed=seed).items()})
     metrics.update({f"gate/{name}": float(value) for name, value in gate_report.as_dict().items()})
     metrics["gate/kept_rate"] = gate_report.kept_rate
     mlflow.log_text("".join(json.dumps(u.to_dict(), ensure_ascii=False) + "\n"

@@ -1,6 +1,7 @@
 """A micro study (tiny models, two tasks, four arms, one seed) through runner and compare."""
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -431,3 +432,76 @@ def test_upsample_plus_generated_arms_have_the_stated_sizes_and_meet_upsampling_
         study_file.write_text(yaml.safe_dump(raw | {"arms": raw["arms"] | arms}, sort_keys=False))
         with pytest.raises(StudyConfigError, match=message):
             load_study(study_file, "sizes")
+
+
+def test_catalogue_arms_refill_and_fill_generated_carriers_at_the_stated_sizes(study_file,
+                                                                              tmp_path):
+    import mlflow
+
+    raw = yaml.safe_load(study_file.read_text())
+    # values nobody annotated: the catalogue holds cities and genres the xx data never has
+    (study_file.parent / "xx.catalogue.tsv").write_text(
+        "# slot_type<TAB>value\ncity\tnordby\ncity\tsudvik\ngenre\ttango\ngenre\tfado\n")
+    raw["tasks"][0]["catalogue"] = {"name": "hand-written", "file": "xx.catalogue.tsv"}
+    raw["arms"] |= {
+        "upsample-2x": {"augment": "upsample", "scale": 2},
+        "refill-2x": {"augment": "refill", "scale": 2, "catalogue_share": 1.0},
+        "refill-own-2x": {"augment": "refill", "scale": 2, "catalogue_share": 0.0},
+        "upgen-cat-1x": {"augment": "generator", "sampler": "temp", "scale": 1,
+                         "upsample_scale": 1, "catalogue_share": 1.0,
+                         "gan": {"delexicalised": True, "adversarial_steps": 0}}}
+    raw["profiles"]["catalogue"] = {"seeds": [1], "only_tasks": ["xx-50"],
+                                    "only_arms": ["upsample-2x", "refill-2x", "refill-own-2x",
+                                                  "upgen-cat-1x"]}
+    study_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    study = load_study(study_file, "catalogue")
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert run_study(study, tracking_uri=tracking_uri, work_dir=tmp_path / "work") == {
+        "ran": 4, "skipped": 0}
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = {run.data.tags["arm"]: run.data for run in mlflow.search_runs(
+        experiment_names=["micro-study"], output_format="list")}
+    real = 18
+    for arm in ("upsample-2x", "refill-2x", "refill-own-2x", "upgen-cat-1x"):
+        assert runs[arm].metrics["data/target_total"] == 3 * real, arm
+    assert runs["refill-2x"].metrics["data/synthetic"] == 2 * real
+    assert runs["refill-2x"].metrics["data/upsampled"] == 0
+    assert runs["upgen-cat-1x"].metrics["data/upsampled"] == real
+    for arm in ("refill-2x", "upgen-cat-1x"):
+        tags, metrics = runs[arm].tags, runs[arm].metrics
+        assert tags["catalogue"] == "hand-written" and tags["catalogue_share"] == "1"
+        assert metrics["catalogue/values"] == 4 and metrics["catalogue/slot_types"] == 2
+    # share 0 redraws the target's own values: no catalogue, and no catalogue tag
+    assert "catalogue" not in runs["refill-own-2x"].tags
+    assert runs["refill-own-2x"].tags["catalogue_share"] == "0"
+    assert "catalogue" not in runs["upsample-2x"].tags
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tasks": 0, "catalogue": {"name": "leak", "file": "xx.test.jsonl"}},
+     "is the task's test file; a catalogue never holds a value taken from a test file"),
+    ({"tasks": 0, "catalogue": {"name": "two", "file": "a.tsv", "values_of": "b.jsonl"}},
+     "give exactly one of values_of, cross_lingual, file"),
+    ({"arms": {"bad": {"augment": "upsample", "catalogue_share": 0.5}}},
+     "arms.bad.catalogue_share: an option of refill and generator arms"),
+    ({"arms": {"bad": {"augment": "refill", "scale": 2}}}, "arms.bad: a refill arm needs"),
+    ({"arms": {"bad": {"augment": "refill", "catalogue_share": 1.5}}},
+     "arms.bad.catalogue_share: a number in 0..1"),
+    ({"arms": {"bad": {"augment": "refill", "catalogue_share": 0.5}}},
+     "arms.bad.catalogue_share: task xx-50 has no catalogue"),
+    ({"tasks": 0, "catalogue": {"name": "ok", "file": "a.tsv"},
+      "arms": {"bad": {"augment": "generator", "sampler": "temp", "catalogue_share": 0.5}}},
+     "only a delexicalised generator"),
+])
+def test_catalogue_settings_are_checked_before_any_run(study_file, change, message):
+    from experiments.runner import StudyConfigError
+
+    raw = yaml.safe_load(study_file.read_text())
+    change = dict(change)
+    if "tasks" in change:
+        raw["tasks"][change.pop("tasks")]["catalogue"] = change.pop("catalogue")
+    raw["arms"] |= change.get("arms", {})
+    raw["profiles"]["only"] = {"only_tasks": ["xx-50"]}
+    study_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(StudyConfigError, match=re.escape(message)):
+        load_study(study_file, "only")
