@@ -464,6 +464,7 @@ def test_catalogue_arms_refill_and_fill_generated_carriers_at_the_stated_sizes(s
     real = 18
     for arm in ("upsample-2x", "refill-2x", "refill-own-2x", "upgen-cat-1x"):
         assert runs[arm].metrics["data/target_total"] == 3 * real, arm
+        assert runs[arm].metrics["time/cpu_seconds"] > 0  # what the run cost, beside its wall time
     assert runs["refill-2x"].metrics["data/synthetic"] == 2 * real
     assert runs["refill-2x"].metrics["data/upsampled"] == 0
     assert runs["upgen-cat-1x"].metrics["data/upsampled"] == real
