@@ -276,6 +276,14 @@ class SlotFiller:
         return self.own.slot_types(language) | (self.catalogue.slot_types(language)
                                                 if self.catalogue is not None else set())
 
+    def check_covers(self, language: str, slot_types: Iterable[str]) -> None:
+        """Raise ``LexiconError`` unless every slot type has a value in one of the sources."""
+        missing = sorted(set(slot_types) - self.slot_types(language))
+        if missing:
+            raise LexiconError(f"lexicon: no {language!r} value for slot type(s) "
+                               f"{', '.join(missing)}"
+                               + (" in it or the catalogue" if self.catalogue else ""))
+
     def _values(self, language: str, slot_type: str,
                 rng: random_module.Random) -> Sequence[tuple[str, ...]]:
         own = self.own.values.get(language, {}).get(slot_type)
