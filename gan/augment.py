@@ -31,6 +31,7 @@ from nlu.atomic import save_torch, write_json
 from nlu.utterance import Utterance
 
 from gan.batching import SharedSampler
+from gan.catalogue import SlotFiller
 from gan.lexicon import SlotLexicon, choose_lexicon, delexicalise
 from gan.sampling import SamplingConfig
 from gan.vocab import Vocabulary
@@ -257,6 +258,7 @@ class Augmenter:
                  nlu_model: "Predictor | None" = None, batch_size: int = 256,
                  lexicon: SlotLexicon | None = None,
                  slot_values: str | None = None,
+                 catalogue: SlotLexicon | None = None, catalogue_share: float = 0.0,
                  deadline: float | None = None) -> "Generation":
         """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
         batch as the returned iterator is read; its ``report`` counts what the gate saw and
@@ -283,6 +285,12 @@ class Augmenter:
         ``gan.lexicon.SLOT_VALUE_SOURCES``) states which the caller expects and is checked
         against the generator's mode (``choose_lexicon``).
 
+        ``catalogue`` (``gan.catalogue``: values a team brings) adds values to that lexicon:
+        each span's value comes from the catalogue with probability ``catalogue_share``
+        when both have its slot type, else from whichever has it (``SlotFiller``); the two
+        together must cover what the generator can write, and the catalogue must hold
+        values in a planned language. A lexicalised generator takes no catalogue.
+
         ``deadline`` (a ``time.monotonic()`` value) ends generation after the batch running
         when it passes (``Generation.deadline_passed``): a bound on one call's work however
         rarely the gate or a slot quota lets a sample through.
@@ -297,11 +305,20 @@ class Augmenter:
         if lexicon is not None and self.lexicon is None and slot_values is None:
             raise ValueError("lexicon: this generator writes its own slot values "
                              "(lexicalised); only a delexicalised one takes a lexicon")
+        if catalogue is not None and self.lexicon is None:
+            raise ValueError("catalogue: this generator writes its own slot values "
+                             "(lexicalised); only a delexicalised one fills slots from a "
+                             "catalogue")
         lexicon = choose_lexicon(self.lexicon is not None, slot_values, lexicon, self.lexicon)
-        if lexicon is not None and lexicon is not self.lexicon:
-            for planned_language in sorted({key[1] for key in plan}):
-                lexicon.check_covers(planned_language, self._writable_slots(planned_language),
-                                     "lexicon")
+        filler = None if lexicon is None else SlotFiller(lexicon, catalogue, catalogue_share)
+        planned_languages = sorted({key[1] for key in plan})
+        if catalogue is not None and planned_languages and not any(
+                catalogue.values.get(planned) for planned in planned_languages):
+            raise ValueError(f"catalogue: no value in {', '.join(planned_languages)} (it holds "
+                             f"{', '.join(sorted(catalogue.values)) or 'none'})")
+        if filler is not None and (lexicon is not self.lexicon or catalogue is not None):
+            for planned_language in planned_languages:
+                filler.check_covers(planned_language, self._writable_slots(planned_language))
         quality_gate = None
         if gate is not None:
             from gan.gate import QualityGate
@@ -311,7 +328,7 @@ class Augmenter:
                 gate = replace(gate, drop_train_copies=False)
             quality_gate = QualityGate(gate, train or [], discriminator=self.discriminator_scores,
                                        nlu_model=nlu_model, train_keys=keys or ())
-        fill = (lexicon, random_module.Random(seed)) if lexicon is not None else None
+        fill = (filler, random_module.Random(seed)) if filler is not None else None
         generation = Generation(None if quality_gate is None else quality_gate.report)
         generation._utterances = self._generate(plan, sampling, seed, quality_gate, batch_size,
                                                 fill, deadline, generation)
@@ -322,7 +339,7 @@ class Augmenter:
 
     def _generate(self, plan: Counter, sampling: SamplingConfig, seed: int,
                   quality_gate: "QualityGate | None", batch_size: int,
-                  fill: tuple[SlotLexicon, random_module.Random] | None,
+                  fill: tuple[SlotFiller, random_module.Random] | None,
                   deadline: float | None, generation: Generation) -> Iterator[Utterance]:
         import time
 
@@ -357,8 +374,8 @@ class Augmenter:
                 batch = self._sample(pairs + spares, sampling, random, start=produced,
                                      seed=seed)
                 if fill is not None:
-                    lexicon, fill_random = fill
-                    batch = [lexicon.fill(utterance, fill_random) for utterance in batch]
+                    filler, fill_random = fill
+                    batch = [filler.fill(utterance, fill_random) for utterance in batch]
                 produced += len(batch)
                 if quality_gate is not None:
                     batch, _ = quality_gate.filter(batch)

@@ -72,13 +72,6 @@ class SlotLexicon:
     def slot_types(self, language: str) -> set[str]:
         return set(self.values.get(language, {}))
 
-    def check_covers(self, language: str, slot_types: Iterable[str], field: str) -> None:
-        """Raise ``LexiconError`` naming ``field`` unless every slot type has a value."""
-        missing = sorted(set(slot_types) - self.slot_types(language))
-        if missing:
-            raise LexiconError(f"{field}: no {language!r} value for slot type(s) "
-                               f"{', '.join(missing)}")
-
     def fill(self, utterance: Utterance, rng: random_module.Random) -> Utterance:
         """A delexicalised ``utterance`` with a lexicon value in every slot span (see module
         doc); spans keep their type, so the tags stay valid IOB2."""

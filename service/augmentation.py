@@ -24,8 +24,8 @@ import grpc
 
 from service.generated.nlu_bootstrap.v1 import augmentation_pb2, augmentation_pb2_grpc
 from service.messages import (SAMPLING_METHOD_NAMES, SEED_METADATA_KEY, RequestError,
-                              check_reference, gate_report_message, message_to_utterance,
-                              slot_values, utterance_to_message)
+                              catalogue_entries, check_reference, gate_report_message,
+                              message_to_utterance, slot_values, utterance_to_message)
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,10 @@ class _StreamRecord:
 class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def __init__(self, generators: GeneratorStore, *, max_count: int = 10_000,
                  max_streams: int = 32, batch_size: int = 128, chunk_size: int = 128,
-                 call_budget_seconds: float = 60.0, max_message_bytes: int = 4 * 1024 * 1024):
+                 call_budget_seconds: float = 60.0, max_message_bytes: int = 4 * 1024 * 1024,
+                 max_catalogue_values: int = 100_000):
         self.generators = generators
+        self.max_catalogue_values = max_catalogue_values  # per call: reading them is work
         # Response messages stay under the server's send limit, whatever the utterances'
         # length (a lexicon of long values made the first message too large to send); the
         # reserve is for the gate report the last message carries.
@@ -194,13 +196,7 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
     def Augment(self, request, context):
         try:
             self._require_ready()
-            if request.count < 1:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"count: must be >= 1, got {request.count}")
-            if request.count > self.max_count:
-                raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"count: {request.count} is over this server's limit of "
-                                   f"{self.max_count} per call")
+            self._check_count(request.count)
             reference = check_reference(request.generator)
             sampling = sampling_config(request.sampling)
             values_from = slot_values(request.slot_values)
@@ -211,6 +207,11 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
             language = check_language(request.language, augmenter.info)
             seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
             lexicon = request_lexicon(request)
+            only_language = augmenter.info.languages[0] if len(
+                augmenter.info.languages) == 1 else None
+            catalogue = self._catalogue(request.catalogue, language or only_language,
+                                        augmenter.info.slot_types)
+            share = catalogue_share(request, catalogue)
             # generate checks its arguments (seed range; a slot type the generator never
             # wrote in the language asked for ...) before it generates anything
             try:
@@ -218,8 +219,8 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                     request.count, sampling=sampling, seed=seed, quotas=quotas,
                     slot_quotas=slot_quotas, language=language, gate=gate,
                     nlu_model=nlu_model, batch_size=min(request.count, self.batch_size),
-                    lexicon=lexicon, slot_values=values_from,
-                    deadline=time.monotonic() + self.call_budget_seconds)
+                    lexicon=lexicon, slot_values=values_from, catalogue=catalogue,
+                    catalogue_share=share, deadline=time.monotonic() + self.call_budget_seconds)
             except ValueError as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except RequestError as error:
@@ -236,17 +237,32 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         with self._counters_lock:
             self.counters.started += 1
         context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
+        ended = yield from self._respond(generation, context, stream, request.count,
+                                         lambda: gate_report_message(generation.report))
+        if not ended:
+            return
+        if generation.deadline_passed:  # what was made so far went out; now say why it ends
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"this server's budget of {self.call_budget_seconds:g} s per call ran "
+                          f"out after {stream.sent} of {request.count} utterances")
+        stream.complete = True
+
+    def _respond(self, utterances, context, stream: "_StreamRecord", requested: int,
+                 last_report=None):
+        """Response messages of ``utterances`` in chunks under the message limit; the last
+        one carries ``last_report()`` (the gate's counts). Returns whether it ran to the end
+        (False: the client left or the deadline passed)."""
         chunk, chunk_bytes = [], 0
-        for utterance in generation:
+        for utterance in utterances:
             remaining = context.time_remaining()
             if not context.is_active() or (remaining is not None and remaining <= 0):
-                return
+                return False
             message = utterance_to_message(utterance)
             size = message.ByteSize() + 6  # + the field's tag and length prefix
             if size > self.chunk_bytes:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                               f"an utterance of {size:,} bytes is over this server's message "
-                              f"limit, after {stream.sent} of {request.count} utterances")
+                              f"limit, after {stream.sent} of {requested} utterances")
             if chunk and chunk_bytes + size > self.chunk_bytes:
                 yield augmentation_pb2.AugmentResponse(utterances=chunk)
                 stream.sent += len(chunk)
@@ -258,14 +274,76 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                 stream.sent += len(chunk)
                 chunk, chunk_bytes = [], 0
         # The last message carries the gate's counts (with the last utterances, if any).
-        yield augmentation_pb2.AugmentResponse(utterances=chunk,
-                                               gate_report=gate_report_message(generation.report))
+        report = {} if last_report is None else {"gate_report": last_report()}
+        yield augmentation_pb2.AugmentResponse(utterances=chunk, **report)
         stream.sent += len(chunk)
-        if generation.deadline_passed:  # what was made so far went out; now say why it ends
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"this server's budget of {self.call_budget_seconds:g} s per call ran "
-                          f"out after {stream.sent} of {request.count} utterances")
-        stream.complete = True
+        return True
+
+    def Refill(self, request, context):
+        from gan.catalogue import SlotFiller, catalogue_from_utterances, refill
+        from nlu.errors import NluDataError
+
+        try:
+            self._check_count(request.count)
+            if not request.utterances:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "utterances: give the real utterances to copy")
+            if len(request.utterances) > self.max_count:
+                raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                   f"utterances: {len(request.utterances)} is over this "
+                                   f"server's limit of {self.max_count} per call")
+            utterances = []
+            for index, message in enumerate(request.utterances):
+                try:
+                    utterances.append(message_to_utterance(message))
+                except NluDataError as error:
+                    raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                       f"utterances[{index}]: {error}") from None
+            if not request.catalogue:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "catalogue: refill needs values to draw from")
+            languages = {utterance.language for utterance in utterances}
+            default_language = request.language or (
+                next(iter(languages)) if len(languages) == 1 else None)
+            slot_types = {slot for utterance in utterances for slot in utterance.slot_types}
+            catalogue = self._catalogue(request.catalogue, default_language, slot_types)
+            if request.HasField("seed") and request.seed < 0:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"seed: must be >= 0, got {request.seed}")
+            seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            filler = SlotFiller(catalogue_from_utterances(utterances), catalogue,
+                                catalogue_share(request, catalogue))
+            refilled = refill(utterances, filler, count=request.count, seed=seed)
+        except RequestError as error:
+            context.abort(error.code, str(error))
+        context.send_initial_metadata(((SEED_METADATA_KEY, str(seed)),))
+        yield from self._respond(refilled, context, _StreamRecord(), request.count)
+
+    def _check_count(self, count: int) -> None:
+        if count < 1:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"count: must be >= 1, got {count}")
+        if count > self.max_count:
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"count: {count} is over this server's limit of "
+                               f"{self.max_count} per call")
+
+    def _catalogue(self, values, language: str | None, slot_types):
+        """The request's inline catalogue as a ``SlotLexicon`` (None when it has none),
+        checked like a catalogue file; errors name ``catalogue[i]``."""
+        from gan.catalogue import CatalogueError, catalogue_from_entries
+
+        if not values:
+            return None
+        if len(values) > self.max_catalogue_values:
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"catalogue: {len(values)} values are over this server's limit "
+                               f"of {self.max_catalogue_values} per call")
+        try:
+            return catalogue_from_entries(catalogue_entries(values), language=language,
+                                          slot_types=slot_types)[0]
+        except CatalogueError as error:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
 
     def _finish(self, stream: "_StreamRecord") -> None:
         with self._counters_lock:
@@ -341,6 +419,20 @@ def request_lexicon(request):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"lexicon[{index}]: {error}") from None
     return SlotLexicon.build(utterances)
+
+
+def catalogue_share(request, catalogue) -> float:
+    """The request's ``catalogue_share``, checked; unset: 0.5 with a catalogue."""
+    if not request.HasField("catalogue_share"):
+        return 0.5 if catalogue is not None else 0.0
+    share = request.catalogue_share
+    if not 0 <= share <= 1:  # NaN fails too
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"catalogue_share: must be in [0, 1], got {share}")
+    if catalogue is None:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           "catalogue_share: set without a catalogue")
+    return share
 
 
 def sampling_config(options: augmentation_pb2.SamplingOptions):

@@ -21,7 +21,8 @@ from nlu.utterance import Utterance
 from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_pb2_grpc,
                                                 nlu_pb2, nlu_pb2_grpc, training_pb2,
                                                 training_pb2_grpc, utterance_pb2)
-from service.messages import (DATA_SPLITS, SAMPLING_METHODS, SLOT_VALUE_ENUMS, message_to_parse,
+from service.messages import (DATA_SPLITS, SAMPLING_METHODS, SLOT_VALUE_ENUMS,
+                              catalogue_to_messages, message_to_parse,
                               message_to_utterance, parse_input_message, utterance_to_message)
 from service.messages import SEED_METADATA_KEY  # noqa: F401  (callers read a stream's seed with it)
 
@@ -62,8 +63,10 @@ def augment_request(generator: str, count: int, *, sampling=None, seed: int | No
                     slot_quotas: dict[str, int] | None = None, language: str = "",
                     deduplicate: bool | None = None, min_discriminator_score: float | None = None,
                     agree_with: str | None = None, slot_values: str | None = None,
-                    lexicon: Iterable[Utterance] = ()):
-    """An ``AugmentRequest``; ``slot_values`` is one of ``gan.lexicon.SLOT_VALUE_SOURCES``."""
+                    lexicon: Iterable[Utterance] = (), catalogue=None,
+                    catalogue_share: float | None = None):
+    """An ``AugmentRequest``; ``slot_values`` is one of ``gan.lexicon.SLOT_VALUE_SOURCES``;
+    ``catalogue`` a ``SlotLexicon`` (``gan.catalogue.read_catalogue``)."""
     gate = {name: value for name, value in (("deduplicate", deduplicate),
                                             ("min_discriminator_score", min_discriminator_score),
                                             ("agree_with", agree_with))
@@ -74,7 +77,21 @@ def augment_request(generator: str, count: int, *, sampling=None, seed: int | No
         gate=augmentation_pb2.GateOptions(**gate),
         slot_values=SLOT_VALUE_ENUMS[slot_values] if slot_values else 0,
         lexicon=[utterance_to_message(utterance) for utterance in lexicon],
-        **({} if seed is None else {"seed": seed}))
+        catalogue=catalogue_to_messages(catalogue) if catalogue is not None else [],
+        **({} if seed is None else {"seed": seed}),
+        **({} if catalogue_share is None else {"catalogue_share": catalogue_share}))
+
+
+def refill_request(utterances: Iterable[Utterance], catalogue, count: int, *,
+                   catalogue_share: float | None = None, seed: int | None = None,
+                   language: str = ""):
+    """A ``RefillRequest``: ``catalogue`` is a ``SlotLexicon``."""
+    optional = {name: value for name, value in (("catalogue_share", catalogue_share),
+                                                ("seed", seed)) if value is not None}
+    return augmentation_pb2.RefillRequest(
+        utterances=[utterance_to_message(utterance) for utterance in utterances],
+        catalogue=catalogue_to_messages(catalogue), count=count, language=language,
+        **optional)
 
 
 class AugmentStream:
@@ -105,6 +122,15 @@ def augment(channel: grpc.Channel, generator: str, count: int, *, timeout: float
     stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
     responses = stub.Augment(augment_request(generator, count, **options), timeout=timeout)
     return AugmentStream(responses, source=f"gan:{generator}")
+
+
+def refill(channel: grpc.Channel, utterances: Iterable[Utterance], catalogue, count: int, *,
+           timeout: float | None = None, **options) -> AugmentStream:
+    """Stream ``count`` refilled copies of ``utterances`` (options as in ``refill_request``)."""
+    stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+    responses = stub.Refill(refill_request(utterances, catalogue, count, **options),
+                            timeout=timeout)
+    return AugmentStream(responses, source="refill")
 
 
 def list_generators(channel: grpc.Channel, *, timeout: float | None = 30):

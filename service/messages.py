@@ -111,6 +111,22 @@ def message_to_utterance(message: utterance_pb2.AnnotatedUtterance, *,
                      message.language, id=message.id or None, source=source)
 
 
+def catalogue_to_messages(catalogue) -> list[augmentation_pb2.CatalogueValue]:
+    """A ``gan.lexicon.SlotLexicon`` (a catalogue read by ``gan.catalogue``) as wire values:
+    each value's words joined by spaces, which the server splits into the same words."""
+    return [augmentation_pb2.CatalogueValue(slot_type=slot, value=" ".join(value),
+                                            language=language)
+            for language, slots in catalogue.values.items()
+            for slot, values in slots.items() for value in values]
+
+
+def catalogue_entries(messages) -> list[tuple[str, str, str | None]]:
+    """Wire values as ``gan.catalogue.catalogue_from_entries`` takes them (no language:
+    None)."""
+    return [(message.slot_type, message.value, message.language or None)
+            for message in messages]
+
+
 def gate_report_message(report) -> augmentation_pb2.GateReport:
     """The wire form of a ``gan.gate.GateReport`` (the steps the server runs)."""
     return augmentation_pb2.GateReport(

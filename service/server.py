@@ -74,6 +74,7 @@ class ServerConfig:
     max_augment_streams: int = 32
     max_augment_count: int = 10_000
     max_parse_inputs: int = 1_000  # per Parse call and per ParseStream message
+    max_catalogue_values: int = 100_000  # per Augment or Refill call
     call_budget_seconds: float = 60.0  # longest an Augment or Parse(Stream) call may run
     max_running_jobs: int = 1
     generator_cache_size: int = 4
@@ -87,7 +88,8 @@ class ServerConfig:
             raise ValueError("tls_cert and tls_key go together")
         self.state_dir = Path(self.state_dir).resolve()  # workers and jobs see one path
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_augment_streams",
-                     "max_augment_count", "max_parse_inputs", "max_running_jobs",
+                     "max_augment_count", "max_parse_inputs", "max_catalogue_values",
+                     "max_running_jobs",
                      "generator_cache_size",
                      "threads", "torch_threads"):
             value = getattr(self, name)
@@ -149,7 +151,8 @@ def start_server(config: ServerConfig, *, load_in_background: bool = True) -> Ru
     augmentation = AugmentationServicer(generators, max_count=config.max_augment_count,
                                         max_streams=config.max_augment_streams,
                                         call_budget_seconds=config.call_budget_seconds,
-                                        max_message_bytes=config.max_message_bytes)
+                                        max_message_bytes=config.max_message_bytes,
+                                        max_catalogue_values=config.max_catalogue_values)
     augmentation_pb2_grpc.add_AugmentationServiceServicer_to_server(augmentation, server)
     nlu_pb2_grpc.add_NluServiceServicer_to_server(
         NluServicer(generators, max_inputs=config.max_parse_inputs,

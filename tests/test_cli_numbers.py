@@ -21,7 +21,8 @@ BAD = {"int": ["-1", "0", "nan", "inf", "1.5", str(2 ** 63)], "fraction": ["0", 
 
 
 def cases():
-    serve = ["--max-count", "--max-streams", "--max-jobs", "--processes", "--torch-threads"]
+    serve = ["--max-count", "--max-streams", "--max-jobs", "--processes", "--torch-threads",
+             "--max-catalogue-values"]
     for flag in serve:
         for value in BAD["int"]:
             yield ["serve", flag, value], flag
@@ -48,6 +49,9 @@ def cases():
     for value in ["0", "-1", "nan"]:
         yield ["augment", "--generator", "g@a", "--server", "127.0.0.1:1", "--timeout", value,
                "--out", "x"], "--timeout"
+    for value in ["-0.1", "1.5", "nan", "inf"]:
+        yield ["augment", "--method", "refill", "--data", "x", "--catalogue", "y",
+               "--catalogue-share", value, "--out", "x.jsonl"], "--catalogue-share"
 
 
 @pytest.mark.parametrize("argv, flag", list(cases()), ids=lambda value: " ".join(value)
@@ -76,7 +80,7 @@ def test_study_seeds_out_of_range_are_refused_before_the_first_run(seeds, capsys
 
 @pytest.mark.parametrize("field, value", [
     ("max_augment_count", 0), ("max_augment_count", 2 ** 31), ("max_augment_streams", -1),
-    ("max_running_jobs", 0), ("torch_threads", 0), ("threads", 1.5),
+    ("max_running_jobs", 0), ("torch_threads", 0), ("threads", 1.5), ("max_catalogue_values", 0),
     ("call_budget_seconds", 0.0), ("call_budget_seconds", math.inf),
     ("call_budget_seconds", math.nan), ("call_budget_seconds", -1.0)])
 def test_server_config_refuses_out_of_range_settings(field, value, tmp_path):

@@ -94,6 +94,42 @@ def test_a_given_lexicon_replaces_the_generators_own_and_must_cover_its_slots(ge
     lexicalised = train_gan(german, tiny_config(eval_samples=0), run_dir=tmp_path / "lexicalised")
     with pytest.raises(ValueError, match="lexicon: this generator writes its own slot values"):
         lexicalised.generate(5, sampling=SamplingConfig(), seed=2, lexicon=own)
+    with pytest.raises(ValueError, match="catalogue: this generator writes its own slot"):
+        lexicalised.generate(5, sampling=SamplingConfig(), seed=2, catalogue=own)
+
+
+def test_a_catalogue_fills_the_share_of_spans_it_is_given_beside_the_own_values(german,
+                                                                                 tmp_path):
+    augmenter = train_gan(german, tiny_config(delexicalised=True, eval_samples=0),
+                          run_dir=tmp_path)
+    own = augmenter.lexicon.values["de"]
+    listed = sorted(own)[:2]  # the catalogue has two slot types; the others come from own
+    catalogue = SlotLexicon({"de": {slot: [("katalog", slot)] for slot in listed}})
+
+    def values(share: float) -> list[tuple[str, tuple[str, ...]]]:
+        samples = augmenter.generate(200, sampling=SamplingConfig(), seed=3,
+                                     catalogue=catalogue, catalogue_share=share)
+        return [(span.label, sample.tokens[span.start:span.end])
+                for sample in samples for span in sample.spans]
+
+    for label, value in values(1.0):
+        assert value == (("katalog", label) if label in listed else value)
+        assert label in listed or value in own[label]
+    assert all(value in own[label] for label, value in values(0.0))
+    assert list(augmenter.generate(30, sampling=SamplingConfig(), seed=3, catalogue=catalogue,
+                                   catalogue_share=0.5)) == list(
+        augmenter.generate(30, sampling=SamplingConfig(), seed=3, catalogue=catalogue,
+                           catalogue_share=0.5))
+    with pytest.raises(ValueError, match="catalogue_share: must be in"):
+        augmenter.generate(5, sampling=SamplingConfig(), seed=2, catalogue=catalogue,
+                           catalogue_share=1.5)
+    with pytest.raises(ValueError, match="catalogue: no value in de"):
+        augmenter.generate(5, sampling=SamplingConfig(), seed=2,
+                           catalogue=SlotLexicon({"en": {listed[0]: [("x",)]}}))
+    only_catalogue = SlotLexicon({"de": {slot: [("x",)] for slot in listed}})
+    with pytest.raises(ValueError, match="in it or the catalogue"):
+        augmenter.generate(5, sampling=SamplingConfig(), seed=2, lexicon=only_catalogue,
+                           catalogue=catalogue)
 
 
 def test_delexicalised_mode_needs_words_tied_to_tags():

@@ -47,14 +47,19 @@ def store(tmp_path_factory, german):
 
 
 @pytest.fixture(scope="module")
-def channel(store, tmp_path_factory):
+def server(store, tmp_path_factory):
     running = start_server(ServerConfig(tracking_uri=store[0], address="127.0.0.1:0",
                                         state_dir=tmp_path_factory.mktemp("state")),
                            load_in_background=False)
     running.load_generators()
-    with client.connect(f"127.0.0.1:{running.port}") as channel:
-        yield channel
+    yield running
     running.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    with client.connect(f"127.0.0.1:{server.port}") as channel:
+        yield channel
 
 
 def spans(utterances):
@@ -157,3 +162,142 @@ def test_a_lexicon_of_long_values_streams_in_messages_under_the_servers_limit(st
     assert max(response.ByteSize() for response in responses) <= limit
     assert any(len(token) >= 10_000 for response in responses
                for utterance in response.utterances for token in utterance.tokens)
+
+
+def catalogue_of(entries, language="de") -> SlotLexicon:
+    return SlotLexicon({language: {slot: [tuple(value.split())] for slot, value in entries}})
+
+
+def test_a_catalogue_in_the_request_fills_the_delexicalised_generators_spans(channel, german):
+    slot = sorted(SlotLexicon.build(german).values["de"])[0]
+    catalogue = catalogue_of([(slot, "Katalog Wert")])
+    streamed = list(client.augment(channel, DELEXICALISED, 80, seed=1, timeout=60,
+                                   catalogue=catalogue, catalogue_share=1.0))
+    found = [value for label, value in spans(streamed) if label == slot]
+    assert found and set(found) == {("Katalog", "Wert")}
+    with pytest.raises(grpc.RpcError) as raised:
+        list(client.augment(channel, LEXICALISED, 5, seed=1, timeout=30, catalogue=catalogue))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "catalogue: this generator writes its own slot values" in raised.value.details()
+
+
+@pytest.mark.parametrize("entries, share, message", [
+    ([("no-such-type", "x")], None, "catalogue[0].slot_type: unknown slot type"),
+    ([("SLOT", "ok"), ("SLOT", " ")], None, "catalogue[1].value: empty value"),
+    ([("SLOT", "a\nb")], None, "catalogue[0].value: holds control character U+000A"),
+    ([("SLOT", "ok")], 1.5, "catalogue_share: must be in [0, 1]"),
+])
+def test_a_bad_catalogue_value_is_invalid_argument_naming_its_index(channel, german, entries,
+                                                                   share, message):
+    slot = sorted(SlotLexicon.build(german).values["de"])[0]
+    request = client.augment_request(DELEXICALISED, 5, seed=1, catalogue_share=share)
+    for slot_type, value in entries:
+        request.catalogue.add(slot_type=slot_type.replace("SLOT", slot), value=value)
+    stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+    for call in (lambda: stub.Augment(request, timeout=30),
+                 lambda: stub.Refill(augmentation_pb2.RefillRequest(
+                     utterances=client.refill_request(german, SlotLexicon({}), 5).utterances,
+                     catalogue=request.catalogue, count=5,
+                     **({} if share is None else {"catalogue_share": share})), timeout=30)):
+        with pytest.raises(grpc.RpcError) as raised:
+            list(call())
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.details().startswith(message)
+
+
+def test_refill_streams_copies_with_catalogue_values_the_same_for_a_seed(channel, german):
+    slot = sorted(SlotLexicon.build(german).values["de"])[0]
+    catalogue = catalogue_of([(slot, "Katalog Wert")])
+    stream = client.refill(channel, german[:20], catalogue, 45, seed=4, catalogue_share=1.0,
+                           timeout=30)
+    refilled = list(stream)
+    assert len(refilled) == 45 and all(item.source == "refill" for item in refilled)
+    assert {item.intent for item in refilled} == {item.intent for item in german[:20]}
+    assert {value for label, value in spans(refilled) if label == slot} == {("Katalog", "Wert")}
+    again = list(client.refill(channel, german[:20], catalogue, 45, seed=4, catalogue_share=1.0,
+                               timeout=30))
+    assert [(item.id, item.tokens, item.tags) for item in again] == [
+        (item.id, item.tokens, item.tags) for item in refilled]
+
+
+@pytest.mark.parametrize("change, code, message", [
+    ({"count": 0}, grpc.StatusCode.INVALID_ARGUMENT, "count: must be >= 1"),
+    ({"utterances": "none"}, grpc.StatusCode.INVALID_ARGUMENT, "utterances: give the real"),
+    ({"catalogue": "none"}, grpc.StatusCode.INVALID_ARGUMENT, "catalogue: refill needs"),
+    ({"seed": -1}, grpc.StatusCode.INVALID_ARGUMENT, "seed: must be >= 0"),
+    ({"catalogue": "too many"}, grpc.StatusCode.RESOURCE_EXHAUSTED,
+     "catalogue: 4 values are over this server's limit of 3"),
+    ({"count": 11}, grpc.StatusCode.RESOURCE_EXHAUSTED, "count: 11 is over"),
+])
+def test_refill_refusals_have_their_status_and_name_the_field(german, tmp_path, change, code,
+                                                              message):
+    slot = sorted(SlotLexicon.build(german).values["de"])[0]
+    request = client.refill_request(german[:5], catalogue_of([(slot, "x")]), 5, seed=1)
+    if change.get("utterances") == "none":
+        del request.utterances[:]
+    elif change.get("catalogue") == "none":
+        del request.catalogue[:]
+    elif change.get("catalogue") == "too many":
+        for value in "abcd":
+            request.catalogue.add(slot_type=slot, value=value)
+        del request.catalogue[0]
+    else:
+        for field, value in change.items():
+            setattr(request, field, value)
+    running = start_server(ServerConfig(tracking_uri=f"sqlite:///{tmp_path}/m.db",
+                                        address="127.0.0.1:0", state_dir=tmp_path,
+                                        max_augment_count=10, max_catalogue_values=3),
+                           load_in_background=False)  # Refill needs no generator
+    try:
+        with client.connect(f"127.0.0.1:{running.port}") as channel:
+            stub = augmentation_pb2_grpc.AugmentationServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                list(stub.Refill(request, timeout=30))
+            assert raised.value.code() == code
+            assert raised.value.details().startswith(message)
+            assert len(list(stub.Refill(client.refill_request(
+                german[:5], catalogue_of([(slot, "x")]), 5), timeout=30))[0].utterances) == 5
+    finally:
+        running.stop(grace=0)
+
+
+def test_augment_cli_fills_from_a_catalogue_file_locally_and_through_a_server(store, german,
+                                                                              server,
+                                                                              tmp_path, capsys):
+    slot = sorted(SlotLexicon.build(german).values["de"])[0]
+    catalogue_file = tmp_path / "de.catalogue.tsv"
+    catalogue_file.write_text(f"# a hand-written catalogue\n{slot}\tKatalog Wert\n"
+                              f"{slot}\tKatalog Wert\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    generator_dir = store[1] / "svc-delex" / "generator"
+    assert main(["augment", "--generator", str(generator_dir), "--count", "40", "--seed", "1",
+                 "--catalogue", str(catalogue_file), "--catalogue-share", "1",
+                 "--out", str(out)]) == 0
+    assert "catalogue: 1 values, 1 duplicates" in capsys.readouterr().err
+    found = [value for label, value in spans(read_utterances(out)) if label == slot]
+    assert found and set(found) == {("Katalog", "Wert")}
+    remote = ["--server", f"127.0.0.1:{server.port}"]
+    assert main(["augment", *remote, "--generator", DELEXICALISED, "--count", "40", "--seed",
+                 "1", "--catalogue", str(catalogue_file), "--catalogue-share", "1",
+                 "--out", str(out)]) == 0
+    assert "catalogue: 1 values, 1 duplicates" in capsys.readouterr().err
+    found = [value for label, value in spans(read_utterances(out)) if label == slot]
+    assert found and set(found) == {("Katalog", "Wert")}
+    real = tmp_path / "real.jsonl"
+    write_utterances(german[:10], real, "jsonl")
+    written = []
+    for where in ([], remote):
+        assert main(["augment", "--method", "refill", *where, "--data", str(real),
+                     "--catalogue", str(catalogue_file), "--count", "25", "--seed", "2",
+                     "--out", str(out)]) == 0
+        refilled = read_utterances(out)
+        assert len(refilled) == 25
+        assert {value for label, value in spans(refilled) if label == slot} <= {
+            ("Katalog", "Wert")} | set(SlotLexicon.build(german[:10]).values["de"][slot])
+        written.append([(item.id, item.tokens, item.tags) for item in refilled])
+    assert written[0] == written[1]  # the server refills as the library does
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(f"{slot}\tok\nno-such-type\tx\n", encoding="utf-8")
+    assert main(["augment", "--generator", str(generator_dir), "--catalogue", str(bad),
+                 "--out", str(out)]) == 2
+    assert f"{bad}:2: slot_type: unknown slot type 'no-such-type'" in capsys.readouterr().err

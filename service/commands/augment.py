@@ -1,4 +1,6 @@
-"""``nlu-bootstrap augment``: write new annotated utterances with a trained generator."""
+"""``nlu-bootstrap augment``: write new annotated utterances with a trained generator
+(``--method generator``, the default), or refilled copies of real ones (``--method refill``:
+every slot value redrawn from a catalogue and the data's own values, no generator)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,37 @@ from service.commands import Interrupted, UsageError, count_of, interruptible, n
 
 MAX_SEED = 2 ** 63 - 1  # the wire's int64
 PROGRESS_SECONDS = 10.0  # at most one progress line this often
+AUGMENT_METHODS = ("generator", "refill")
+DEFAULT_CATALOGUE_SHARE = 0.5
+# Options of one method only, with their defaults: given to the other, a usage error.
+GENERATOR_OPTIONS = {"generator": None, "tracking_uri": None, "quota": [], "slot_quota": [],
+                     "sampling": "top-p", "temperature": 1.0, "top_k": 0, "top_p": 0.9,
+                     "batch_size": 256, "gate": False, "train": None,
+                     "min_discriminator_score": None, "agree_with": None, "slot_values": None,
+                     "lexicon": None}
+REFILL_OPTIONS = {"data": None}
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generator", required=True,
+    parser.add_argument("--method", choices=AUGMENT_METHODS, default="generator",
+                        help="generator: a trained generator writes them (default); refill: "
+                        "copies of --data with every slot value redrawn from --catalogue and "
+                        "the data's own values (the baseline a catalogue allows, no generator)")
+    parser.add_argument("--generator",
                         help="run id | name@alias | models:/name@alias | a saved generator dir "
-                        "(`nlu-bootstrap models` lists the registered ones)")
+                        "(`nlu-bootstrap models` lists the registered ones; --method "
+                        "generator needs it)")
+    parser.add_argument("--data", type=Path, metavar="REAL_FILE",
+                        help="--method refill: the real annotated utterances to copy (any "
+                        "format `data` reads)")
+    parser.add_argument("--catalogue", type=Path, metavar="FILE",
+                        help="slot values a team brings: TSV lines slot_type<TAB>value"
+                        "[<TAB>language] ('#' comments), or an annotated file whose spans "
+                        "become values; they fill a delexicalised generator's placeholders "
+                        "beside its own values, or the refilled copies")
+    parser.add_argument("--catalogue-share", type=number(float, low=0, high=1), metavar="R",
+                        help="chance a slot value comes from --catalogue rather than the own "
+                        f"values, 0..1 (default {DEFAULT_CATALOGUE_SHARE} with a catalogue)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                         "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
     parser.add_argument("--count", type=number(int, low=1), default=1000,
@@ -33,18 +60,23 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         type=count_of("SLOT"),
                         help="write N utterances with a span of slot type SLOT, for the "
                         "intents it was seen with (repeatable; replaces --count)")
-    parser.add_argument("--language", help="only this language (default: as in training)")
-    parser.add_argument("--sampling", choices=METHODS, default="top-p", help="how G picks words")
-    parser.add_argument("--temperature", type=number(float, low=0, above_low=True), default=1.0,
-                        help="softmax temperature")
-    parser.add_argument("--top-k", type=number(int, low=0), default=0,
+    parser.add_argument("--language", help="only this language (default: as in training); "
+                        "also the language of --catalogue lines that name none (default: the "
+                        "generator's or the data's only language)")
+    parser.add_argument("--sampling", choices=METHODS, default=GENERATOR_OPTIONS["sampling"],
+                        help="how G picks words")
+    parser.add_argument("--temperature", type=number(float, low=0, above_low=True),
+                        default=GENERATOR_OPTIONS["temperature"], help="softmax temperature")
+    parser.add_argument("--top-k", type=number(int, low=0), default=GENERATOR_OPTIONS["top_k"],
                         help="keep the k likeliest words (0: all)")
     parser.add_argument("--top-p", type=number(float, low=0, high=1, above_low=True),
-                        default=0.9, help="nucleus: keep the likeliest words up to this mass")
+                        default=GENERATOR_OPTIONS["top_p"],
+                        help="nucleus: keep the likeliest words up to this mass")
     parser.add_argument("--seed", type=number(int, low=0, high=MAX_SEED),
                         help="the same seed and generator write the same utterances "
                         "(default: drawn at random, printed and kept in each utterance's id)")
-    parser.add_argument("--batch-size", type=number(int, low=1), default=256,
+    parser.add_argument("--batch-size", type=number(int, low=1),
+                        default=GENERATOR_OPTIONS["batch_size"],
                         help="utterances sampled at once")
     parser.add_argument("--gate", action="store_true",
                         help="filter through the quality gate (malformed, duplicates, copies of "
@@ -75,7 +107,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     # Remote generation through a running `nlu-bootstrap serve` (service.client).
     remote = parser.add_argument_group("remote", "generate on a server instead of locally")
     remote.add_argument("--server", metavar="HOST:PORT",
-                        help="stream from this server; --generator must be name@alias or a run id")
+                        help="stream from this server; --generator must be name@alias or a run "
+                        "id (refill sends --data and --catalogue along)")
     remote.add_argument("--token", help="bearer token for the server (default $NLU_BOOTSTRAP_TOKEN)")
     remote.add_argument("--tls-ca", type=Path, help="PEM certificate to trust for a TLS server")
     remote.add_argument("--timeout", type=number(float, low=0, above_low=True), default=600.0,
@@ -91,10 +124,11 @@ def _checked(args: argparse.Namespace) -> tuple[str, int]:
     from nlu.formats import output_format
 
     fmt = args.format or output_format(args.out)  # FormatError names --out's file
-    if args.train is not None and not args.train.exists():
-        raise UsageError(f"--train: no such file or folder: {args.train}")
-    if args.lexicon is not None and not args.lexicon.exists():
-        raise UsageError(f"--lexicon: no such file or folder: {args.lexicon}")
+    _check_method_options(args)
+    for flag in ("train", "lexicon", "data", "catalogue"):
+        path = getattr(args, flag)
+        if path is not None and not path.exists():
+            raise UsageError(f"--{flag}: no such file or folder: {path}")
     if (args.quota or args.slot_quota) and not _requested(args.count, _quotas(args.quota),
                                                           _quotas(args.slot_quota)):
         raise UsageError("--quota/--slot-quota: they ask for 0 utterances (they replace "
@@ -104,6 +138,40 @@ def _checked(args: argparse.Namespace) -> tuple[str, int]:
         print(f"seed {seed} (drawn at random; --seed {seed} writes the same again)",
               file=sys.stderr)
     return fmt, seed
+
+
+def _check_method_options(args: argparse.Namespace) -> None:
+    """Each method's required options given, the other method's not."""
+    other = GENERATOR_OPTIONS if args.method == "refill" else REFILL_OPTIONS
+    given = [name for name, default in other.items() if getattr(args, name) != default]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags}: not an option of --method {args.method}")
+    if args.method == "generator" and args.generator is None:
+        raise UsageError("--generator: required (--method generator); or use --method refill")
+    if args.method == "refill" and (args.data is None or args.catalogue is None):
+        raise UsageError("--method refill: needs --data (the real utterances) and --catalogue")
+    if args.catalogue_share is not None and args.catalogue is None:
+        raise UsageError("--catalogue-share: needs --catalogue")
+
+
+def _share(args: argparse.Namespace) -> float:
+    return DEFAULT_CATALOGUE_SHARE if args.catalogue_share is None else args.catalogue_share
+
+
+def _read_catalogue(args: argparse.Namespace, language: str | None, slot_types):
+    """``--catalogue`` read and checked (errors name its file:line), its counts on stderr."""
+    from gan.catalogue import read_catalogue
+
+    catalogue, report = read_catalogue(args.catalogue, language=language, slot_types=slot_types)
+    print(report.summary(), file=sys.stderr)
+    return catalogue
+
+
+def _only(values) -> str | None:
+    """The one value of ``values``, if it has exactly one."""
+    values = set(values)
+    return next(iter(values)) if len(values) == 1 else None
 
 
 def _with_progress(utterances: Iterable, requested: int, report=None) -> Iterator:
@@ -157,6 +225,8 @@ def _requested(count: int, *quotas: dict[str, int] | None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     fmt, seed = _checked(args)
+    if args.method == "refill":
+        return _run_refill(args, fmt, seed)
     if args.server:
         return _run_remote(args, fmt, seed)
     from gan.augment import Augmenter
@@ -193,6 +263,10 @@ def run(args: argparse.Namespace) -> int:
                               TrainedNlu.from_store)
     except ModelNotFoundError as error:
         raise UsageError(not_found(error)) from None
+    catalogue = None
+    if args.catalogue is not None:
+        catalogue = _read_catalogue(args, args.language or _only(augmenter.info.languages),
+                                    augmenter.info.slot_types)
     if gate is not None and train is None and augmenter.train_keys is None:
         print("warning: this generator was saved without its training data's keys: no copy "
               "check unless --train names that data", file=sys.stderr)
@@ -201,7 +275,9 @@ def run(args: argparse.Namespace) -> int:
                                         quotas=quotas, slot_quotas=slot_quotas,
                                         language=args.language, gate=gate, train=train,
                                         nlu_model=nlu_model, batch_size=args.batch_size,
-                                        lexicon=lexicon, slot_values=args.slot_values)
+                                        lexicon=lexicon, slot_values=args.slot_values,
+                                        catalogue=catalogue,
+                                        catalogue_share=_share(args) if catalogue else 0.0)
     except ValueError as error:
         return _bad_argument(error)
     requested = _requested(args.count, quotas, slot_quotas)
@@ -212,6 +288,55 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(utterances)} utterances to {args.out} ({fmt}, seed {seed}){gate_note}")
     _warn_if_short(len(utterances), requested)
     return 0
+
+
+def _run_refill(args: argparse.Namespace, fmt: str, seed: int) -> int:
+    """``--method refill``: copies of ``--data`` with their slot values redrawn."""
+    from gan.catalogue import SlotFiller, catalogue_from_utterances, refill
+    from nlu.formats import read_utterances, write_utterances
+
+    real = read_utterances(args.data)
+    catalogue = _read_catalogue(args, args.language or _only(u.language for u in real),
+                                {slot for utterance in real for slot in utterance.slot_types})
+    if args.server:
+        return _refill_remote(args, fmt, seed, real, catalogue)
+    filler = SlotFiller(catalogue_from_utterances(real), catalogue, _share(args))
+    utterances = refill(real, filler, count=args.count, seed=seed)
+    write_utterances(utterances, args.out, fmt)
+    print(f"wrote {len(utterances)} refilled copies of {len(real)} utterances to {args.out} "
+          f"({fmt}, seed {seed}, catalogue share {_share(args):g})")
+    return 0
+
+
+def _refill_remote(args: argparse.Namespace, fmt: str, seed: int, real, catalogue) -> int:
+    """``--method refill --server``: the same refill, done by the server."""
+    import grpc
+
+    from nlu.formats import write_utterances
+    from service import client
+
+    try:
+        with _channel(args) as channel:
+            stream = client.refill(channel, real, catalogue, args.count, timeout=args.timeout,
+                                   catalogue_share=_share(args), seed=seed,
+                                   language=args.language or "")
+            utterances = _collect(stream, args.count, args.out)
+    except grpc.RpcError as error:
+        print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 2
+    write_utterances(utterances, args.out, fmt)
+    print(f"wrote {len(utterances)} refilled copies from {args.server} to {args.out} "
+          f"({fmt}, seed {seed}, catalogue share {_share(args):g})")
+    return 0
+
+
+def _channel(args: argparse.Namespace):
+    import os
+
+    from service import client
+
+    token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
+    return client.connect(args.server, token=token, tls_ca=args.tls_ca)
 
 
 FLAGS = {"quotas": "--quota", "slot_quotas": "--slot-quota"}  # library field -> flag
@@ -233,8 +358,6 @@ def _warn_if_short(written: int, requested: int) -> None:
 
 def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
     """``--server``: the same request, generated by the server and streamed back."""
-    import os
-
     import grpc
 
     from nlu.formats import read_utterances, write_utterances
@@ -248,9 +371,13 @@ def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
     sampling = client.sampling_options(args.sampling, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p)
     gated = _gated(args)
-    token = args.token or os.environ.get("NLU_BOOTSTRAP_TOKEN")
     try:
-        with client.connect(args.server, token=token, tls_ca=args.tls_ca) as channel:
+        with _channel(args) as channel:
+            catalogue = None
+            if args.catalogue is not None:  # read here, so errors name its file:line
+                info = client.describe_generator(channel, args.generator, timeout=args.timeout)
+                catalogue = _read_catalogue(args, args.language or _only(info.languages),
+                                            info.slot_types)
             stream = client.augment(
                 channel, args.generator, _requested(args.count, quotas, slot_quotas),
                 timeout=args.timeout, sampling=sampling, seed=seed, quotas=quotas,
@@ -258,7 +385,9 @@ def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
                 language=args.language or "", deduplicate=gated,
                 min_discriminator_score=args.min_discriminator_score, agree_with=args.agree_with,
                 slot_values=args.slot_values,
-                lexicon=read_utterances(args.lexicon) if args.lexicon else ())
+                lexicon=read_utterances(args.lexicon) if args.lexicon else (),
+                catalogue=catalogue,
+                catalogue_share=_share(args) if catalogue is not None else None)
             requested = _requested(args.count, quotas, slot_quotas)
             try:
                 utterances = _collect(stream, requested, args.out)

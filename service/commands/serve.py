@@ -43,7 +43,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
     parser.add_argument("--max-count", type=number(int, low=1, high=2 ** 31 - 1), default=10_000,
-                        help="most utterances one Augment call may ask for")
+                        help="most utterances one Augment or Refill call may ask for (and "
+                        "give, for Refill)")
+    parser.add_argument("--max-catalogue-values", type=number(int, low=1, high=2 ** 31 - 1),
+                        default=100_000, help="most catalogue values one Augment or Refill "
+                        "call may hold")
     parser.add_argument("--max-streams", type=number(int, low=1, high=10_000), default=32,
                         help="concurrent Augment streams before RESOURCE_EXHAUSTED")
     parser.add_argument("--max-parse-inputs", type=number(int, low=1, high=2 ** 31 - 1),
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=resolve_tracking_uri(args.tracking_uri), state_dir=args.state_dir,
         address=f"{host}:{args.port}", token=args.token, tls_cert=args.tls_cert,
         tls_key=args.tls_key, datasets=dict(args.dataset), max_augment_count=args.max_count,
-        max_parse_inputs=args.max_parse_inputs,
+        max_parse_inputs=args.max_parse_inputs, max_catalogue_values=args.max_catalogue_values,
         max_augment_streams=args.max_streams, call_budget_seconds=args.call_budget_seconds,
         max_concurrent_rpcs=max(64, 2 * args.max_streams),
         threads=args.max_streams + 8, max_running_jobs=args.max_jobs,

@@ -55,7 +55,7 @@ class GateOptions(_message.Message):
     def __init__(self, deduplicate: _Optional[bool] = ..., min_discriminator_score: _Optional[float] = ..., agree_with: _Optional[str] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
-    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate", "slot_quotas", "slot_values", "lexicon")
+    __slots__ = ("generator", "count", "sampling", "intent_quotas", "seed", "language", "gate", "slot_quotas", "slot_values", "lexicon", "catalogue", "catalogue_share")
     class IntentQuotasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,8 @@ class AugmentRequest(_message.Message):
     SLOT_QUOTAS_FIELD_NUMBER: _ClassVar[int]
     SLOT_VALUES_FIELD_NUMBER: _ClassVar[int]
     LEXICON_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_SHARE_FIELD_NUMBER: _ClassVar[int]
     generator: str
     count: int
     sampling: SamplingOptions
@@ -90,7 +92,35 @@ class AugmentRequest(_message.Message):
     slot_quotas: _containers.ScalarMap[str, int]
     slot_values: SlotValues
     lexicon: _containers.RepeatedCompositeFieldContainer[_utterance_pb2.AnnotatedUtterance]
-    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ..., slot_values: _Optional[_Union[SlotValues, str]] = ..., lexicon: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ...) -> None: ...
+    catalogue: _containers.RepeatedCompositeFieldContainer[CatalogueValue]
+    catalogue_share: float
+    def __init__(self, generator: _Optional[str] = ..., count: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., intent_quotas: _Optional[_Mapping[str, int]] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ..., gate: _Optional[_Union[GateOptions, _Mapping]] = ..., slot_quotas: _Optional[_Mapping[str, int]] = ..., slot_values: _Optional[_Union[SlotValues, str]] = ..., lexicon: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ..., catalogue: _Optional[_Iterable[_Union[CatalogueValue, _Mapping]]] = ..., catalogue_share: _Optional[float] = ...) -> None: ...
+
+class CatalogueValue(_message.Message):
+    __slots__ = ("slot_type", "value", "language")
+    SLOT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    slot_type: str
+    value: str
+    language: str
+    def __init__(self, slot_type: _Optional[str] = ..., value: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
+
+class RefillRequest(_message.Message):
+    __slots__ = ("utterances", "catalogue", "count", "catalogue_share", "seed", "language")
+    UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    utterances: _containers.RepeatedCompositeFieldContainer[_utterance_pb2.AnnotatedUtterance]
+    catalogue: _containers.RepeatedCompositeFieldContainer[CatalogueValue]
+    count: int
+    catalogue_share: float
+    seed: int
+    language: str
+    def __init__(self, utterances: _Optional[_Iterable[_Union[_utterance_pb2.AnnotatedUtterance, _Mapping]]] = ..., catalogue: _Optional[_Iterable[_Union[CatalogueValue, _Mapping]]] = ..., count: _Optional[int] = ..., catalogue_share: _Optional[float] = ..., seed: _Optional[int] = ..., language: _Optional[str] = ...) -> None: ...
 
 class GateReport(_message.Message):
     __slots__ = ("seen", "malformed", "duplicates", "low_score", "kept", "surplus", "disagreement", "train_copies")

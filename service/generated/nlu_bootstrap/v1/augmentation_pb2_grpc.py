@@ -50,6 +50,11 @@ class AugmentationServiceStub:
                 request_serializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.DescribeGeneratorRequest.SerializeToString,
                 response_deserializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.DescribeGeneratorResponse.FromString,
                 _registered_method=True)
+        self.Refill = channel.unary_stream(
+                '/nlu_bootstrap.v1.AugmentationService/Refill',
+                request_serializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.RefillRequest.SerializeToString,
+                response_deserializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.AugmentResponse.FromString,
+                _registered_method=True)
 
 
 class AugmentationServiceServicer:
@@ -78,6 +83,14 @@ class AugmentationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Refill(self, request, context):
+        """Stream `count` copies of the given real utterances with every slot value redrawn from
+        the catalogue and their own values (no generator: the baseline a catalogue allows).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AugmentationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_AugmentationServiceServicer_to_server(servicer, server):
                     servicer.DescribeGenerator,
                     request_deserializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.DescribeGeneratorRequest.FromString,
                     response_serializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.DescribeGeneratorResponse.SerializeToString,
+            ),
+            'Refill': grpc.unary_stream_rpc_method_handler(
+                    servicer.Refill,
+                    request_deserializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.RefillRequest.FromString,
+                    response_serializer=nlu__bootstrap_dot_v1_dot_augmentation__pb2.AugmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class AugmentationService:
             '/nlu_bootstrap.v1.AugmentationService/DescribeGenerator',
             nlu__bootstrap_dot_v1_dot_augmentation__pb2.DescribeGeneratorRequest.SerializeToString,
             nlu__bootstrap_dot_v1_dot_augmentation__pb2.DescribeGeneratorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/nlu_bootstrap.v1.AugmentationService/Refill',
+            nlu__bootstrap_dot_v1_dot_augmentation__pb2.RefillRequest.SerializeToString,
+            nlu__bootstrap_dot_v1_dot_augmentation__pb2.AugmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
