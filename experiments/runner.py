@@ -487,7 +487,9 @@ def task_catalogue(study: Study, task: Task, data: TaskData, seed: int):
     from gan.catalogue import catalogue_from_utterances, cross_lingual_catalogue, read_catalogue
 
     spec = task.catalogue
-    key = (spec, str(study.data_root), seed if spec.cross_lingual else None)
+    # tasks may share a spec (a YAML anchor): the catalogue is in the task's language and a
+    # cross-lingual one is chosen from the task's own train and dev data
+    key = (task.name, spec, str(study.data_root), seed if spec.cross_lingual else None)
     if key in _CATALOGUE_CACHE:
         return _CATALOGUE_CACHE[key]
     metrics: dict[str, float] = {}
