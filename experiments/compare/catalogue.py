@@ -14,8 +14,11 @@ The catalogue verdict judges two things, each paired by seed at the same total s
   against upsampling: the study YAML's ``catalogue_bar`` (``{slot_f1: 3, slot_f1_unseen:
   8}``: the least gain in points, each met by the mean over the new-language tasks);
 * the best generated catalogue arm, chosen the same way, against ``refill``, the baseline that
-  uses the same catalogue without a generator: whether it beats it, and on which values it
-  gains or loses (seen or unseen), which is the evidence for why.
+  uses the same catalogue without a generator: it beats refill when its mean gain in that
+  metric exceeds two standard errors; the row shows its gains on seen and on unseen values
+  beside, the evidence for why it wins or loses.
+
+Tasks with cut intents are scored on those intents and left out of the means.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Callable
 from experiments.compare.runs import RunRecord, metric_key
 from experiments.compare.tables import (GAIN_METRICS, HEADLINE_METRICS, Summary, equal_size_runs,
                                         format_gain, format_summary, markdown_table,
-                                        mean_over_tasks, one_seed, summarize)
+                                        mean_over_tasks, one_seed, summarize, table_cells)
 from experiments.compare.verdict import choose_on_dev, has_focus
 
 # metric name in EvaluationReport.flat (nlu.metrics.SeenUnseenScores.flat) -> table title
@@ -102,33 +105,31 @@ def gauge_split(records: list[RunRecord], task: str, split: str) -> str:
 
 def seen_unseen_sections(records: list[RunRecord], tasks: list[str], arms: list[str],
                          split: str = "test") -> list[str]:
-    """Per task, arms x seen/unseen scores (mean ± se over seeds), with the share of gold
+    """Per task, arms x seen/unseen scores (mean ± se over seeds), headed by the share of gold
     spans whose value is unseen; nothing when no run logged them."""
     sections: list[str] = []
     for task in tasks:
         task_records = [record for record in records if record.task == task]
         for shown in (split, f"{split}-focus"):
-            cells: dict[tuple[str, str], Summary] = {}
-            for metric in SEEN_UNSEEN_METRICS:
-                for record_arm, values in _values_by_arm(
-                        task_records, lambda r: metric_key(r, shown, metric)).items():
-                    cells[(record_arm, metric)] = summarize(values)
+            cells = {(arm, metric): summary for metric in SEEN_UNSEEN_METRICS
+                     for (arm, _), summary in table_cells(
+                         task_records, lambda r, m=metric: metric_key(r, shown, m)).items()}
             if not cells:
                 continue
             columns = [metric for metric in SEEN_UNSEEN_METRICS
                        if any(column == metric for _, column in cells)]
             rows = [arm for arm in arms if any(row == arm for row, _ in cells)]
-            share = _values_by_arm(task_records,
-                                   lambda r: metric_key(r, shown, "unseen_span_share"))
-            shares = [value for values in share.values() for value in values]
-            with_unseen = [record.metrics[metric_key(record, shown, "n_unseen_utterances")]
-                           / record.metrics[metric_key(record, shown, "n")]
-                           for record in task_records
-                           if metric_key(record, shown, "n_unseen_utterances") in record.metrics
-                           and record.metrics.get(metric_key(record, shown, "n"))]
             facts = []
+            shares = [record.metrics[key] for record in task_records
+                      for key in [metric_key(record, shown, "unseen_span_share")]
+                      if key in record.metrics]
             if shares:
                 facts.append(f"{100 * statistics.fmean(shares):.1f} % of gold spans unseen")
+            with_unseen = [record.metrics[unseen] / record.metrics[total]
+                           for record in task_records
+                           for unseen, total in [(metric_key(record, shown, "n_unseen_utterances"),
+                                                  metric_key(record, shown, "n"))]
+                           if unseen in record.metrics and record.metrics.get(total)]
             if with_unseen:
                 facts.append(f"{100 * statistics.fmean(with_unseen):.1f} % of utterances "
                              "with an unseen value")
@@ -144,15 +145,6 @@ def seen_unseen_sections(records: list[RunRecord], tasks: list[str], arms: list[
                     "/ with at least one unseen gold value. In %; the shares in the headings "
                     "are means over the task's runs.", ""] + sections
     return sections
-
-
-def _values_by_arm(records: list[RunRecord], key_of) -> dict[str, list[float]]:
-    values: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        key = key_of(record)
-        if key in record.metrics:
-            values[record.arm].append(record.metrics[key])
-    return values
 
 
 # -- the catalogue verdict -----------------------------------------------------------------
