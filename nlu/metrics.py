@@ -229,8 +229,8 @@ class EvaluationReport:
                 flat[f"{prefix}/{group}/{name}"] = getattr(scores, attribute)
                 flat[f"{prefix}/{group}/{name}_se"] = getattr(scores, f"{attribute}_se")
             flat[f"{prefix}/{group}/n"] = float(scores.n)
-        for group, split_scores in self.seen_unseen.items():
-            flat.update(split_scores.flat(f"{prefix}/{group}"))
+        for group, value_scores in self.seen_unseen.items():
+            flat.update(value_scores.flat(f"{prefix}/{group}"))
         return flat
 
     def to_dict(self) -> dict:
@@ -283,6 +283,7 @@ def _seen_unseen_markdown(seen_unseen: dict[str, SeenUnseenScores]) -> list[str]
              "| language | gold spans seen / unseen | slot F1 seen | slot F1 unseen "
              "| utterances without / with | exact match without | exact match with |",
              "|---|---:|---:|---:|---:|---:|---:|"]
+
     def f1(part: ValueClassScores) -> str:
         return _pct(part.f1, part.f1_se) if part.gold + part.predicted else "–"
 
