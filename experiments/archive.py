@@ -19,7 +19,7 @@ from typing import Iterable
 
 from nlu.atomic import atomic_open
 
-KEPT_PARAM_PREFIXES = ("study.verdict_bar.",)  # what compare reads from the logged config
+KEPT_PARAM_PREFIXES = ("study.verdict_bar.", "study.catalogue_bar.")  # what compare reads from the config
 CURVES = ("dev_score",)  # per-epoch histories (experiments.patience replays them)
 
 

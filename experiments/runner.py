@@ -359,6 +359,7 @@ def load_study(path: Path | str, profile: str | None = None,
                     raise StudyConfigError(f"arms.{arm.name}.catalogue_share: task {task.name} "
                                            "has no catalogue")
     check_verdict_bar(raw)
+    check_catalogue_bar(raw)
     augment = raw.get("augment") or {}
     root = Path(data_root) if data_root is not None else path.parent / data.get("root", ".")
     if not root.is_dir():
@@ -384,6 +385,18 @@ def check_verdict_bar(raw: dict) -> None:
     if "verdict_bar" in raw:
         try:
             VerdictBar.from_dict(raw["verdict_bar"])
+        except ValueError as error:
+            raise StudyConfigError(str(error)) from None
+
+
+def check_catalogue_bar(raw: dict) -> None:
+    """The study's pre-registered bar for its catalogue arms (read by ``compare`` as the
+    verdict bar is)."""
+    from experiments.compare import CatalogueBar
+
+    if "catalogue_bar" in raw:
+        try:
+            CatalogueBar.from_dict(raw["catalogue_bar"])
         except ValueError as error:
             raise StudyConfigError(str(error)) from None
 
@@ -686,21 +699,26 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
 
 
 def evaluation_metrics(model, data: TaskData) -> tuple[dict[str, float], str]:
-    """Dev and test metrics (plus ``*-focus`` on the cut intents) and the test report."""
-    from nlu.metrics import evaluate
+    """Dev and test metrics (plus ``*-focus`` on the cut intents) and the test report, with
+    slot F1 on values seen vs unseen in the target's own training data (what a catalogue can
+    add: ``slot_f1_unseen`` ...). The target's real train set decides what is seen, for every
+    arm alike: neither the source language's data nor what an arm adds counts."""
+    from nlu.metrics import evaluate, seen_slot_values
 
+    seen_values = seen_slot_values(data.target_train)
     metrics: dict[str, float] = {}
     markdown = ""
     for split, gold in (("dev", data.dev), ("test", data.test)):
         predicted = model.predict(gold)
-        report = evaluate(gold, predicted)
+        report = evaluate(gold, predicted, seen_values=seen_values)
         metrics.update(report.flat(split))
         if split == "test":
             markdown = report.to_markdown()
         focus = [(g, p) for g, p in zip(gold, predicted) if g.intent in data.focus_intents]
         if focus:
             focus_gold, focus_predicted = zip(*focus)
-            metrics.update(evaluate(focus_gold, focus_predicted).flat(f"{split}-focus"))
+            metrics.update(evaluate(focus_gold, focus_predicted, seen_values=seen_values)
+                           .flat(f"{split}-focus"))
     return metrics, markdown
 
 

@@ -15,6 +15,14 @@ Definitions (all computed per utterance, then summed over the set):
 * **exact match** - share of utterances whose intent and every slot tag are right.
 * **SemER** - see ``semantic_errors``.
 
+Seen vs unseen slot values (``evaluate(..., seen_values=seen_slot_values(train))``): a slot
+span's *value* is its slot type with its tokens lower-cased; it is *seen* when the training
+data holds a span with the same value, else *unseen*. A gold span is classified by its own
+value and a predicted span by its own (a correct span has the same type and tokens in both,
+so it falls in the same class on both sides), which makes precision (correct / predicted) and
+recall (correct / gold) well defined in each class. Exact match is split by utterance: those
+with at least one unseen gold value against the rest (including utterances with no slot).
+
 Standard errors: the binomial ``sqrt(p (1 - p) / n)`` for the two accuracies; for slot F1 and
 SemER, which are ratios of sums, the standard deviation of the statistic over ``n_bootstrap``
 resamples of the utterances (with replacement, seeded).
@@ -25,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -136,6 +144,65 @@ class IntentConfusion:
     confused_with: list[tuple[str, int]]  # wrong predicted intents, most frequent first
 
 
+SlotValue = tuple[str, tuple[str, ...]]  # (slot type, lower-cased value tokens)
+
+
+@dataclass(frozen=True)
+class ValueClassScores:
+    """Slot scores on the spans of one class of values (seen or unseen in training)."""
+
+    gold: int
+    predicted: int
+    correct: int
+    precision: float
+    recall: float
+    f1: float  # 0 when the class has no span on either side (conlleval's convention)
+    f1_se: float
+
+
+@dataclass(frozen=True)
+class SeenUnseenScores:
+    """Slot scores on spans whose value was seen vs unseen in training, and exact match on
+    utterances without vs with an unseen gold value (definitions: the module docstring)."""
+
+    seen: ValueClassScores
+    unseen: ValueClassScores
+    seen_utterances: int  # utterances with no unseen gold value (those without slots too)
+    unseen_utterances: int  # utterances with at least one unseen gold value
+    exact_match_seen_utterances: float | None  # None when there is no such utterance
+    exact_match_seen_utterances_se: float | None
+    exact_match_unseen_utterances: float | None
+    exact_match_unseen_utterances_se: float | None
+
+    @property
+    def unseen_span_share(self) -> float | None:
+        """Share of the gold spans whose value is unseen; None without gold spans."""
+        total = self.seen.gold + self.unseen.gold
+        return self.unseen.gold / total if total else None
+
+    def flat(self, prefix: str) -> dict[str, float]:
+        """``{prefix}/slot_f1_unseen`` and the rest; a score with nothing to score (no span of
+        the class on either side, no utterance of the kind) is left out, not logged as 0."""
+        flat: dict[str, float] = {}
+        for name, scores in (("seen", self.seen), ("unseen", self.unseen)):
+            flat[f"{prefix}/gold_slots_{name}"] = float(scores.gold)
+            if scores.gold + scores.predicted:
+                flat.update({f"{prefix}/slot_f1_{name}": scores.f1,
+                             f"{prefix}/slot_f1_{name}_se": scores.f1_se,
+                             f"{prefix}/slot_precision_{name}": scores.precision,
+                             f"{prefix}/slot_recall_{name}": scores.recall})
+        for name in ("seen", "unseen"):
+            flat[f"{prefix}/n_{name}_utterances"] = float(getattr(self, f"{name}_utterances"))
+            exact_match = getattr(self, f"exact_match_{name}_utterances")
+            if exact_match is not None:
+                flat[f"{prefix}/exact_match_{name}_utterances"] = exact_match
+                flat[f"{prefix}/exact_match_{name}_utterances_se"] = getattr(
+                    self, f"exact_match_{name}_utterances_se")
+        if self.unseen_span_share is not None:
+            flat[f"{prefix}/unseen_span_share"] = self.unseen_span_share
+        return flat
+
+
 @dataclass
 class EvaluationReport:
     overall: Scores
@@ -143,11 +210,15 @@ class EvaluationReport:
     by_intent: dict[str, Scores]
     worst_intents: list[IntentConfusion] = field(default_factory=list)
     worst_slot_types: list[SlotTypeScore] = field(default_factory=list)
+    # group (``all`` or a language) -> seen vs unseen slot values; empty unless
+    # ``evaluate`` was given the training data's values
+    seen_unseen: dict[str, SeenUnseenScores] = field(default_factory=dict)
 
     def flat(self, prefix: str = "test", *, per_intent: bool = False) -> dict[str, float]:
         """Metrics for MLflow: ``{"test/all/intent_acc": ..., "test/en/intent_acc_se": ...}``.
 
-        ``per_intent=True`` adds ``test/intent/<intent>/<metric>`` keys.
+        ``per_intent=True`` adds ``test/intent/<intent>/<metric>`` keys; with seen values,
+        ``test/<group>/slot_f1_unseen`` and the rest of ``SeenUnseenScores.flat`` are added.
         """
         groups = {ALL: self.overall, **self.by_language}
         if per_intent:
@@ -158,6 +229,8 @@ class EvaluationReport:
                 flat[f"{prefix}/{group}/{name}"] = getattr(scores, attribute)
                 flat[f"{prefix}/{group}/{name}_se"] = getattr(scores, f"{attribute}_se")
             flat[f"{prefix}/{group}/n"] = float(scores.n)
+        for group, value_scores in self.seen_unseen.items():
+            flat.update(value_scores.flat(f"{prefix}/{group}"))
         return flat
 
     def to_dict(self) -> dict:
@@ -177,6 +250,7 @@ class EvaluationReport:
         lines = ["Scores in % ± one standard error.", "", header.format("language"),
                  row(ALL, self.overall)]
         lines += [row(language, scores) for language, scores in sorted(self.by_language.items())]
+        lines += _seen_unseen_markdown(self.seen_unseen)
         lines += ["", header.format("intent")]
         lines += [row(intent, scores) for intent, scores in sorted(self.by_intent.items())]
         lines += ["", "Worst intents:", "", "| intent | n | accuracy | confused with |",
@@ -197,6 +271,35 @@ class EvaluationReport:
 
 def _pct(value: float, standard_error: float) -> str:
     return f"{100 * value:.2f} ± {100 * standard_error:.2f}"
+
+
+def _seen_unseen_markdown(seen_unseen: dict[str, SeenUnseenScores]) -> list[str]:
+    """The "seen vs unseen slot values" table, one row per group; nothing when not scored."""
+    if not seen_unseen:
+        return []
+    lines = ["", "Seen vs unseen slot values (a value is seen when its slot type and "
+             "lower-cased tokens occur in the training data; exact match on utterances "
+             "without / with an unseen gold value):", "",
+             "| language | gold spans seen / unseen | slot F1 seen | slot F1 unseen "
+             "| utterances without / with | exact match without | exact match with |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def f1(part: ValueClassScores) -> str:
+        return _pct(part.f1, part.f1_se) if part.gold + part.predicted else "–"
+
+    def exact(scores: SeenUnseenScores, kind: str) -> str:
+        value = getattr(scores, f"exact_match_{kind}_utterances")
+        if value is None:
+            return "–"
+        return _pct(value, getattr(scores, f"exact_match_{kind}_utterances_se"))
+
+    for group in sorted(seen_unseen, key=lambda name: (name != ALL, name)):
+        scores = seen_unseen[group]
+        lines.append(
+            f"| {group} | {scores.seen.gold} / {scores.unseen.gold} | {f1(scores.seen)} "
+            f"| {f1(scores.unseen)} | {scores.seen_utterances} / {scores.unseen_utterances} "
+            f"| {exact(scores, 'seen')} | {exact(scores, 'unseen')} |")
+    return lines
 
 
 def slot_chunks(tag_sequences: Sequence[Sequence[str]]) -> list[set[Span]]:
@@ -271,6 +374,69 @@ class _Counts:
         )
 
 
+def slot_value(tokens: Sequence[str], span: Span) -> SlotValue:
+    """A span's value: its slot type and its tokens, lower-cased."""
+    return span.label, tuple(token.lower() for token in tokens[span.start:span.end])
+
+
+def seen_slot_values(train: Iterable[Utterance]) -> frozenset[SlotValue]:
+    """The value of every slot span in ``train`` (``evaluate``'s ``seen_values``)."""
+    return frozenset(slot_value(utterance.tokens, span)
+                     for utterance in train for span in utterance.spans)
+
+
+class _SeenUnseenCounts:
+    """Per-utterance span counts of seen and unseen values, as arrays (as ``_Counts``)."""
+
+    def __init__(self, gold: Sequence[Utterance], counts: _Counts,
+                 seen_values: Collection[SlotValue]):
+        def seen_count(utterances_chunks) -> np.ndarray:
+            return np.array([sum(slot_value(utterance.tokens, span) in seen_values
+                                 for span in chunks) for utterance, chunks in utterances_chunks],
+                            dtype=int)
+
+        # predicted and gold utterances have the same tokens (checked), so gold's serve both
+        self.gold_seen = seen_count(zip(gold, counts.gold_chunks))
+        self.predicted_seen = seen_count(zip(gold, counts.predicted_chunks))
+        self.correct_seen = seen_count(
+            zip(gold, (g & p for g, p in zip(counts.gold_chunks, counts.predicted_chunks))))
+        self.gold_unseen = counts.gold_slots - self.gold_seen
+        self.predicted_unseen = counts.predicted_slots - self.predicted_seen
+        self.correct_unseen = counts.correct_slots - self.correct_seen
+        self.has_unseen = self.gold_unseen > 0
+        self.exact = counts.exact
+
+    def scores(self, rows: np.ndarray, n_bootstrap: int, seed: int) -> SeenUnseenScores:
+        # the same resamples as ``_Counts.scores`` draws for these rows
+        resamples = np.random.default_rng(seed).integers(0, len(rows), size=(n_bootstrap,
+                                                                             len(rows)))
+
+        def class_scores(gold, predicted, correct) -> ValueClassScores:
+            gold, predicted, correct = gold[rows], predicted[rows], correct[rows]
+            resampled = _f1(correct[resamples].sum(1), gold[resamples].sum(1),
+                            predicted[resamples].sum(1))
+            return ValueClassScores(
+                gold=int(gold.sum()), predicted=int(predicted.sum()), correct=int(correct.sum()),
+                precision=_ratio(correct.sum(), predicted.sum()),
+                recall=_ratio(correct.sum(), gold.sum()),
+                f1=float(_f1(correct.sum(), gold.sum(), predicted.sum())),
+                f1_se=_bootstrap_se(resampled))
+
+        has_unseen, exact = self.has_unseen[rows], self.exact[rows]
+        exact_match: dict[str, float | None] = {}
+        for name, kept in (("seen", ~has_unseen), ("unseen", has_unseen)):
+            n = int(kept.sum())
+            share = float(exact[kept].mean()) if n else None
+            exact_match[f"exact_match_{name}_utterances"] = share
+            exact_match[f"exact_match_{name}_utterances_se"] = (
+                _binomial_se(share, n) if n else None)
+        return SeenUnseenScores(
+            seen=class_scores(self.gold_seen, self.predicted_seen, self.correct_seen),
+            unseen=class_scores(self.gold_unseen, self.predicted_unseen, self.correct_unseen),
+            seen_utterances=int((~has_unseen).sum()), unseen_utterances=int(has_unseen.sum()),
+            **exact_match)
+
+
 def _ratio(numerator, denominator) -> float:
     return float(numerator / denominator) if denominator else 0.0
 
@@ -310,11 +476,14 @@ def slot_type_scores(gold_chunks: Iterable[set[Span]],
 
 
 def evaluate(gold: Sequence[Utterance], predicted: Sequence[Utterance], *,
-             n_bootstrap: int = 1000, seed: int = 0, worst: int = 10) -> EvaluationReport:
+             n_bootstrap: int = 1000, seed: int = 0, worst: int = 10,
+             seen_values: Collection[SlotValue] | None = None) -> EvaluationReport:
     """Score ``predicted`` against ``gold`` (aligned by position; tokens must be identical).
 
     Groups are taken from the gold utterances (their language and intent). ``worst`` bounds
-    the length of the confusion report's two lists.
+    the length of the confusion report's two lists. ``seen_values``
+    (``seen_slot_values(train)``): the slot values the model was trained on; given, the report
+    also scores seen vs unseen values overall and per language (``seen_unseen``).
     """
     if not gold:
         raise PredictionMismatchError("nothing to evaluate: no gold utterances", field="gold")
@@ -341,6 +510,12 @@ def evaluate(gold: Sequence[Utterance], predicted: Sequence[Utterance], *,
         for intent, scores in sorted(by_intent.items(),
                                      key=lambda item: (item[1].intent_accuracy, item[0]))
         if scores.intent_accuracy < 1.0][:worst]
+    seen_unseen: dict[str, SeenUnseenScores] = {}
+    if seen_values is not None:
+        value_counts = _SeenUnseenCounts(gold, counts, seen_values)
+        languages = grouped(lambda utterance: utterance.language)
+        seen_unseen = {name: value_counts.scores(rows, n_bootstrap, seed) for name, rows
+                       in {ALL: np.arange(len(gold)), **languages}.items()}
     slot_types = slot_type_scores(counts.gold_chunks, counts.predicted_chunks)
     worst_slot_types = sorted((slot for slot in slot_types if slot.f1 < 1.0),
                               key=lambda slot: (slot.f1, -slot.gold, slot.label))[:worst]
@@ -350,4 +525,5 @@ def evaluate(gold: Sequence[Utterance], predicted: Sequence[Utterance], *,
         by_intent=by_intent,
         worst_intents=worst_intents,
         worst_slot_types=worst_slot_types,
+        seen_unseen=seen_unseen,
     )

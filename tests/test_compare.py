@@ -1,12 +1,15 @@
-"""The comparison report on hand-made run records: one-seed wording, the verdict bar, plots."""
+"""The comparison report on hand-made run records: one-seed wording, the verdict bar, plots,
+seen vs unseen slot values and the catalogue verdict."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from experiments.compare import RunRecord, VerdictBar, report_markdown
+from experiments.compare import CatalogueBar, RunRecord, VerdictBar, report_markdown
 from experiments.compare import plots
+from experiments.compare.catalogue import study_catalogue_bar
+from experiments.compare.runs import arm_family
 from experiments.compare.verdict import study_verdict_bar
 from nlu.jobs import read_yaml
 
@@ -85,13 +88,16 @@ def test_a_malformed_verdict_bar_names_the_bad_key(bar, message):
         VerdictBar.from_dict(bar)
 
 
-def test_compare_reads_the_bar_of_a_study_file_and_refuses_one_without(tmp_path):
-    from service.commands.compare import study_file_bar
+def test_compare_reads_the_bars_of_a_study_file_and_refuses_one_without(tmp_path):
+    from experiments.compare import CatalogueBar
+    from service.commands.compare import study_file_bars
 
-    assert study_file_bar(ROOT / "experiments" / "study_lowres.yaml") == ISSUE_17_BAR
+    study_file_bar = lambda path: study_file_bars(path)[0]  # noqa: E731
+    assert study_file_bars(ROOT / "experiments" / "study_lowres.yaml") == (
+        ISSUE_17_BAR, CatalogueBar({"slot_f1": 3.0, "slot_f1_unseen": 8.0}))
     bare = tmp_path / "bare.yaml"
     bare.write_text("study: x\n")
-    with pytest.raises(ValueError, match="bare.yaml has no top-level verdict_bar"):
+    with pytest.raises(ValueError, match="bare.yaml has no top-level verdict_bar or catalogue_bar"):
         study_file_bar(bare)
     with pytest.raises(ValueError, match="missing.yaml: cannot read"):
         study_file_bar(tmp_path / "missing.yaml")
@@ -164,3 +170,188 @@ def test_the_report_says_first_when_the_epoch_cap_ended_many_trainings():
     assert "the epoch cap, not early stopping, ended 2 of 6 runs" in first_screen
     assert "| gen | 2 of 2 | 12.0 | 12.0 | 12 |" in report
     assert "| none | not recorded |" in report_markdown("x", smoke_like())
+
+
+# -- seen vs unseen slot values and the catalogue verdict (issue 28) ------------------------
+
+CATALOGUE_FAMILY = "target/lexicon+upsample+catalogue"
+
+
+def scored(task, arm, seed, total, slot, seen, unseen, *, family, catalogue=None, bar=None,
+           focus=False):
+    """A run with every split's slot F1 overall / on seen / on unseen values (one offset per
+    seed, the same for every arm, so paired gains have no spread unless the values differ)."""
+    offset = seed / 1000
+    metrics = {"data/target_total": total, "data/target_train": 100}
+    for split in ("dev", "test"):
+        for shown, group in ((split, "xx"), *([(f"{split}-focus", "all")] if focus else [])):
+            prefix = f"{shown}/{group}"
+            metrics |= {f"{prefix}/slot_f1": slot + offset, f"{prefix}/slot_f1_seen": seen + offset,
+                        f"{prefix}/slot_f1_unseen": unseen + offset,
+                        f"{prefix}/exact_match": 0.5, f"{prefix}/intent_acc": 0.9,
+                        f"{prefix}/exact_match_seen_utterances": 0.6,
+                        f"{prefix}/exact_match_unseen_utterances": 0.25,
+                        f"{prefix}/unseen_span_share": 0.5, f"{prefix}/n": 50.0,
+                        f"{prefix}/n_unseen_utterances": 20.0}
+    return RunRecord(task=task, language="xx", arm=arm, seed=str(seed), sampler=None,
+                     metrics=metrics, family=family, catalogue=catalogue,
+                     catalogue_bar=bar or {})
+
+
+ISSUE_28_BAR = {"slot_f1": "3.0", "slot_f1_unseen": "8.0"}
+
+
+def catalogue_study(seeds=(1, 2, 3), bar=ISSUE_28_BAR, generated_gains=None):
+    """Two new-language tasks and a cut-intent task; upsample, refill and generated carriers
+    + catalogue at 400 utterances. Refill gains on upsampling: es slot F1 +4 / unseen +10,
+    th +3 / +4 (mean +3.5 / +7.0). The generated arm, by default, trails refill by 1 point
+    overall: -2 on seen values, +1 on unseen ones."""
+    runs = []
+    for task, refill_slot, refill_unseen in (("es-5", 0.04, 0.10), ("th-5", 0.03, 0.04),
+                                             ("en-cut", 0.0, 0.0)):
+        focus = task == "en-cut"
+        for seed in seeds:
+            gain = (generated_gains or {}).get(seed, -0.01)
+            runs += [
+                scored(task, "none", seed, 100, 0.60, 0.80, 0.30, family=None, bar=bar,
+                       focus=focus),
+                scored(task, "upsample-3x", seed, 400, 0.70, 0.90, 0.40, family="upsample",
+                       bar=bar, focus=focus),
+                scored(task, "refill-3x", seed, 400, 0.70 + refill_slot, 0.90,
+                       0.40 + refill_unseen, family="refill", catalogue="values", bar=bar,
+                       focus=focus),
+                scored(task, "catgen-3x", seed, 400, 0.70 + refill_slot + gain, 0.88,
+                       0.41 + refill_unseen, family=CATALOGUE_FAMILY, catalogue="values",
+                       bar=bar, focus=focus)]
+    return runs
+
+
+def catalogue_verdict(report):
+    return report.split("## Catalogue verdict on test")[1].split("\n## ")[0]
+
+
+def test_the_catalogue_verdict_judges_the_best_catalogue_arm_against_upsampling_by_the_bar():
+    report = report_markdown("catalogue", catalogue_study())
+    verdict = catalogue_verdict(report)
+    # refill gains more slot F1 on dev than the generated arm: it is the one judged
+    assert "- Against upsampling: refill-3x, the catalogue arm with the largest mean dev gain " \
+           "over upsampling to the same size (+2.3 points in slot F1)." in verdict
+    assert ("| refill-3x vs upsample | es-5 (test) | 3 | upsample-3x | 70.2 ± 0.1 → 74.2 ± 0.1 "
+            "(+4.0 ± 0.0) |") in verdict
+    assert "| refill-3x vs upsample | en-cut (test-focus) | 3 | upsample-3x |" in verdict
+    mean_row = next(line for line in verdict.splitlines()
+                    if line.startswith("| refill-3x vs upsample | mean over the 2 new-language"))
+    assert "+3.5 ± 0.0" in mean_row and "+7.0 ± 0.0" in mean_row
+    assert ("the bar (slot F1 ≥ 3 and slot F1, unseen values ≥ 8) is **not met**"
+            in mean_row)  # 7 points on unseen values, not 8
+    lenient = CatalogueBar({"slot_f1": 3.0, "slot_f1_unseen": 6.0})
+    assert "is **met**" in catalogue_verdict(report_markdown(
+        "catalogue", catalogue_study(), catalogue_bar=lenient))
+
+
+def test_the_generated_catalogue_arm_is_judged_against_refill_with_the_evidence_why():
+    verdict = catalogue_verdict(report_markdown("catalogue", catalogue_study()))
+    assert "- Against refill: catgen-3x, the generated catalogue arm with the largest mean " \
+           "dev gain" in verdict
+    row = next(line for line in verdict.splitlines()
+               if line.startswith("| catgen-3x vs refill | mean over the 2 new-language"))
+    assert ("**does not beat refill**: slot F1 -1.0 ± 0.0 (slot F1, seen values -2.0 ± 0.0, "
+            "slot F1, unseen values +1.0 ± 0.0)") in row
+    beats = catalogue_verdict(report_markdown(
+        "catalogue", catalogue_study(generated_gains={1: 0.02, 2: 0.03, 3: 0.04})))
+    assert "**beats refill**: slot F1 +3.0 ± 0.4" in beats
+    unclear = catalogue_verdict(report_markdown(
+        "catalogue", catalogue_study(generated_gains={1: -0.01, 2: 0.01, 3: 0.03})))
+    assert "**does not clearly beat refill**: slot F1 +1.0 ± 0.8, within 2 standard errors" \
+        in unclear
+
+
+def test_a_named_catalogue_arm_is_judged_and_an_unknown_one_refused():
+    verdict = catalogue_verdict(report_markdown("catalogue", catalogue_study(),
+                                                catalogue_arm="catgen-3x"))
+    assert "- Against upsampling: catgen-3x, the arm named before this run." in verdict
+    assert "- Against refill: catgen-3x, the arm named before this run." in verdict
+    assert "| catgen-3x vs upsample | es-5 (test) |" in verdict
+    with pytest.raises(LookupError, match="catalogue arm 'upsample-3x' has no finished runs"):
+        report_markdown("catalogue", catalogue_study(), catalogue_arm="upsample-3x")
+
+
+def test_of_two_refill_arms_of_the_same_size_the_better_on_dev_is_the_baseline():
+    runs = catalogue_study()
+    runs += [scored(task, "refill-3x-half", seed, 400, 0.69, 0.9, 0.45, family="refill",
+                    catalogue="values", bar=ISSUE_28_BAR, focus=task == "en-cut")
+             for task in ("es-5", "th-5", "en-cut") for seed in (1, 2, 3)]
+    verdict = catalogue_verdict(report_markdown("catalogue", runs))
+    assert "| catgen-3x vs refill | es-5 (test) | 3 | refill-3x |" in verdict
+
+
+def test_one_seed_makes_the_catalogue_verdict_a_pipeline_check():
+    verdict = catalogue_verdict(report_markdown("catalogue", catalogue_study(seeds=(1,))))
+    assert "Cells: one seed, in %" in verdict
+    assert "one seed: a pipeline check, not a verdict (the bar, slot F1 ≥ 3 and slot F1, " \
+           "unseen values ≥ 8, is **not met** here)" in verdict
+    assert "one seed: a pipeline check, not a verdict (slot F1 -1.0 against refill here" \
+        in verdict
+
+
+def test_without_catalogue_arms_the_verdict_says_so_and_old_reports_are_unchanged():
+    plain = [run for run in catalogue_study() if run.catalogue is None]
+    verdict = catalogue_verdict(report_markdown("verdict", plain))
+    assert "No catalogue arms in this study" in verdict and "|" not in verdict
+    assert "Catalogue verdict" not in report_markdown("smoke", smoke_like())  # no bar logged
+    no_bar = catalogue_verdict(report_markdown("catalogue", catalogue_study(bar={})))
+    assert "the study config has no catalogue_bar, so there is no verdict" in no_bar
+
+
+def test_a_generated_arm_without_refill_or_upsampling_of_its_size_is_not_judged():
+    runs = [run for run in catalogue_study() if run.arm != "refill-3x"]
+    verdict = catalogue_verdict(report_markdown("catalogue", runs))
+    assert "| catgen-3x vs refill | | | |" in verdict and "no refill arm of the same size" \
+        in verdict
+    alone = [run for run in catalogue_study() if run.arm in ("none", "catgen-3x")]
+    verdict = catalogue_verdict(report_markdown("catalogue", alone))
+    assert "no catalogue arm is paired with upsampling to the same size" in verdict
+
+
+def test_seen_vs_unseen_table_per_task_and_arm():
+    report = report_markdown("catalogue", catalogue_study())
+    section = report.split("## Seen vs unseen slot values")[1].split("\n## ")[0]
+    assert ("### es-5, test (50.0 % of gold spans unseen; 40.0 % of utterances with an "
+            "unseen value)") in section
+    assert "### en-cut, test-focus" in section
+    assert ("| arm | slot F1, seen values | slot F1, unseen values | exact match, no unseen "
+            "value | exact match, an unseen value |") in section
+    es = section.split("### es-5, test")[1].split("###")[0]
+    assert "| refill-3x | **90.20 ± 0.06** | 50.20 ± 0.06 | **60.00 ± 0.00** | **25.00 ± 0.00** |" \
+        in es
+    assert "| catgen-3x | 88.20 ± 0.06 | **51.20 ± 0.06** |" in es
+    assert "Seen vs unseen" not in report_markdown("smoke", smoke_like())
+
+
+def test_the_catalogue_bar_is_read_from_the_runs_and_validated():
+    assert study_catalogue_bar(catalogue_study()) == CatalogueBar(
+        {"slot_f1": 3.0, "slot_f1_unseen": 8.0})
+    # runs from before studies had a catalogue bar are left out; two bars are an error
+    assert study_catalogue_bar(catalogue_study(bar={}) + catalogue_study()) is not None
+    with pytest.raises(LookupError, match="2 different catalogue bars"):
+        study_catalogue_bar(catalogue_study() + catalogue_study(bar={"slot_f1": "1"}))
+    assert CatalogueBar.from_dict(read_yaml(ROOT / "experiments" / "base_study.yaml")[
+        "catalogue_bar"]) == CatalogueBar({"slot_f1": 3.0, "slot_f1_unseen": 8.0})
+    for bar, message in (({"slot_f1_novel": 8}, "catalogue_bar.slot_f1_novel: not one of"),
+                         ({"slot_f1": "three"}, "catalogue_bar.slot_f1: expected a number"),
+                         ({}, "catalogue_bar: expected a mapping"),
+                         ([3, 8], "catalogue_bar: expected a mapping")):
+        with pytest.raises(ValueError, match=message):
+            CatalogueBar.from_dict(bar)
+
+
+def test_refill_and_catalogue_arms_have_their_own_family_and_the_generator_verdict_skips_refill():
+    assert arm_family({"augment": "refill", "catalogue": "values"}) == "refill"
+    assert arm_family({"augment": "generator", "slot_values": "lexicon", "upsample_scale": "3",
+                       "catalogue": "values"}) == CATALOGUE_FAMILY
+    assert arm_family({"augment": "generator", "slot_values": "lexicon",
+                       "catalogue": ""}) == "target/lexicon"
+    from experiments.compare import choose_on_dev
+
+    # refill gains most over upsampling, but the generator verdict judges generated data
+    assert choose_on_dev(catalogue_study(), ["es-5", "th-5"])[0] == "catgen-3x"

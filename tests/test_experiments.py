@@ -178,6 +178,7 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
         assert run.data.tags["language"] == "xx"
         assert 0.0 <= run.data.metrics["test/xx/intent_acc"] <= 1.0
         assert "dev/xx/slot_f1" in run.data.metrics
+        assert {"test/xx/n_unseen_utterances", "dev/xx/gold_slots_seen"} <= set(run.data.metrics)
     generated = by_key[("xx-50", "gan-token-topp-transferred")].data
     assert generated.tags["reward"] == "token" and generated.tags["sampler"] == "topp"
     assert generated.metrics["gate/seen"] >= generated.metrics["gate/kept"] > 0
@@ -506,3 +507,32 @@ def test_catalogue_settings_are_checked_before_any_run(study_file, change, messa
     study_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(StudyConfigError, match=re.escape(message)):
         load_study(study_file, "only")
+
+
+def test_evaluation_metrics_class_values_as_seen_by_the_target_train_set_alone():
+    from experiments.runner import TaskData, evaluation_metrics
+
+    class Perfect:
+        def predict(self, utterances):
+            return list(utterances)
+
+    def weather(city, language="xx"):
+        return Utterance(("wetter", "im", city), ("O", "O", "B-city"), "get_weather", language)
+
+    data = TaskData(source_train=[weather("oslo", "en")], source_dev=[],
+                    target_train=[weather("rom")], dev=[weather("rom")],
+                    test=[weather("Rom"), weather("oslo"), weather("lima")], focus_intents=())
+    metrics, markdown = evaluation_metrics(Perfect(), data)
+    # 'oslo' is in the source language's train set only: unseen for the target
+    assert (metrics["test/xx/gold_slots_seen"], metrics["test/xx/gold_slots_unseen"]) == (1, 2)
+    assert metrics["test/xx/slot_f1_unseen"] == 1.0
+    assert metrics["test/xx/exact_match_unseen_utterances"] == 1.0
+    assert metrics["dev/xx/n_unseen_utterances"] == 0 and "dev/xx/slot_f1_unseen" not in metrics
+    assert "Seen vs unseen slot values" in markdown
+
+
+def test_a_malformed_catalogue_bar_is_a_study_config_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(MICRO_STUDY | {"catalogue_bar": {"slot_f1_unseen": "eight"}}))
+    with pytest.raises(StudyConfigError, match="catalogue_bar.slot_f1_unseen: expected a number"):
+        load_study(bad)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from nlu.errors import NluDataError
-from nlu.metrics import (PredictionMismatchError, evaluate, semantic_errors, slot_chunks,
-                         slot_type_scores)
+from nlu.metrics import (PredictionMismatchError, evaluate, seen_slot_values, semantic_errors,
+                         slot_chunks, slot_type_scores)
 from nlu.utterance import Utterance
 
 FIXTURES = Path(__file__).parent / "data" / "metrics"
@@ -152,3 +152,109 @@ def test_misaligned_predictions_are_a_typed_error():
     assert isinstance(caught.value, NluDataError) and caught.value.field == "tokens"
     with pytest.raises(PredictionMismatchError, match="1 gold utterances but 0"):
         evaluate(gold, [])
+
+
+def seen_unseen_case():
+    """Trained on 'paris' (city) and 'six am' (time). Test, by hand:
+    1. 'Paris' seen (any case), found;  2. 'oslo' unseen, missed;
+    3. 'rome' unseen, found; 'six am' seen, cut to 'six' - a predicted value never seen;
+    4. (de) no slot, wrong intent."""
+    train = [utterance("fly to paris", "O O B-city"),
+             utterance("wake me at six am", "O O O B-time I-time")]
+    gold = [utterance("fly to Paris", "O O B-city"),
+            utterance("fly to oslo", "O O B-city"),
+            utterance("fly to rome at six am", "O O B-city O B-time I-time"),
+            utterance("zeig wecker", "O O", language="de")]
+    predicted = [utterance("fly to Paris", "O O B-city"),
+                 utterance("fly to oslo", "O O O"),
+                 utterance("fly to rome at six am", "O O B-city O B-time O"),
+                 utterance("zeig wecker", "O O", intent="alarm/show_alarms", language="de")]
+    return train, gold, predicted
+
+
+def test_seen_slot_values_are_slot_type_and_lower_cased_tokens_of_every_span():
+    train = [utterance("fly to New York", "O O B-city I-city"),
+             utterance("wake me at six am", "O O O B-time I-time"),
+             utterance("fly to new york", "O O B-city I-city"),
+             utterance("new york time", "B-zone I-zone O")]
+    assert seen_slot_values(train) == frozenset({
+        ("city", ("new", "york")), ("time", ("six", "am")), ("zone", ("new", "york"))})
+    assert seen_slot_values([]) == frozenset()
+
+
+def test_seen_and_unseen_slot_scores_and_exact_match_by_hand():
+    train, gold, predicted = seen_unseen_case()
+    report = evaluate(gold, predicted, n_bootstrap=200, seen_values=seen_slot_values(train))
+    scores = report.seen_unseen["all"]
+    # seen: gold paris, six am; predicted paris; correct paris
+    assert (scores.seen.gold, scores.seen.predicted, scores.seen.correct) == (2, 1, 1)
+    assert (scores.seen.precision, scores.seen.recall) == (1.0, 0.5)
+    assert scores.seen.f1 == pytest.approx(2 * 1 / (2 + 1))
+    # unseen: gold oslo, rome; predicted rome, 'six'; correct rome
+    assert (scores.unseen.gold, scores.unseen.predicted, scores.unseen.correct) == (2, 2, 1)
+    assert (scores.unseen.precision, scores.unseen.recall, scores.unseen.f1) == (0.5, 0.5, 0.5)
+    # the two classes partition the overall counts
+    overall = report.overall
+    assert (scores.seen.gold + scores.unseen.gold, scores.seen.predicted + scores.unseen.predicted,
+            scores.seen.correct + scores.unseen.correct) == (
+        overall.gold_slots, overall.predicted_slots, overall.correct_slots)
+    assert scores.unseen.f1_se > 0
+    # utterances 2 and 3 hold an unseen gold value (neither exact); 1 and 4 do not (1 exact)
+    assert (scores.seen_utterances, scores.unseen_utterances) == (2, 2)
+    assert scores.exact_match_unseen_utterances == 0.0
+    assert scores.exact_match_seen_utterances == 0.5
+    assert scores.exact_match_seen_utterances_se == pytest.approx(math.sqrt(0.5 * 0.5 / 2))
+    assert scores.unseen_span_share == 0.5
+
+
+def test_seen_unseen_flat_keys_leave_out_what_has_nothing_to_score():
+    train, gold, predicted = seen_unseen_case()
+    flat = evaluate(gold, predicted, n_bootstrap=50,
+                    seen_values=seen_slot_values(train)).flat("test")
+    assert {key for key in flat if key.startswith("test/all/") and (
+        "seen" in key or "unseen" in key)} == {
+        "test/all/slot_f1_seen", "test/all/slot_f1_seen_se", "test/all/slot_precision_seen",
+        "test/all/slot_recall_seen", "test/all/gold_slots_seen",
+        "test/all/slot_f1_unseen", "test/all/slot_f1_unseen_se",
+        "test/all/slot_precision_unseen", "test/all/slot_recall_unseen",
+        "test/all/gold_slots_unseen",
+        "test/all/exact_match_seen_utterances", "test/all/exact_match_seen_utterances_se",
+        "test/all/n_seen_utterances",
+        "test/all/exact_match_unseen_utterances", "test/all/exact_match_unseen_utterances_se",
+        "test/all/n_unseen_utterances", "test/all/unseen_span_share"}
+    assert flat["test/all/slot_f1_unseen"] == 0.5 and flat["test/all/unseen_span_share"] == 0.5
+    assert flat["test/en/slot_f1_seen"] == pytest.approx(2 / 3)
+    assert flat["test/en/exact_match_seen_utterances"] == 1.0  # 'Paris' alone, in English
+    # the German utterance has no slot and no unseen value: no slot F1, no unseen exact match
+    german = {key for key in flat if key.startswith("test/de/")}
+    assert "test/de/exact_match_seen_utterances" in german
+    assert not {"test/de/slot_f1_seen", "test/de/slot_f1_unseen", "test/de/unseen_span_share",
+                "test/de/exact_match_unseen_utterances"} & german
+    assert flat["test/de/n_unseen_utterances"] == 0.0
+    # without the training values the report is as before
+    plain = evaluate(gold, predicted, n_bootstrap=50)
+    assert not plain.seen_unseen and not any("seen" in key for key in plain.flat("test"))
+    assert "Seen vs unseen" not in plain.to_markdown()
+
+
+def test_seen_unseen_table_in_markdown():
+    train, gold, predicted = seen_unseen_case()
+    markdown = evaluate(gold, predicted, n_bootstrap=50,
+                        seen_values=seen_slot_values(train)).to_markdown()
+    assert "Seen vs unseen slot values" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| all | 2 / 2 |")]
+    assert len(rows) == 1 and "| 2 / 2 | 50.00 ± 35.36 | 0.00 ± 0.00 |" in rows[0]
+    assert "| de | 0 / 0 | – | – | 1 / 0 | 0.00 ± 0.00 | – |" in markdown
+
+
+def test_when_every_value_was_seen_the_seen_scores_are_the_overall_ones_with_the_same_error():
+    gold, predicted = read_conlleval_input(FIXTURES / "conlleval_fixture.txt")
+    everything = seen_slot_values(gold + predicted)
+    report = evaluate(gold, predicted, n_bootstrap=100, seed=5, seen_values=everything)
+    seen, overall = report.seen_unseen["all"], report.overall
+    assert seen.seen.f1 == overall.slot_f1 and seen.seen.f1_se == overall.slot_f1_se
+    assert seen.unseen.gold == seen.unseen.predicted == 0 and seen.unseen_utterances == 0
+    assert seen.exact_match_seen_utterances == overall.exact_match
+    nothing = evaluate(gold, predicted, n_bootstrap=100, seed=5, seen_values=frozenset())
+    assert nothing.seen_unseen["all"].unseen.f1 == overall.slot_f1
+    assert nothing.seen_unseen["all"].unseen_span_share == 1.0

@@ -14,14 +14,21 @@ Rooms, in the order the data flows:
   the per-metric, per-task, equal-size-gain, grid-factor and synthetic-set tables;
 * ``verdict`` — one generator arm against upsampling to the same size, judged by the study
   YAML's ``verdict_bar`` (logged with the runs, or passed explicitly);
+* ``catalogue`` — slot F1 on seen vs unseen slot values per task and arm, and the catalogue
+  verdict: the best catalogue arm against upsampling (``catalogue_bar``), the generated one
+  against refill;
 * ``plots``   — bars per arm, quality vs diversity, synthetic-set metrics, metric vs scale;
 * ``report``  — ``report_markdown`` and ``build_report``, which put them together.
 """
 
+from experiments.compare.catalogue import (CatalogueBar, catalogue_verdict_section,
+                                           seen_unseen_sections)
 from experiments.compare.report import build_report, report_markdown
 from experiments.compare.runs import RunRecord, collect, collect_stores
 from experiments.compare.tables import Summary, markdown_table, summarize
 from experiments.compare.verdict import VerdictBar, choose_on_dev, verdict_section
 
-__all__ = ["RunRecord", "Summary", "VerdictBar", "build_report", "choose_on_dev", "collect",
-           "collect_stores", "markdown_table", "report_markdown", "summarize", "verdict_section"]
+__all__ = ["CatalogueBar", "RunRecord", "Summary", "VerdictBar", "build_report",
+           "catalogue_verdict_section", "choose_on_dev", "collect", "collect_stores",
+           "markdown_table", "report_markdown", "seen_unseen_sections", "summarize",
+           "verdict_section"]

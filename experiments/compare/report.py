@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from experiments.compare.catalogue import (CatalogueBar, catalogue_verdict_section,
+                                           seen_unseen_sections, study_catalogue_bar)
 from experiments.compare.plots import (plot_arm_bars, plot_quality_diversity, plot_scale,
                                        plot_synthetic_metrics)
 from experiments.compare.runs import RunRecord, arm_order, collect_stores, task_order
@@ -19,10 +21,14 @@ from nlu.atomic import atomic_open
 
 def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "test",
                     verdict_arm: str | None = None,
-                    verdict_bar: VerdictBar | None = None) -> str:
+                    verdict_bar: VerdictBar | None = None,
+                    catalogue_arm: str | None = None,
+                    catalogue_bar: CatalogueBar | None = None) -> str:
     """The report. ``split="dev"`` leaves out every test number (for choosing settings);
     ``verdict_arm`` is the arm the verdict judges (default: the one chosen on dev);
-    ``verdict_bar`` the bar it is judged by (default: the one logged with the runs)."""
+    ``verdict_bar`` the bar it is judged by (default: the one logged with the runs);
+    ``catalogue_arm`` and ``catalogue_bar`` the same for the catalogue verdict, shown when the
+    study has catalogue arms or a catalogue bar."""
     tasks = sorted({record.task for record in records}, key=task_order)
     arms = arm_order(record.arm for record in records)
     cells_are = ("every cell has one seed, so no cell has a standard error"
@@ -47,12 +53,19 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
     if verdict_arm is not None:
         bar = verdict_bar if verdict_bar is not None else study_verdict_bar(records)
         sections += verdict_section(records, tasks, split, verdict_arm, how_chosen, bar)
+    if catalogue_bar is None:
+        catalogue_bar = study_catalogue_bar(records)
+    if catalogue_bar is not None or catalogue_arm is not None or any(
+            record.uses_catalogue for record in records):
+        sections += catalogue_verdict_section(records, tasks, split, catalogue_bar,
+                                              catalogue_arm)
     sections += seed_count_section(records, tasks, arms)
     sections += training_end_section(records, arms)
     if split == "test":
         sections += ["## Arm chosen on dev, scored on test", "",
                      dev_selection(records, tasks, arms), ""]
     sections += task_sections(records, tasks, arms, split)
+    sections += seen_unseen_sections(records, tasks, arms, split)
     sections += headline_sections(records, tasks, arms, split)
     sections += equal_size_sections(records, tasks, split)
     sections += grid_factor_sections(records, tasks, split)
@@ -63,11 +76,12 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
 def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
                  log_to_mlflow: bool = True, more_tracking_uris: Sequence[str] = (),
                  split: str = "test", verdict_arm: str | None = None,
-                 verdict_bar: VerdictBar | None = None) -> Path:
+                 verdict_bar: VerdictBar | None = None, catalogue_arm: str | None = None,
+                 catalogue_bar: CatalogueBar | None = None) -> Path:
     """Write ``report.md`` and the plots to ``out_dir``; log them on a ``kind=compare`` run
     (in ``tracking_uri``). ``more_tracking_uris``: further stores holding runs of the study;
-    ``split="dev"``: dev numbers only; ``verdict_arm``, ``verdict_bar``: see
-    ``report_markdown``."""
+    ``split="dev"``: dev numbers only; ``verdict_arm``, ``verdict_bar``, ``catalogue_arm``,
+    ``catalogue_bar``: see ``report_markdown``."""
     if split not in ("dev", "test"):
         raise ValueError(f"split: expected dev or test, got {split!r}")
     out_dir = Path(out_dir)
@@ -78,7 +92,8 @@ def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
     report = out_dir / "report.md"
     with atomic_open(report) as stream:
         stream.write(report_markdown(experiment, records, split=split, verdict_arm=verdict_arm,
-                                     verdict_bar=verdict_bar))
+                                     verdict_bar=verdict_bar, catalogue_arm=catalogue_arm,
+                                     catalogue_bar=catalogue_bar))
     for metric, (title, _) in HEADLINE_METRICS.items():
         plot_arm_bars(records, metric, title, out_dir / f"{split}_{metric}.png", split)
     plot_quality_diversity(records, out_dir / "quality_vs_diversity.png")

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 ARM_ORDER_FIRST = ("none", "upsample", "mle")  # the baselines lead every table
-# the study config's verdict bar, as every arm run logged it (see experiments.compare.verdict)
+# the study config's verdict bars, as every arm run logged them (see experiments.compare.verdict)
 VERDICT_BAR_PARAM = "study.verdict_bar."
+CATALOGUE_BAR_PARAM = "study.catalogue_bar."
 
 
 @dataclass(frozen=True)
@@ -26,21 +27,37 @@ class RunRecord:
     metrics: dict[str, float]
     reward: str | None = None  # a name in gan.rewards.REWARDS or "mle", for generator arms
     embeddings: str | None = None
-    # upsample | generated data's kind, e.g. "source+target/lexicon" (+ "+upsample" when
-    # upsampled copies are added too); None for the none arm
+    # upsample | refill | generated data's kind, e.g. "source+target/lexicon" (+ "+upsample"
+    # when upsampled copies are added too, + "+catalogue" when filled from a catalogue); None
+    # for the none arm
     family: str | None = None
     # the study's verdict_bar as logged with the run, flat: {"new_language.exact_match": "3.0"}
     verdict_bar: dict[str, str] = field(default_factory=dict)
+    # the name of the slot-value catalogue the arm used (tag ``catalogue``); None: none
+    catalogue: str | None = None
+    # the study's catalogue_bar as logged with the run, flat: {"slot_f1_unseen": "8.0"}
+    catalogue_bar: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def generated(self) -> bool:
+        """Whether the arm adds generated utterances (not copies, refilled or not)."""
+        return self.family not in (None, "upsample", "refill")
+
+    @property
+    def uses_catalogue(self) -> bool:
+        """A catalogue arm: refill, or generated carriers filled from a catalogue."""
+        return bool(self.catalogue) and (self.family == "refill" or self.generated)
 
 
 def arm_family(tags: dict[str, str]) -> str | None:
     """What kind of data an arm adds (see ``RunRecord.family``), from its run tags."""
-    if tags.get("augment") == "upsample":
-        return "upsample"
+    if tags.get("augment") in ("upsample", "refill"):
+        return tags["augment"]
     if tags.get("augment") != "generator":
         return None
     family = f"{tags.get('generator_data', 'target')}/{tags.get('slot_values', 'generated')}"
-    return family + ("+upsample" if float(tags.get("upsample_scale", 0)) else "")
+    family += "+upsample" if float(tags.get("upsample_scale", 0)) else ""
+    return family + ("+catalogue" if tags.get("catalogue") else "")
 
 
 def with_derived_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -83,10 +100,16 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
                       reward=run.data.tags.get("reward"),
                       embeddings=run.data.tags.get("embeddings"),
                       family=arm_family(run.data.tags),
-                      verdict_bar={name[len(VERDICT_BAR_PARAM):]: value
-                                   for name, value in run.data.params.items()
-                                   if name.startswith(VERDICT_BAR_PARAM)})
+                      verdict_bar=params_below(run.data.params, VERDICT_BAR_PARAM),
+                      catalogue=run.data.tags.get("catalogue") or None,
+                      catalogue_bar=params_below(run.data.params, CATALOGUE_BAR_PARAM))
             for run in runs]  # collect_stores sorts
+
+
+def params_below(params: dict[str, str], prefix: str) -> dict[str, str]:
+    """The params whose name starts with ``prefix``, named without it."""
+    return {name[len(prefix):]: value for name, value in params.items()
+            if name.startswith(prefix)}
 
 
 def collect_stores(experiment: str, tracking_uris: Sequence[str]) -> list[RunRecord]:

@@ -232,19 +232,24 @@ def seed_count_section(records: list[RunRecord], tasks: list[str], arms: list[st
             + [""])
 
 
+def equal_size_runs(record: RunRecord, records: list[RunRecord],
+                    family: str = "upsample") -> list[RunRecord]:
+    """The runs of ``family`` (upsample, refill) of the same task and seed whose training set
+    is as large as ``record``'s (``data/target_total``)."""
+    total = record.metrics.get("data/target_total")
+    if total is None:
+        return []
+    return [other for other in records
+            if other.family == family and other.task == record.task
+            and other.seed == record.seed and other.metrics.get("data/target_total") is not None
+            and abs(other.metrics["data/target_total"] - total) <= SIZE_TOLERANCE * total]
+
+
 def equal_size_partner(record: RunRecord, records: list[RunRecord]) -> RunRecord | None:
     """The upsample run of the same task and seed whose training set is as large as
     ``record``'s (``data/target_total``), if the study has one."""
-    total = record.metrics.get("data/target_total")
-    if total is None:
-        return None
-    for other in records:
-        other_total = other.metrics.get("data/target_total")
-        if (other.family == "upsample" and other.task == record.task
-                and other.seed == record.seed and other_total is not None
-                and abs(other_total - total) <= SIZE_TOLERANCE * total):
-            return other
-    return None
+    partners = equal_size_runs(record, records)
+    return partners[0] if partners else None
 
 
 def mean_over_tasks(per_task: list[Summary]) -> Summary:
@@ -257,8 +262,8 @@ def mean_over_tasks(per_task: list[Summary]) -> Summary:
 
 def equal_size_cells(records: list[RunRecord], split: str,
                      metric: str) -> dict[tuple[str, str], Summary]:
-    """(generator arm, task) -> the arm's gain over upsampling to the same size, paired by
-    seed (the same real data), summarised over seeds."""
+    """(generator or refill arm, task) -> the arm's gain over upsampling to the same size,
+    paired by seed (the same real data), summarised over seeds."""
     gains: dict[tuple[str, str], list[float]] = defaultdict(list)
     for record in records:
         if record.family in (None, "upsample"):
@@ -289,9 +294,9 @@ def equal_size_sections(records: list[RunRecord], tasks: list[str],
             table_columns = columns + (["mean"] if len(columns) > 1 else [])
             sections += [f"## {shown}: {HEADLINE_METRICS[metric][0]} gain over upsampling to "
                          "the same size (points)", "",
-                         "Each generator arm minus the upsample arm with as many training "
-                         "utterances, paired by seed; > 0: the generated data helps more "
-                         "than copies.", "",
+                         "Each generator (or refill) arm minus the upsample arm with as "
+                         "many training utterances, paired by seed; > 0: the added data "
+                         "helps more than copies.", "",
                          markdown_table(cells, arms, table_columns, higher_is_better=True), ""]
     return sections
 

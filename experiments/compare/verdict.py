@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from experiments.compare.runs import RunRecord, metric_key
 from experiments.compare.tables import (GAIN_METRICS, HEADLINE_METRICS, Summary,
@@ -97,13 +97,19 @@ def verdict_gauge(records: list[RunRecord], task: str, split: str) -> tuple[str,
     return split, "exact_match"
 
 
-def choose_on_dev(records: list[RunRecord], tasks: list[str]) -> tuple[str, float] | None:
-    """The generator arm with the largest mean dev gain over upsampling to the same size (in
-    each task's gauge, paired by seed, averaged over tasks), and that gain in points."""
+def choose_on_dev(records: list[RunRecord], tasks: list[str], *,
+                  candidate: Callable[[RunRecord], bool] = lambda record: record.generated,
+                  metric: str | None = None) -> tuple[str, float] | None:
+    """The ``candidate`` arm (default: a generator arm) with the largest mean dev gain over
+    upsampling to the same size (in each task's gauge, or in ``metric`` on the gauge's split,
+    paired by seed, averaged over tasks), and that gain in points."""
     gains: dict[str, list[float]] = defaultdict(list)
+    compared = [record for record in records
+                if candidate(record) or record.family == "upsample"]
     for task in tasks:
-        split, metric = verdict_gauge(records, task, "dev")
-        for (arm, cell_task), summary in equal_size_cells(records, split, metric).items():
+        split, gauge = verdict_gauge(records, task, "dev")
+        for (arm, cell_task), summary in equal_size_cells(compared, split,
+                                                          metric or gauge).items():
             if cell_task == task:
                 gains[arm].append(summary.mean)
     complete = {arm: statistics.fmean(values) for arm, values in gains.items()

@@ -24,9 +24,14 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verdict-arm", metavar="ARM",
                         help="the arm the verdict table judges against upsampling to the same "
                         "size (default: the generator arm with the best dev gain)")
+    parser.add_argument("--catalogue-arm", metavar="ARM",
+                        help="the catalogue arm the catalogue verdict judges against "
+                        "upsampling and refill at the same size (default: the catalogue arm "
+                        "with the best dev gain)")
     parser.add_argument("--study", type=Path, metavar="FILE",
-                        help="a study YAML whose verdict_bar judges the verdict arm (default: "
-                        "the bar the runs logged with their study config)")
+                        help="a study YAML whose verdict_bar and catalogue_bar judge the "
+                        "verdict arms (default: the bars the runs logged with their study "
+                        "config)")
     parser.add_argument("--no-log", action="store_true",
                         help="only write the folder, do not log a compare run to MLflow")
 
@@ -39,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     _check_experiment(args.experiment, [tracking_uri, *args.more_tracking_uri])
     try:
-        bar = None if args.study is None else study_file_bar(args.study)
+        bar, catalogue_bar = (None, None) if args.study is None else study_file_bars(args.study)
         report = build_report(args.experiment, tracking_uri, out,
                               log_to_mlflow=not args.no_log,
                               more_tracking_uris=args.more_tracking_uri, split=args.split,
-                              verdict_arm=args.verdict_arm, verdict_bar=bar)
+                              verdict_arm=args.verdict_arm, verdict_bar=bar,
+                              catalogue_arm=args.catalogue_arm, catalogue_bar=catalogue_bar)
     except (LookupError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -52,19 +58,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def study_file_bar(path: Path):
-    """The ``verdict_bar`` of a study YAML (or of the base it builds on); ``ValueError``
-    naming the file."""
-    from experiments.compare import VerdictBar
+def study_file_bars(path: Path):
+    """The ``verdict_bar`` and ``catalogue_bar`` (None where it has none) of a study YAML (or
+    of the base it builds on); ``ValueError`` naming the file."""
+    from experiments.compare import CatalogueBar, VerdictBar
     from nlu.jobs import JobConfigError, read_yaml
 
     try:
         raw = read_yaml(path)
     except JobConfigError as error:
         raise ValueError(f"--study: {error}") from None
-    if "verdict_bar" not in raw:
-        raise ValueError(f"--study: {path} has no top-level verdict_bar")
-    return VerdictBar.from_dict(raw["verdict_bar"], f"{path}: verdict_bar")
+    if "verdict_bar" not in raw and "catalogue_bar" not in raw:
+        raise ValueError(f"--study: {path} has no top-level verdict_bar or catalogue_bar")
+    return (VerdictBar.from_dict(raw["verdict_bar"], f"{path}: verdict_bar")
+            if "verdict_bar" in raw else None,
+            CatalogueBar.from_dict(raw["catalogue_bar"], f"{path}: catalogue_bar")
+            if "catalogue_bar" in raw else None)
 
 
 def _check_experiment(name: str, tracking_uris: list[str]) -> None:
