@@ -6,5 +6,7 @@
 * ``config`` -> ``models`` -> ``module`` -> ``training``: ``GanConfig``, the G/D pair, the
   LightningModule with the whole schedule, the job (``train_gan``);
 * ``augment`` — ``Augmenter``, a trained generator ready to write utterances; ``lexicon``
-  fills carrier phrases with slot values; ``gate`` and ``quality`` check what it wrote.
+  fills carrier phrases with slot values; ``catalogue`` reads the values a team brings and
+  mixes them in (also ``refill``: real utterances with their values redrawn, no generator);
+  ``gate`` and ``quality`` check what it wrote.
 """

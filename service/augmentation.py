@@ -9,6 +9,10 @@ query per call.
 ``Augment`` pulls utterances from the engine's lazy iterator one batch at a time, sends them
 in chunks of ``chunk_size``, and checks before each utterance that the client is still there
 and the deadline has not passed, so a cancelled or expired call stops generating.
+
+``Refill`` needs no generator: real utterances and a catalogue sent inline (each value checked
+as ``gan.catalogue`` checks a file's, errors naming ``catalogue[i]``), refilled by the library
+and streamed like ``Augment``'s utterances.
 """
 
 from __future__ import annotations
