@@ -227,15 +227,16 @@ def _folded(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def cross_lingual_catalogue(source: Sequence[Utterance], target: Sequence[Utterance], *,
-                            language: str, min_verbatim_share: float = 0.2
-                            ) -> tuple[SlotLexicon, dict[str, float]]:
+                            language: str, min_verbatim_share: float = 0.2,
+                            min_target_values: int = 3) -> tuple[SlotLexicon, dict[str, float]]:
     """The source's values of the slot types whose values stay the same across languages.
 
     For each slot type of ``target`` (its train and dev data: never pass test data), the
     share of its distinct values (case-insensitive) that occur verbatim among ``source``'s
     values of that type. The catalogue holds every source value of the types whose share is
-    at least ``min_verbatim_share``, relabelled to ``language``. Returns the catalogue and
-    the share per target slot type."""
+    at least ``min_verbatim_share`` over at least ``min_target_values`` distinct target values
+    (one or two values make a share of 0 or 1 by chance), relabelled to ``language``.
+    Returns the catalogue and the share per target slot type."""
     if not 0 <= min_verbatim_share <= 1:
         raise ValueError(f"min_verbatim_share: must be in [0, 1], got {min_verbatim_share}")
     source_values: dict[str, set[tuple[str, ...]]] = defaultdict(set)
@@ -252,7 +253,8 @@ def cross_lingual_catalogue(source: Sequence[Utterance], target: Sequence[Uttera
     for slot, values in sorted(target_values.items()):
         known = {_folded(value) for value in source_values.get(slot, ())}
         shares[slot] = len(values & known) / len(values)
-    chosen = [slot for slot, share in shares.items() if share >= min_verbatim_share]
+    chosen = [slot for slot, share in shares.items() if share >= min_verbatim_share
+              and len(target_values[slot]) >= min_target_values]
     catalogue = SlotLexicon({language: {slot: sorted(source_values[slot]) for slot in chosen
                                         if source_values.get(slot)}})
     return catalogue, shares

@@ -139,11 +139,15 @@ def test_the_cross_lingual_catalogue_takes_the_types_whose_values_stay_the_same(
               utterance("wetter in wien", "O O B-location"),
               utterance("wetter morgen", "O B-datetime")]
     catalogue, shares = cross_lingual_catalogue(source, target, language="de",
-                                                min_verbatim_share=0.5)
+                                                min_verbatim_share=0.5, min_target_values=2)
     assert shares == {"datetime": 0.0, "location": 0.5}  # only what the target has
     assert catalogue.values == {"de": {"location": [("Berlin",), ("Paris",)]}}
-    none, _ = cross_lingual_catalogue(source, target, language="de", min_verbatim_share=0.6)
+    none, _ = cross_lingual_catalogue(source, target, language="de", min_verbatim_share=0.6,
+                                      min_target_values=2)
     assert none.values == {"de": {}}
+    # two target values are too few to judge a type by (a share of 0.5 by chance)
+    unjudged, _ = cross_lingual_catalogue(source, target, language="de", min_verbatim_share=0.5)
+    assert unjudged.values == {"de": {}}
 
 
 def test_the_cross_lingual_catalogue_sees_only_the_target_data_it_is_given():
