@@ -355,3 +355,23 @@ def test_refill_and_catalogue_arms_have_their_own_family_and_the_generator_verdi
 
     # refill gains most over upsampling, but the generator verdict judges generated data
     assert choose_on_dev(catalogue_study(), ["es-5", "th-5"])[0] == "catgen-3x"
+
+
+def test_unseen_slot_f1_is_plotted_against_the_catalogue_share_and_only_with_catalogue_arms(
+        tmp_path):
+    import dataclasses
+
+    from experiments.compare.plots import plot_catalogue_share
+
+    runs = catalogue_study()
+    shared = [dataclasses.replace(run, catalogue_share=1.0) if run.catalogue else run
+              for run in runs]
+    halves = [dataclasses.replace(run, arm=f"{run.arm}-half", catalogue_share=0.5)
+              for run in runs if run.catalogue]
+    path = plot_catalogue_share(shared + halves, tmp_path / "share.png")
+    assert path is not None and path.stat().st_size > 0
+    again = plot_catalogue_share(shared + halves, tmp_path / "again.png")
+    assert again.read_bytes() == path.read_bytes()  # the same runs, the same file
+    without = [run for run in runs if not run.catalogue]
+    assert plot_catalogue_share(without, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

@@ -221,3 +221,53 @@ def plot_scale(records: list[RunRecord], metric: str, path: Path,
     path = _save(figure, path)
     plt.close(figure)
     return path
+
+
+def plot_catalogue_share(records: list[RunRecord], path: Path,
+                         split: str = "test") -> Path | None:
+    """``split``'s slot F1 on spans whose value the target's training data lacks, against the
+    share of slot fills drawn from the catalogue: one line per catalogue family and total size
+    (mean over the new-language tasks and seeds), upsampling to the same size dashed. Where a
+    catalogue can help, these lines rise with the share; copies stay flat by construction."""
+    from experiments.compare.verdict import has_focus
+
+    metric = "slot_f1_unseen"
+    cut_tasks = {task for task in {record.task for record in records}
+                 if has_focus(records, task, split)}
+    lines: dict[tuple[str, float], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    copies: dict[float, list[float]] = defaultdict(list)
+    for record in records:
+        total = record.metrics.get("data/target_total")
+        real = record.metrics.get("data/target_train")
+        value = record.metrics.get(metric_key(record, split, metric))
+        if total is None or not real or value is None or record.task in cut_tasks:
+            continue
+        size = round(total / real, 1)
+        if record.family == "upsample":
+            copies[size].append(value)
+        elif record.catalogue_share is not None:
+            family = "refill" if record.family == "refill" else "generated + copies"
+            lines[(family, size)][record.catalogue_share].append(value)
+    if not lines:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    shares = sorted({share for points in lines.values() for share in points})
+    for family, size in sorted(lines):
+        points = lines[(family, size)]
+        xs = sorted(points)
+        line, = axes.plot(xs, [100 * statistics.fmean(points[x]) for x in xs], marker="o",
+                          label=f"{family}, {size:g}x")
+        if copies.get(size):
+            axes.plot([shares[0], shares[-1]], [100 * statistics.fmean(copies[size])] * 2,
+                      linestyle="--", color=line.get_color(), linewidth=1,
+                      label=f"upsample, {size:g}x")
+    axes.set_xticks(shares)
+    axes.set_xlabel("share of slot fills drawn from the catalogue")
+    axes.set_ylabel(f"{split} slot F1 on unseen values (%)")
+    axes.set_title(f"{split} slot F1 on values the target data lacks\n"
+                   "(mean over new-language tasks and seeds)")
+    _legend_beside(axes)
+    path = _save(figure, path)
+    plt.close(figure)
+    return path

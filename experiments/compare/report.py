@@ -7,7 +7,8 @@ from typing import Sequence
 
 from experiments.compare.catalogue import (CatalogueBar, catalogue_verdict_section,
                                            seen_unseen_sections, study_catalogue_bar)
-from experiments.compare.plots import (plot_arm_bars, plot_quality_diversity, plot_scale,
+from experiments.compare.plots import (plot_arm_bars, plot_catalogue_share,
+                                       plot_quality_diversity, plot_scale,
                                        plot_synthetic_metrics)
 from experiments.compare.runs import RunRecord, arm_order, collect_stores, task_order
 from experiments.compare.tables import (HEADLINE_METRICS, cap_hit_warning, dev_selection,
@@ -99,6 +100,7 @@ def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
     plot_quality_diversity(records, out_dir / "quality_vs_diversity.png")
     plot_synthetic_metrics(records, out_dir / "synthetic_metrics.png")
     plot_scale(records, "exact_match", out_dir / "exact_match_vs_scale.png", split)
+    plot_catalogue_share(records, out_dir / "unseen_slot_f1_vs_catalogue_share.png", split)
     if log_to_mlflow:
         import mlflow
 

@@ -37,6 +37,8 @@ class RunRecord:
     catalogue: str | None = None
     # the study's catalogue_bar as logged with the run, flat: {"slot_f1_unseen": "8.0"}
     catalogue_bar: dict[str, str] = field(default_factory=dict)
+    # the share of slot fills drawn from the catalogue (tag ``catalogue_share``); None: none
+    catalogue_share: float | None = None
 
     @property
     def generated(self) -> bool:
@@ -102,7 +104,9 @@ def collect(experiment: str, tracking_uri: str) -> list[RunRecord]:
                       family=arm_family(run.data.tags),
                       verdict_bar=params_below(run.data.params, VERDICT_BAR_PARAM),
                       catalogue=run.data.tags.get("catalogue") or None,
-                      catalogue_bar=params_below(run.data.params, CATALOGUE_BAR_PARAM))
+                      catalogue_bar=params_below(run.data.params, CATALOGUE_BAR_PARAM),
+                      catalogue_share=(float(run.data.tags["catalogue_share"])
+                                       if "catalogue_share" in run.data.tags else None))
             for run in runs]  # collect_stores sorts
 
 
