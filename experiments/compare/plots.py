@@ -253,15 +253,16 @@ def plot_catalogue_share(records: list[RunRecord], path: Path,
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
     shares = sorted({share for points in lines.values() for share in points})
-    for family, size in sorted(lines):
+    drawn: set[float] = set()
+    for family, size in sorted(lines, key=lambda key: (key[1], key[0])):
         points = lines[(family, size)]
         xs = sorted(points)
         line, = axes.plot(xs, [100 * statistics.fmean(points[x]) for x in xs], marker="o",
                           label=f"{family}, {size:g}x")
-        if copies.get(size):
-            axes.plot([shares[0], shares[-1]], [100 * statistics.fmean(copies[size])] * 2,
-                      linestyle="--", color=line.get_color(), linewidth=1,
-                      label=f"upsample, {size:g}x")
+        if copies.get(size) and size not in drawn:  # one reference line per size
+            drawn.add(size)
+            axes.axhline(100 * statistics.fmean(copies[size]), linestyle="--", linewidth=1,
+                         color=line.get_color(), label=f"upsample, {size:g}x")
     axes.set_xticks(shares)
     axes.set_xlabel("share of slot fills drawn from the catalogue")
     axes.set_ylabel(f"{split} slot F1 on unseen values (%)")
