@@ -536,3 +536,25 @@ def test_a_malformed_catalogue_bar_is_a_study_config_error(tmp_path):
     bad.write_text(yaml.safe_dump(MICRO_STUDY | {"catalogue_bar": {"slot_f1_unseen": "eight"}}))
     with pytest.raises(StudyConfigError, match="catalogue_bar.slot_f1_unseen: expected a number"):
         load_study(bad)
+
+
+def test_coverage_counts_dev_values_unseen_in_train_and_those_the_catalogue_holds(study_file):
+    from experiments.coverage import catalogue_coverage, markdown
+
+    raw = yaml.safe_load(study_file.read_text())
+    (study_file.parent / "xx.catalogue.tsv").write_text("city\trom\ncity\tparys\n")
+    raw["tasks"][1]["catalogue"] = {"name": "cities", "file": "xx.catalogue.tsv"}
+    raw["tasks"][1]["cut"] = {"intents": ["get_weather"], "keep": 1}  # one city left in train
+    study_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    study = load_study(study_file, None, seeds=[1])
+    task = next(task for task in study.tasks if task.catalogue is not None)
+    data = task_data(study, task, 1)
+    train_cities = {u.tokens[-1] for u in data.target_train if u.intent == "get_weather"}
+    dev_cities = [u.tokens[-1] for u in data.dev if u.intent == "get_weather"]  # the cut intent
+    unseen = [city for city in dev_cities if city not in train_cities]
+    coverage = catalogue_coverage(study, task, 1)
+    assert (coverage.spans, coverage.unseen) == (len(dev_cities), len(unseen)) and unseen
+    assert coverage.held == sum(city in ("rom", "parys") for city in unseen)
+    assert coverage.catalogue_values == 2 and coverage.catalogue_types == 1
+    share = 100 * len(unseen) / len(dev_cities)
+    assert f"| xx-cut | {len(dev_cities)} | {share:.1f} % |" in markdown([coverage])
