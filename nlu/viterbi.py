@@ -36,13 +36,15 @@ def viterbi_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> lis
     score = start + emissions[:, 0]  # [B, tags]: the best path's score ending in each tag
     buffer = np.empty((rows, tags, tags), dtype=score.dtype)
     best_previous = [None] * steps  # [rows inside, next tag] per step
+    every_candidate = np.arange(rows * tags)
     for step in range(1, steps):
         active = inside[step]
         candidates = buffer[:active]  # [rows inside, next, previous], CRF.decode's sums:
         np.add(score[:active, np.newaxis, :], transitions, out=candidates)
         np.add(candidates, emissions[:active, step, :, np.newaxis], out=candidates)
         best = candidates.argmax(axis=2)  # the first maximum, as torch's max
-        score[:active] = np.take_along_axis(candidates, best[:, :, np.newaxis], axis=2)[:, :, 0]
+        score[:active] = candidates.reshape(active * tags, tags)[
+            every_candidate[:active * tags], best.ravel()].reshape(active, tags)
         best_previous[step] = best
     score = score + end
     path = np.empty((rows, steps), dtype=np.intp)  # a row's tags after its end: ignored
