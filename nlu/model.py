@@ -260,8 +260,11 @@ class JointNluModule(pl.LightningModule):
             embedded = torch.cat([embedded, piece_features], dim=-1)
         embedded = self.dropout(embedded)
         if self.config.encoder == "bilstm":
-            packed = pack_padded_sequence(embedded, piece_lengths.cpu(), batch_first=True,
-                                          enforce_sorted=False)
+            lengths = piece_lengths.cpu()
+            # Longest first (as inference batches are): no reordering of the rows in and out
+            longest_first = bool((lengths[:-1] >= lengths[1:]).all())
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True,
+                                          enforce_sorted=longest_first)
             encoded, _ = self.encoder(packed)
             encoded, _ = pad_packed_sequence(encoded, batch_first=True,
                                              total_length=piece_ids.size(1))
