@@ -5,8 +5,8 @@ walks back through every sequence in Python, one tensor element read at a time, 
 per-step maximum with indices over a middle dimension is slow on a CPU. ``viterbi_decode``
 makes the same sums in the same order (so the same floats and the same first-maximum tie
 breaking), in numpy, with the previous tag as the last (contiguous) dimension, only for the
-rows not yet ended, and walks back for the whole batch with one indexing per time step. ``tests/test_viterbi.py`` checks that it
-returns exactly what ``CRF.decode`` returns.
+rows not yet ended, and walks back for the whole batch with one indexing per time step.
+``tests/test_viterbi.py`` checks that it returns exactly what ``CRF.decode`` returns.
 """
 
 from __future__ import annotations
