@@ -40,6 +40,7 @@ from nlu.config import strict_from_dict
 from nlu.devices import DeviceConfig
 from nlu.embeddings import embedding_matrix, read_vec
 from nlu.tokenizer import PAD_ID, UNK_ID, WORD_BOUNDARY
+from nlu.viterbi import viterbi_decode
 
 ENCODERS = ("bilstm", "transformer")
 SLOT_HEADS = ("crf", "softmax")
@@ -259,8 +260,11 @@ class JointNluModule(pl.LightningModule):
             embedded = torch.cat([embedded, piece_features], dim=-1)
         embedded = self.dropout(embedded)
         if self.config.encoder == "bilstm":
-            packed = pack_padded_sequence(embedded, piece_lengths.cpu(), batch_first=True,
-                                          enforce_sorted=False)
+            lengths = piece_lengths.cpu()
+            # Longest first (as inference batches are): no reordering of the rows in and out
+            longest_first = bool((lengths[:-1] >= lengths[1:]).all())
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True,
+                                          enforce_sorted=longest_first)
             encoded, _ = self.encoder(packed)
             encoded, _ = pad_packed_sequence(encoded, batch_first=True,
                                              total_length=piece_ids.size(1))
@@ -311,17 +315,18 @@ class JointNluModule(pl.LightningModule):
             slot_loss = (per_word * mask).sum() / mask.size(0)
         return intent_loss + slot_loss
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[list[int]]]:
         """Intent probabilities per utterance ([B, intents], softmax) and the best tag id per
-        word (not yet IOB2-repaired)."""
+        word (not yet IOB2-repaired). The CRF's best tags come from ``nlu.viterbi`` (exactly
+        ``self.crf.decode``'s, batched)."""
         intent_logits, slot_scores = self(batch)
         mask = batch["word_mask"]
         if self.crf is not None:
-            tag_ids = self.crf.decode(slot_scores, mask=mask)
+            tag_ids = viterbi_decode(self.crf, slot_scores, mask)
         else:
-            best = slot_scores.argmax(dim=-1)
-            tag_ids = [row[: int(length)].tolist() for row, length in zip(best, mask.sum(dim=1))]
+            best = slot_scores.argmax(dim=-1).tolist()
+            tag_ids = [row[:length] for row, length in zip(best, mask.sum(dim=1).tolist())]
         return intent_logits.softmax(dim=-1), tag_ids
 
     # -- Lightning hooks -------------------------------------------------------------------

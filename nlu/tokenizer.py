@@ -22,6 +22,11 @@ from nlu.utterance import Utterance
 PAD_ID = 0
 UNK_ID = 1
 MODEL_FILENAME = "sentencepiece.model"
+# SentencePiece's list call starts a thread pool (even for one thread): about 0.5 ms, more on
+# a busy machine, against about 2 us per word called one by one. Fewer new words than this
+# are encoded one by one.
+LIST_CALL_WORDS = 256
+CACHE_WORDS = 100_000  # words remembered with their pieces (a parse server sees the same ones)
 WORD_BOUNDARY = "\u2581"  # SentencePiece's "▁", which starts a piece that starts a word
 
 
@@ -31,6 +36,7 @@ class SubwordTokenizer:
     def __init__(self, model_proto: bytes):
         self.model_proto = model_proto
         self._processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
+        self._word_pieces: dict[str, tuple[int, ...]] = {}  # bounded by CACHE_WORDS
 
     @classmethod
     def train(cls, utterances: Iterable[Utterance], vocab_size: int = 8000,
@@ -65,9 +71,22 @@ class SubwordTokenizer:
 
     def encode_word_pieces(self, tokens: Sequence[str]) -> list[list[int]]:
         """One list of piece ids per word; a word SentencePiece drops entirely becomes ``<unk>``."""
-        # one thread: SentencePiece's thread pool costs more than it saves on short words
-        return [pieces or [UNK_ID]
-                for pieces in self._processor.encode(list(tokens), num_threads=1)]
+        return [list(pieces) for pieces in self._pieces_of_words(tokens)]
+
+    def _pieces_of_words(self, tokens: Sequence[str]) -> list[tuple[int, ...]]:
+        """``encode_word_pieces``, as tuples. A word's pieces depend on the word alone, so they
+        are cached; the cache is replaced (never emptied in place: another thread may be
+        reading it) once it holds ``CACHE_WORDS``."""
+        if len(self._word_pieces) >= CACHE_WORDS:
+            self._word_pieces = {}
+        cache = self._word_pieces
+        new = list(dict.fromkeys(word for word in tokens if word not in cache))
+        if len(new) < LIST_CALL_WORDS:
+            encoded = [self._processor.encode(word) for word in new]
+        else:  # one thread: its pool costs more than it saves on short words
+            encoded = self._processor.encode(new, num_threads=1)
+        cache.update((word, tuple(pieces or [UNK_ID])) for word, pieces in zip(new, encoded))
+        return [cache[word] for word in tokens]
 
     def encode_words(self, tokens: Sequence[str]) -> tuple[list[int], list[int]]:
         """Piece ids of the whole utterance, and the index of each word's first piece."""
@@ -75,10 +94,9 @@ class SubwordTokenizer:
 
     def encode_utterances(self, token_lists: Sequence[Sequence[str]]
                           ) -> list[tuple[list[int], list[int]]]:
-        """``encode_words`` of every utterance, with one SentencePiece call for all their words
-        (a call per utterance costs more than its few words take)."""
-        pieces = iter(self.encode_word_pieces([word for tokens in token_lists
-                                               for word in tokens]))
+        """``encode_words`` of every utterance, with one SentencePiece call for all their new
+        words (a call per utterance costs more than its few words take)."""
+        pieces = iter(self._pieces_of_words([word for tokens in token_lists for word in tokens]))
         encoded = []
         for tokens in token_lists:
             piece_ids: list[int] = []

@@ -241,7 +241,8 @@ class TrainedNlu:
         length, on the module's device, without gradients, in eval mode (restored after)."""
         encoded = encode_tokens(token_lists, self.tokenizer,
                                 with_chars=self.config.char_filters > 0)
-        order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].piece_ids))
+        # longest first: similar lengths in a batch, and already in the order the LSTM packs
+        order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index].piece_ids))
         inferred: list = [None] * len(encoded)
         was_training = self.module.training
         if was_training:  # switching walks every submodule: a share of a one-utterance call

@@ -48,6 +48,7 @@ from service.generated.nlu_bootstrap.v1 import (augmentation_pb2, augmentation_p
                                                 nlu_pb2, nlu_pb2_grpc, training_pb2,
                                                 training_pb2_grpc)
 from service.nlu import NluServicer
+from service.quiet import quiet_libraries
 from service.training import JobRunner, JobStore, TrainingServicer, watch_parent
 
 log = logging.getLogger(__name__)
@@ -236,13 +237,16 @@ def serve(config: ServerConfig, *, grace: float = 10.0) -> None:
     running.stop(grace)
 
 
-def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0) -> int:
+def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0,
+                    quiet: bool = True) -> int:
     """Serve one port from ``processes`` server processes (SO_REUSEPORT; Linux).
 
     A Python gRPC server runs its handlers under one GIL: generation is small torch ops
     driven from Python, so extra threads add no throughput and extra processes do. The
     kernel spreads connections over the processes; they share the MLflow store and the
     job store. SIGTERM/SIGINT are passed on, and each process drains as ``serve`` does.
+    ``quiet``: each process keeps the libraries' chatter out of the log
+    (``service.quiet``; a spawned process does not inherit the parent's logger levels).
     Returns 0 when every process stopped cleanly.
     """
     import multiprocessing
@@ -266,7 +270,7 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
         port = reservation.getsockname()[1]
         shared = replace(config, address=f"{host}:{port}", reuse_port=True, recover_jobs=False)
         context = multiprocessing.get_context("spawn")
-        children = [context.Process(target=_serve_child, args=(shared, grace),
+        children = [context.Process(target=_serve_child, args=(shared, grace, quiet),
                                     name=f"nlu-bootstrap-server-{index}")
                     for index in range(processes)]
         stopping = threading.Event()
@@ -296,7 +300,9 @@ def serve_processes(config: ServerConfig, processes: int, *, grace: float = 10.0
     return 0 if all(child.exitcode == 0 for child in children) else 1
 
 
-def _serve_child(config: ServerConfig, grace: float) -> None:
+def _serve_child(config: ServerConfig, grace: float, quiet: bool = True) -> None:
+    if quiet:
+        quiet_libraries()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
     # A parent killed with -9 passes no signal on: drain as on SIGTERM instead of serving on.

@@ -8,7 +8,8 @@ import pytest
 
 from nlu.formats import read_utterances
 from nlu.model import JointModelConfig
-from nlu.parse import MAX_TOKENS, Parse, ParseInputError, build_parse, prepare_inputs, tokenize
+from nlu.parse import (CACHED_WORD_CHARACTERS, MAX_TOKENS, Parse, ParseInputError, build_parse,
+                       prepare_inputs, tokenize)
 from nlu.training import TrainedNlu, fit
 from nlu.utterance import check_iob2
 from shared_data import SHARED_DATA
@@ -118,6 +119,14 @@ def test_tokenize_splits_edge_punctuation_and_keeps_words_whole():
     assert tokens == ["Do", "I", "need", "a", "sweater", "?", "(", "at", "7:30", ",",
                       "TV-Serie", ")", "l'opera", "80's"]
     text = "Do I need a sweater? (at 7:30, TV-Serie) l'opera 80's"
+    assert [text[start:end] for start, end in offsets] == tokens
+
+
+def test_a_word_too_long_to_be_cached_splits_as_a_short_one_does():
+    long_word = "x" * (CACHED_WORD_CHARACTERS + 1)
+    text = f'the ("{long_word}"). "{long_word[:3]}").'
+    tokens, offsets = tokenize(text, "en")
+    assert tokens == ["the", "(", '"', long_word, '"', ")", ".", '"', "xxx", '"', ")", "."]
     assert [text[start:end] for start, end in offsets] == tokens
 
 

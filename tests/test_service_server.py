@@ -296,3 +296,32 @@ def test_a_signal_while_serve_processes_starts_its_children_starts_no_more(tmp_p
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
     assert started == ["nlu-bootstrap-server-0"]
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_serve_processes_child_quiets_the_libraries_unless_told_not_to(quiet, tmp_path,
+                                                                         monkeypatch):
+    import logging
+    import warnings
+
+    from service import server
+    from service.quiet import QUIET_LOGGERS
+
+    served = []
+    monkeypatch.setattr(server, "watch_parent", lambda on_exit: None)
+    monkeypatch.setattr(server, "serve", lambda config, grace: served.append(config))
+    monkeypatch.setattr(logging, "basicConfig", lambda **settings: None)
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [each.level for each in loggers]
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))  # restored after
+    try:
+        for each in loggers:
+            each.setLevel(logging.NOTSET)  # as in a freshly spawned process
+        config = ServerConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                              state_dir=tmp_path / "state", address="127.0.0.1:0")
+        server._serve_child(config, 1.0, quiet)
+        assert served == [config]
+        assert all((each.level == logging.WARNING) == quiet for each in loggers)
+    finally:
+        for each, level in zip(loggers, levels):
+            each.setLevel(level)

@@ -48,3 +48,28 @@ def test_training_is_deterministic_and_save_load_round_trips(tokenizer, tmp_path
     loaded = SubwordTokenizer.load(tmp_path)
     words = "play some jazz on spotify".split()
     assert loaded.encode_words(words) == tokenizer.encode_words(words)
+
+
+def test_pieces_are_sentencepieces_own_whether_encoded_one_by_one_in_a_list_or_cached(
+        tokenizer, monkeypatch):
+    import nlu.tokenizer
+
+    lines = (SNIPS_TRAIN / "seq.in").read_text().splitlines()[:400]
+    words = list(dict.fromkeys(word for line in lines for word in line.split()))
+    processor = sentencepiece_processor(tokenizer)
+    expected = [pieces or [UNK_ID] for pieces in processor.encode(words)]
+    fresh = SubwordTokenizer(tokenizer.model_proto)
+    assert fresh.encode_word_pieces(words[:10]) == expected[:10]  # one by one
+    assert len(words) - 10 >= nlu.tokenizer.LIST_CALL_WORDS
+    assert fresh.encode_word_pieces(words) == expected  # new words in one list call
+    assert fresh.encode_word_pieces(words) == expected  # all from the cache
+    monkeypatch.setattr(nlu.tokenizer, "CACHE_WORDS", 20)
+    for start in range(0, len(words), 10):
+        assert fresh.encode_word_pieces(words[start:start + 10]) == expected[start:start + 10]
+        assert len(fresh._word_pieces) <= 20 + 10  # replaced once full: bounded
+
+
+def sentencepiece_processor(tokenizer):
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_proto=tokenizer.model_proto)

@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.max_streams + 8, max_running_jobs=args.max_jobs,
         torch_threads=args.torch_threads)
     if args.processes > 1:
-        return serve_processes(config, args.processes, grace=args.grace)
+        return serve_processes(config, args.processes, grace=args.grace,
+                               quiet=not args.verbose)
     serve(config, grace=args.grace)
     return 0
 
