@@ -46,6 +46,7 @@ from gan.lexicon import LexiconError, SlotLexicon, _pick, is_delexicalised
 
 TSV_COLUMNS = (2, 3)  # slot_type, value[, language]
 REFILL_SOURCE = "refill"
+DEFAULT_CATALOGUE_SHARE = 0.5  # the share of slot fills a catalogue gets when none is said
 
 
 class CatalogueError(NluDataError):
