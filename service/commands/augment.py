@@ -154,8 +154,6 @@ def _check_method_options(args: argparse.Namespace) -> None:
         raise UsageError("--generator: required (--method generator); or use --method refill")
     if args.method == "refill" and (args.data is None or args.catalogue is None):
         raise UsageError("--method refill: needs --data (the real utterances) and --catalogue")
-    if args.method == "refill" and args.catalogue_share is not None and args.catalogue is None:
-        raise UsageError("--catalogue-share: needs --catalogue")
 
 
 def _share(args: argparse.Namespace) -> float:
