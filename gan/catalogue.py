@@ -21,7 +21,8 @@ mixed by ``catalogue_share``):
 * ``refill``: real utterances, copied as ``nlu.dataset.upsample`` copies them, with every
   slot value redrawn: the snips-nlu-style baseline that uses a catalogue without a generator;
 * ``gan.augment.Augmenter.generate(catalogue=...)``: a delexicalised generator's carrier
-  phrases filled from the catalogue and the target's own values.
+  phrases filled from the catalogue and the target's own values. A generator trained by a
+  job whose YAML names a ``catalogue`` (``gan.training.load_job``) keeps it as its default.
 
 ``cross_lingual_catalogue`` builds one from another language's data: the source's values
 of the slot types whose values stay the same across languages, judged on the target's
