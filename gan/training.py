@@ -246,7 +246,7 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
 class JobCatalogue:
     """A job's ``catalogue`` section: slot values the generator keeps as its default."""
 
-    file: Path  # relative to the YAML's folder, as data.root is
+    file: Path  # catalogue.file joined to the YAML's folder (as data.root is)
     share: float = DEFAULT_CATALOGUE_SHARE  # of the slot fills, when both have the slot type
 
 
