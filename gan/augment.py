@@ -8,6 +8,9 @@ A saved augmenter is a plain directory (atomic writes)::
     discriminator.pt   D's weights (for the quality gate's score threshold)
     info.json          languages, intents, slot types, quality metrics, source label
     lexicon.json       delexicalised generators only: the slot values that fill placeholders
+    catalogue.json     optional (delexicalised only): the catalogue of the job's ``catalogue``
+                       section and its share, ``{"share": R, "values": SlotLexicon}``: the
+                       default catalogue of ``generate``
     train_keys.json    ``gan.gate.copy_key`` of each training sentence, for the gate's copy
                        check (digests, not the sentences)
 
@@ -31,7 +34,7 @@ from nlu.atomic import save_torch, write_json
 from nlu.utterance import Utterance
 
 from gan.batching import SharedSampler
-from gan.catalogue import SlotFiller
+from gan.catalogue import DEFAULT_CATALOGUE_SHARE, SlotFiller
 from gan.lexicon import SlotLexicon, choose_lexicon, delexicalise
 from gan.sampling import SamplingConfig
 from gan.vocab import Vocabulary
@@ -118,18 +121,27 @@ class Augmenter:
     def __init__(self, config: "GanConfig", vocab: Vocabulary, generator: "Generator",
                  discriminator: "Discriminator", info: GeneratorInfo,
                  lexicon: SlotLexicon | None = None, train: Sequence[Utterance] | None = None,
-                 train_keys: Sequence[str] | None = None):
+                 train_keys: Sequence[str] | None = None, catalogue: SlotLexicon | None = None,
+                 catalogue_share: float = DEFAULT_CATALOGUE_SHARE):
         """``train`` (the real utterances G learnt from) or ``train_keys`` (their
-        ``copy_key``s, as saved) let the quality gate drop copies of them by default."""
+        ``copy_key``s, as saved) let the quality gate drop copies of them by default.
+        ``catalogue`` (delexicalised only), filled from at ``catalogue_share``, is kept with the
+        generator as ``generate``'s default catalogue."""
         if config.delexicalised != (lexicon is not None):
             raise ValueError("lexicon: a delexicalised generator needs one, a lexicalised one "
                              "takes none")
+        if catalogue is not None and lexicon is None:
+            raise ValueError("catalogue: only a delexicalised generator keeps one")
+        if not 0 <= catalogue_share <= 1:
+            raise ValueError(f"catalogue_share: must be in [0, 1], got {catalogue_share}")
         self.config = config
         self.vocab = vocab
         self.generator = generator.eval()
         self.discriminator = discriminator.eval()
         self.info = info
         self.lexicon = lexicon  # the training data's slot values (delexicalised mode)
+        self.catalogue = catalogue  # None: no default catalogue
+        self.catalogue_share = catalogue_share
         if train is not None:
             from gan.gate import copy_key
 
@@ -148,6 +160,9 @@ class Augmenter:
             write_json(directory / "lexicon.json", self.lexicon.to_dict())
         if self.train_keys is not None:
             write_json(directory / "train_keys.json", self.train_keys)
+        if self.catalogue is not None:
+            write_json(directory / "catalogue.json", {"share": self.catalogue_share,
+                                                      "values": self.catalogue.to_dict()})
         write_json(directory / "info.json", asdict(self.info))  # last: the directory is complete
         return directory
 
@@ -169,7 +184,11 @@ class Augmenter:
                    if config.delexicalised else None)
         keys_file = path / "train_keys.json"
         train_keys = json.loads(keys_file.read_text()) if keys_file.exists() else None
-        return cls(config, vocab, generator, discriminator, info, lexicon, train_keys=train_keys)
+        catalogue_file = path / "catalogue.json"  # absent: saved without (or before) one
+        kept = json.loads(catalogue_file.read_text()) if catalogue_file.exists() else None
+        return cls(config, vocab, generator, discriminator, info, lexicon, train_keys=train_keys,
+                   catalogue=SlotLexicon.from_dict(kept["values"]) if kept else None,
+                   catalogue_share=kept["share"] if kept else DEFAULT_CATALOGUE_SHARE)
 
     @classmethod
     def load(cls, reference: str, tracking_uri: str) -> "Augmenter":
@@ -258,7 +277,7 @@ class Augmenter:
                  nlu_model: "Predictor | None" = None, batch_size: int = 256,
                  lexicon: SlotLexicon | None = None,
                  slot_values: str | None = None,
-                 catalogue: SlotLexicon | None = None, catalogue_share: float = 0.0,
+                 catalogue: SlotLexicon | None = None, catalogue_share: float | None = None,
                  deadline: float | None = None) -> "Generation":
         """``count`` (or the quotas' sum: see ``plan``) new utterances, generated batch by
         batch as the returned iterator is read; its ``report`` counts what the gate saw and
@@ -290,6 +309,9 @@ class Augmenter:
         when both have its slot type, else from whichever has it (``SlotFiller``); the two
         together must cover what the generator can write, and the catalogue must hold
         values in a planned language. A lexicalised generator takes no catalogue.
+        Without ``catalogue``, the generator's own (``self.catalogue``, kept from its job) is
+        used, at ``catalogue_share`` if given, else at its kept share; a ``catalogue`` given
+        replaces it, at ``catalogue_share`` (default ``DEFAULT_CATALOGUE_SHARE``).
 
         ``deadline`` (a ``time.monotonic()`` value) ends generation after the batch running
         when it passes (``Generation.deadline_passed``): a bound on one call's work however
@@ -310,12 +332,19 @@ class Augmenter:
                              "(lexicalised); only a delexicalised one fills slots from a "
                              "catalogue")
         lexicon = choose_lexicon(self.lexicon is not None, slot_values, lexicon, self.lexicon)
-        filler = None if lexicon is None else SlotFiller(lexicon, catalogue, catalogue_share)
         planned_languages = sorted({key[1] for key in plan})
         if catalogue is not None and planned_languages and not any(
                 catalogue.values.get(planned) for planned in planned_languages):
             raise ValueError(f"catalogue: no value in {', '.join(planned_languages)} (it holds "
                              f"{', '.join(sorted(catalogue.values)) or 'none'})")
+        filling_from, share = catalogue, DEFAULT_CATALOGUE_SHARE
+        if catalogue is None and self.catalogue is not None:
+            # The kept catalogue may hold no value in the planned languages (a source-aware
+            # generator asked for its source language): the own values fill those.
+            filling_from, share = self.catalogue, self.catalogue_share
+        if catalogue_share is not None:
+            share = catalogue_share
+        filler = None if lexicon is None else SlotFiller(lexicon, filling_from, share)
         if filler is not None and (lexicon is not self.lexicon or catalogue is not None):
             for planned_language in planned_languages:
                 filler.check_covers(planned_language, self._writable_slots(planned_language))

@@ -21,7 +21,8 @@ mixed by ``catalogue_share``):
 * ``refill``: real utterances, copied as ``nlu.dataset.upsample`` copies them, with every
   slot value redrawn: the snips-nlu-style baseline that uses a catalogue without a generator;
 * ``gan.augment.Augmenter.generate(catalogue=...)``: a delexicalised generator's carrier
-  phrases filled from the catalogue and the target's own values.
+  phrases filled from the catalogue and the target's own values. A generator trained by a
+  job whose YAML names a ``catalogue`` (``gan.training.load_job``) keeps it as its default.
 
 ``cross_lingual_catalogue`` builds one from another language's data: the source's values
 of the slot types whose values stay the same across languages, judged on the target's
@@ -46,6 +47,7 @@ from gan.lexicon import LexiconError, SlotLexicon, _pick, is_delexicalised
 
 TSV_COLUMNS = (2, 3)  # slot_type, value[, language]
 REFILL_SOURCE = "refill"
+DEFAULT_CATALOGUE_SHARE = 0.5  # the share of slot fills a catalogue gets when none is said
 
 
 class CatalogueError(NluDataError):

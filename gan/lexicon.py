@@ -72,6 +72,10 @@ class SlotLexicon:
     def slot_types(self, language: str) -> set[str]:
         return set(self.values.get(language, {}))
 
+    def size(self) -> int:
+        """Distinct values over every language and slot type."""
+        return sum(len(values) for slots in self.values.values() for values in slots.values())
+
     def fill(self, utterance: Utterance, rng: random_module.Random) -> Utterance:
         """A delexicalised ``utterance`` with a lexicon value in every slot span (see module
         doc); spans keep their type, so the tags stay valid IOB2."""

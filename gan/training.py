@@ -14,13 +14,15 @@ GANs); otherwise G is fine-tuned adversarially with the ``token``, ``rollout`` o
    ``registered_name@alias`` when the tracking section says so).
 
 A job YAML (``load_job``) names the data, the run folder, ``tracking`` and ``gan``
-(``GanConfig`` fields); ``profiles`` state only what differs from it (``--profile``).
+(``GanConfig`` fields), optionally a ``catalogue`` of slot values the generator keeps as its
+default; ``profiles`` state only what differs from it (``--profile``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from nlu.jobs import (JobConfigError, TrackedRun, TrackingConfig, config_mapping
                       deep_merge, read_data, read_yaml, refuse_renamed_keys)
 from nlu.utterance import Utterance
 
+from gan.catalogue import DEFAULT_CATALOGUE_SHARE, CatalogueReport, read_catalogue
 from gan.config import TRACKING_FIELDS, GanConfig
 from gan.lexicon import SlotLexicon, delexicalise
 from gan.models import build_models, load_embeddings
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from gan.module import GanModule
 
 DEFAULT_EXPERIMENT = "gan"
+log = logging.getLogger(__name__)
 
 
 def _write_samples(samples: Sequence[Utterance], path: Path) -> None:
@@ -146,18 +150,25 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
               tracking: TrackingConfig | None = None, tracking_uri: str | None = None,
               resume: bool = False, nlu_model=None,
               heldout: Sequence[Utterance] | None = None,
-              progress_bar: bool = True) -> "Augmenter":
+              progress_bar: bool = True, catalogue: SlotLexicon | None = None,
+              catalogue_share: float = DEFAULT_CATALOGUE_SHARE) -> "Augmenter":
     """Train G and D on ``train``; return the augmenter (also saved in ``run_dir/generator``).
 
     ``tracking`` (or just a ``tracking_uri``, for the default experiment) logs the run to
     MLflow. ``heldout`` (real utterances not trained on) are the BLEU references of the
     quality metrics; without them the metrics that need no references are still computed.
     ``nlu_model`` provides the embeddings when ``config.embeddings == "nlu"``.
+    ``catalogue`` (a delexicalised generator only; ``gan.catalogue``) is kept with the
+    generator, filled from at ``catalogue_share`` by default (its quality samples too).
     """
     import torch
 
     if not train:
         raise ValueError("train: no utterances")
+    if catalogue is not None and not config.delexicalised:
+        raise ValueError("catalogue: only a delexicalised generator fills slots from one")
+    if not 0 <= catalogue_share <= 1:
+        raise ValueError(f"catalogue_share: must be in [0, 1], got {catalogue_share}")
     if tracking is None and tracking_uri is not None:
         tracking = TrackingConfig(experiment=DEFAULT_EXPERIMENT)
     run_dir = Path(run_dir)
@@ -171,20 +182,25 @@ def train_gan(train: Sequence[Utterance], config: GanConfig, *, run_dir: Path | 
             if run.tracked and not run.resumed:
                 from nlu.tracking import log_config
 
+                kept = ({"catalogue": {"values": catalogue.size(), "share": catalogue_share}}
+                        if catalogue is not None else {})
                 log_config({**parts.config.to_dict(), "train_utterances": parts.train_size,
                             "vocabulary": len(parts.vocab.tokens), "tags": len(parts.vocab.tags),
-                            "intents": len(parts.vocab.intents) - 1})
+                            "intents": len(parts.vocab.intents) - 1, **kept})
             last = run_dir / "checkpoints" / "last.ckpt"
             _trainer(parts, run_dir, run, progress_bar).fit(
                 parts.module, parts.loader, ckpt_path=str(last) if resume and last.exists() else None)
-            return save(parts, train, run, run_dir, heldout)
+            return save(parts, train, run, run_dir, heldout, catalogue=catalogue,
+                        catalogue_share=catalogue_share)
     finally:
         torch.set_num_threads(threads)
 
 
 def save(parts: GanParts, real: Sequence[Utterance], run: TrackedRun, run_dir: Path,
-         heldout: Sequence[Utterance] | None) -> "Augmenter":
-    """Step 3: the generator folder, its quality metrics, and what the run logs."""
+         heldout: Sequence[Utterance] | None, *, catalogue: SlotLexicon | None = None,
+         catalogue_share: float = DEFAULT_CATALOGUE_SHARE) -> "Augmenter":
+    """Step 3: the generator folder (with the catalogue it keeps), its quality metrics, and
+    what the run logs."""
     from gan.augment import Augmenter, GeneratorInfo
 
     vocab, config = parts.vocab, parts.config
@@ -192,7 +208,8 @@ def save(parts: GanParts, real: Sequence[Utterance], run: TrackedRun, run_dir: P
     info = GeneratorInfo(languages=vocab.languages, intents=vocab.intents[1:],
                          slot_types=vocab.slot_types, source=source)
     augmenter = Augmenter(config, vocab, parts.module.generator, parts.module.discriminator, info,
-                          lexicon=parts.lexicon, train=real)
+                          lexicon=parts.lexicon, train=real, catalogue=catalogue,
+                          catalogue_share=catalogue_share)
     samples: list[Utterance] = []
     if config.eval_samples:
         from gan.quality import quality_metrics
@@ -226,6 +243,14 @@ def _log_outcome(augmenter: "Augmenter", samples: list[Utterance], run_dir: Path
 # -- the job YAML --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class JobCatalogue:
+    """A job's ``catalogue`` section: slot values the generator keeps as its default."""
+
+    file: Path  # catalogue.file joined to the YAML's folder (as data.root is)
+    share: float = DEFAULT_CATALOGUE_SHARE  # of the slot fills, when both have the slot type
+
+
+@dataclass(frozen=True)
 class GanJob:
     """A GAN training job, as its YAML describes it (``load_job``)."""
 
@@ -236,6 +261,7 @@ class GanJob:
     run_dir: Path
     tracking: TrackingConfig
     config: GanConfig
+    catalogue: JobCatalogue | None = None  # the generator's default catalogue
 
     def read(self) -> tuple[list[Utterance], list[Utterance] | None]:
         """(training utterances: source + target, held-out utterances)."""
@@ -246,9 +272,20 @@ class GanJob:
                    if self.heldout is not None else None)
         return train, heldout
 
+    def read_catalogue(self, train: Sequence[Utterance]
+                       ) -> tuple[SlotLexicon, CatalogueReport]:
+        """The job's catalogue, checked by ``gan.catalogue.read_catalogue`` (errors name its
+        ``file:line``): lines without a language take the target's (``data.language`` or
+        ``data.train.language``; none there: each line must name its own), and a slot type
+        the training data has not is an error."""
+        return read_catalogue(self.catalogue.file, language=self.train.language,
+                              slot_types={slot for utterance in train
+                                          for slot in utterance.slot_types})
 
-JOB_KEYS = {"data", "run_dir", "tracking", "gan", "profiles"}
+
+JOB_KEYS = {"data", "run_dir", "tracking", "gan", "profiles", "catalogue"}
 DATA_KEYS = {"root", "train", "heldout", "format", "language", "source"}
+CATALOGUE_KEYS = {"file", "share"}
 
 
 def load_job(path: Path | str, profile: str | None = None, *,
@@ -261,6 +298,13 @@ def load_job(path: Path | str, profile: str | None = None, *,
       relative to ``data.root``, itself relative to the YAML's folder (default: that folder);
     * ``run_dir`` (default ``runs/<YAML name>``), ``tracking`` (``nlu.jobs.TrackingConfig``),
       ``gan`` (``GanConfig`` fields, with ``changes`` over them);
+    * ``catalogue`` (optional; a delexicalised generator only): ``{file: PATH, share: R}``,
+      slot values a team brings (``gan.catalogue``: TSV ``slot_type<TAB>value[<TAB>language]``
+      or an annotated file). ``file`` is relative to the YAML's folder (as ``data.root`` is,
+      not to ``data.root``: a team's catalogue lives beside its job, not in shared data);
+      ``share`` (0..1, default 0.5) is the share of slot fills drawn from it. It is read at
+      job start, checked against the training data's slot types (``GanJob.read_catalogue``),
+      and kept with the generator as the default catalogue of ``augment``;
     * ``profiles``: name -> the differences a variant makes (deep-merged; ``profile``).
     """
     path = Path(path)
@@ -305,15 +349,37 @@ def _parse_job(raw: dict, path: Path, profile: str | None, changes: dict[str, An
                   run_dir=Path(run_dir),
                   tracking=TrackingConfig.from_mapping(raw.get("tracking"),
                                                        default_experiment=DEFAULT_EXPERIMENT),
-                  config=config)
+                  config=config, catalogue=_job_catalogue(raw.get("catalogue"), path, config))
+
+
+def _job_catalogue(section: Any, path: Path, config: GanConfig) -> JobCatalogue | None:
+    """The ``catalogue`` section checked (its file is read at job start: ``train_job``)."""
+    if section is None:
+        return None
+    section = config_mapping(section, "catalogue", CATALOGUE_KEYS)
+    if not config.delexicalised:
+        raise JobConfigError("only a delexicalised generator (gan.delexicalised: true) fills "
+                             "slots from a catalogue", field="catalogue")
+    file = section.get("file")
+    if not isinstance(file, str) or not file:
+        raise JobConfigError("expected a path (relative to the YAML's folder)",
+                             field="catalogue.file")
+    if not (path.parent / file).exists():
+        raise JobConfigError(f"no such file or folder: {file} (relative to the YAML's folder, "
+                             f"{path.parent})", field="catalogue.file")
+    share = section.get("share", DEFAULT_CATALOGUE_SHARE)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise JobConfigError(f"must be a number in 0..1, got {share!r}", field="catalogue.share")
+    return JobCatalogue(path.parent / file, float(share))
 
 
 def train_job(path: Path | str, *, profile: str | None = None, tracking_uri: str | None = None,
               resume: bool = False, devices: dict[str, Any] | None = None,
               changes: dict[str, Any] | None = None, progress_bar: bool = True) -> "Augmenter":
-    """Read a job YAML (see ``load_job``) and its data, then ``train_gan``; ``devices``
-    overrides fields of the config's ``devices`` (``DeviceConfig``), ``changes`` other
-    GanConfig fields (e.g. ``delexicalised``)."""
+    """Read a job YAML (see ``load_job``), its data and its catalogue (its counts logged; a
+    bad one is a ``gan.catalogue.CatalogueError`` before any training), then ``train_gan``;
+    ``devices`` overrides fields of the config's ``devices`` (``DeviceConfig``), ``changes``
+    other GanConfig fields (e.g. ``delexicalised``)."""
     from nlu.devices import with_devices
 
     job = load_job(path, profile, changes=changes)
@@ -321,6 +387,11 @@ def train_job(path: Path | str, *, profile: str | None = None, tracking_uri: str
         config = GanConfig.from_dict(with_devices(job.config.to_dict(), devices))
         job = dataclasses.replace(job, config=config)
     train, heldout = job.read()
+    catalogue, share = None, DEFAULT_CATALOGUE_SHARE
+    if job.catalogue is not None:
+        catalogue, report = job.read_catalogue(train)
+        share = job.catalogue.share
+        log.info("%s: %s, share %g", job.catalogue.file, report.summary(), share)
     return train_gan(train, job.config, run_dir=job.run_dir, tracking=job.tracking,
                      tracking_uri=tracking_uri, resume=resume, heldout=heldout,
-                     progress_bar=progress_bar)
+                     progress_bar=progress_bar, catalogue=catalogue, catalogue_share=share)

@@ -215,7 +215,9 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                 augmenter.info.languages) == 1 else None
             catalogue = self._catalogue(request.catalogue, language or only_language,
                                         augmenter.info.slot_types)
-            share = catalogue_share(request, catalogue)
+            # a share alone applies to the generator's own catalogue, kept from its job
+            share = catalogue_share(request, catalogue if catalogue is not None
+                                    else augmenter.catalogue)
             # generate checks its arguments (seed range; a slot type the generator never
             # wrote in the language asked for ...) before it generates anything
             try:
@@ -284,7 +286,8 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
         return True
 
     def Refill(self, request, context):
-        from gan.catalogue import SlotFiller, catalogue_from_utterances, refill
+        from gan.catalogue import (DEFAULT_CATALOGUE_SHARE, SlotFiller,
+                                   catalogue_from_utterances, refill)
         from nlu.errors import NluDataError
 
         try:
@@ -315,8 +318,9 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"seed: must be >= 0, got {request.seed}")
             seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            share = catalogue_share(request, catalogue)
             filler = SlotFiller(catalogue_from_utterances(utterances), catalogue,
-                                catalogue_share(request, catalogue))
+                                DEFAULT_CATALOGUE_SHARE if share is None else share)
             refilled = refill(utterances, filler, count=request.count, seed=seed)
         except RequestError as error:
             context.abort(error.code, str(error))
@@ -425,17 +429,20 @@ def request_lexicon(request):
     return SlotLexicon.build(utterances)
 
 
-def catalogue_share(request, catalogue) -> float:
-    """The request's ``catalogue_share``, checked; unset: 0.5 with a catalogue."""
+def catalogue_share(request, catalogue) -> float | None:
+    """The request's ``catalogue_share``, checked against ``catalogue`` (what it applies to:
+    the request's own, else the generator's); unset: None, the library's default (0.5 for a
+    request's catalogue, the kept share for a generator's own)."""
     if not request.HasField("catalogue_share"):
-        return 0.5 if catalogue is not None else 0.0
+        return None
     share = request.catalogue_share
     if not 0 <= share <= 1:  # NaN fails too
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"catalogue_share: must be in [0, 1], got {share}")
     if catalogue is None:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           "catalogue_share: set without a catalogue")
+                           "catalogue_share: set without a catalogue (the request has "
+                           "none, nor does the generator keep one)")
     return share
 
 

@@ -67,7 +67,6 @@ def test_a_catalogue_share_outside_0_to_1_is_a_usage_error(files, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--data", "REAL"], "--data: not an option of --method generator"),
     ([], "--generator: required (--method generator)"),
-    (["--generator", "g@x", "--catalogue-share", "0.3"], "--catalogue-share: needs --catalogue"),
     (["--method", "refill", "--data", "REAL"], "--method refill: needs --data"),
 ])
 def test_each_method_asks_for_its_own_options_with_exit_2(files, capsys, args, message):

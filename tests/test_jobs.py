@@ -185,7 +185,7 @@ def test_new_job_flags_refuse_bad_values_in_one_line_with_exit_2(tmp_path, capsy
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     assert main(["gan", "train", "--config", str(REPOSITORY / "experiments/gan_xsid_de.yaml"),
                  "--profile", "bogus", "--tracking-uri", uri]) == 2
-    assert "no profile 'bogus' (has: mle, token, sentence, source)" in capsys.readouterr().err
+    assert "no profile 'bogus' (has: mle, token, sentence, source, catalogue)" in capsys.readouterr().err
     assert main(["experiment", "export", "--experiment", "nowhere", "--tracking-uri", uri,
                  "--out", str(tmp_path / "runs.jsonl")]) == 2
     assert "--experiment: no MLflow experiment 'nowhere'" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from gan.catalogue import DEFAULT_CATALOGUE_SHARE
 from gan.lexicon import SLOT_VALUE_SOURCES
 from gan.sampling import METHODS
 from nlu.formats import FORMATS
@@ -19,7 +20,6 @@ from service.commands import Interrupted, UsageError, count_of, interruptible, n
 MAX_SEED = 2 ** 63 - 1  # the wire's int64
 PROGRESS_SECONDS = 10.0  # at most one progress line this often
 AUGMENT_METHODS = ("generator", "refill")
-DEFAULT_CATALOGUE_SHARE = 0.5
 # Options of one method only, with their defaults: given to the other, a usage error.
 GENERATOR_OPTIONS = {"generator": None, "tracking_uri": None, "quota": [], "slot_quota": [],
                      "sampling": "top-p", "temperature": 1.0, "top_k": 0, "top_p": 0.9,
@@ -45,10 +45,13 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="slot values a team brings: TSV lines slot_type<TAB>value"
                         "[<TAB>language] ('#' comments), or an annotated file whose spans "
                         "become values; they fill a delexicalised generator's placeholders "
-                        "beside its own values, or the refilled copies")
+                        "beside its own values (replacing the catalogue it keeps from its "
+                        "job, if any), or the refilled copies")
     parser.add_argument("--catalogue-share", type=number(float, low=0, high=1), metavar="R",
                         help="chance a slot value comes from --catalogue rather than the own "
-                        f"values, 0..1 (default {DEFAULT_CATALOGUE_SHARE} with a catalogue)")
+                        f"values, 0..1 (default {DEFAULT_CATALOGUE_SHARE} with --catalogue; "
+                        "alone: the share of the catalogue the generator keeps, default its "
+                        "job's share)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                         "$MLFLOW_TRACKING_URI, else the embedded sqlite store)")
     parser.add_argument("--count", type=number(int, low=1), default=1000,
@@ -151,8 +154,6 @@ def _check_method_options(args: argparse.Namespace) -> None:
         raise UsageError("--generator: required (--method generator); or use --method refill")
     if args.method == "refill" and (args.data is None or args.catalogue is None):
         raise UsageError("--method refill: needs --data (the real utterances) and --catalogue")
-    if args.catalogue_share is not None and args.catalogue is None:
-        raise UsageError("--catalogue-share: needs --catalogue")
 
 
 def _share(args: argparse.Namespace) -> float:
@@ -267,6 +268,13 @@ def run(args: argparse.Namespace) -> int:
     if args.catalogue is not None:
         catalogue = _read_catalogue(args, args.language or _only(augmenter.info.languages),
                                     augmenter.info.slot_types)
+    elif augmenter.catalogue is not None:
+        share = augmenter.catalogue_share if args.catalogue_share is None else args.catalogue_share
+        print(f"catalogue: the generator's own, {augmenter.catalogue.size()} values, share "
+              f"{share:g} (--catalogue replaces it)", file=sys.stderr)
+    elif args.catalogue_share is not None:
+        raise UsageError("--catalogue-share: needs --catalogue (this generator keeps no "
+                         "catalogue of its own)")
     if gate is not None and train is None and augmenter.train_keys is None:
         print("warning: this generator was saved without its training data's keys: no copy "
               "check unless --train names that data", file=sys.stderr)
@@ -277,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
                                         nlu_model=nlu_model, batch_size=args.batch_size,
                                         lexicon=lexicon, slot_values=args.slot_values,
                                         catalogue=catalogue,
-                                        catalogue_share=_share(args) if catalogue else 0.0)
+                                        catalogue_share=args.catalogue_share)
     except ValueError as error:
         return _bad_argument(error)
     requested = _requested(args.count, quotas, slot_quotas)
@@ -386,8 +394,7 @@ def _run_remote(args: argparse.Namespace, fmt: str, seed: int) -> int:
                 min_discriminator_score=args.min_discriminator_score, agree_with=args.agree_with,
                 slot_values=args.slot_values,
                 lexicon=read_utterances(args.lexicon) if args.lexicon else (),
-                catalogue=catalogue,
-                catalogue_share=_share(args) if catalogue is not None else None)
+                catalogue=catalogue, catalogue_share=args.catalogue_share)
             requested = _requested(args.count, quotas, slot_quotas)
             try:
                 utterances = _collect(stream, requested, args.out)

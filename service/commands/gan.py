@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from nlu.devices import add_device_arguments, device_overrides
@@ -34,11 +36,11 @@ def _checked_job(args: argparse.Namespace):
     from nlu.devices import with_devices
     from nlu.jobs import JobConfigError
 
-    try:
-        job = load_job(args.config, args.profile)  # its errors name the file and the key
+    changes = _changes(args)
+    try:  # its errors name the file and the key; --delexicalised allows a catalogue
+        job = load_job(args.config, args.profile, changes=changes)
     except JobConfigError as error:
         raise UsageError(str(error)) from None
-    changes = {"delexicalised": True} if args.delexicalised else {}
     try:
         GanConfig.from_dict(with_devices(job.config.to_dict(), device_overrides(args)) | changes)
     except ValueError as error:
@@ -46,6 +48,26 @@ def _checked_job(args: argparse.Namespace):
         flag = f"--{field.replace('_', '-')}" if field in ("devices", "delexicalised") else None
         raise UsageError(f"{flag or f'{args.config}: gan.{field}'}: {problem}") from None
     return job
+
+
+def _changes(args: argparse.Namespace) -> dict:
+    """GanConfig fields the flags change."""
+    return {"delexicalised": True} if args.delexicalised else {}
+
+
+@contextmanager
+def _job_lines_on_stderr():
+    """The job's own log lines (the catalogue it read) on stderr while it runs."""
+    logger = logging.getLogger("gan.training")
+    handler = logging.StreamHandler(sys.stderr)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _replacing_note(job) -> str | None:
@@ -73,11 +95,10 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     try:
-        with interruptible():
+        with interruptible(), _job_lines_on_stderr():
             augmenter = train_job(args.config, profile=args.profile, tracking_uri=tracking_uri,
-                                  resume=args.resume,
-                                  devices=device_overrides(args),
-                                  changes={"delexicalised": True} if args.delexicalised else None)
+                                  resume=args.resume, devices=device_overrides(args),
+                                  changes=_changes(args))
     except Interrupted as stop:
         raise stopped(stop, job.run_dir) from None
     metrics = augmenter.info.metrics
