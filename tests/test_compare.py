@@ -375,3 +375,29 @@ def test_unseen_slot_f1_is_plotted_against_the_catalogue_share_and_only_with_cat
     without = [run for run in runs if not run.catalogue]
     assert plot_catalogue_share(without, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_dev_report_names_arms_more_than_two_points_below_same_size_upsampling_everywhere():
+    from experiments.compare.verdict import dominated_arms
+
+    def run(task, arm, seed, family, exact_match):
+        return RunRecord(task=task, language="xx", arm=arm, seed=str(seed), sampler=None,
+                         family=family, metrics={"data/target_total": 200.0,
+                                                 "data/target_train": 100.0,
+                                                 "dev/xx/exact_match": exact_match})
+
+    runs = []
+    for task in ("a", "b"):
+        for seed in (1, 2):
+            runs += [run(task, "upsample", seed, "upsample", 0.60),
+                     run(task, "behind", seed, "target/generated", 0.55),  # -5 on both
+                     # -5 on a, -1 on b: behind on one task only, kept
+                     run(task, "mixed", seed, "target/generated",
+                         0.55 if task == "a" else 0.59)]
+    assert dominated_arms(runs, ["a", "b"]) == {"behind": {"a": pytest.approx(-5.0),
+                                                          "b": pytest.approx(-5.0)}}
+    assert dominated_arms(runs, ["a", "b"], margin=6.0) == {}
+    report = report_markdown("cut", runs, split="dev")
+    section = report.split("## Dominated on dev")[1].split("\n## ")[0]
+    assert "| behind | -5.0 | -5.0 |" in section and "mixed" not in section
+    assert "## Dominated on dev" not in report_markdown("cut", runs, split="test")

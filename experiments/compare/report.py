@@ -15,8 +15,8 @@ from experiments.compare.tables import (HEADLINE_METRICS, cap_hit_warning, dev_s
                                         equal_size_sections, grid_factor_sections,
                                         headline_sections, one_seed, seed_count_section,
                                         synthetic_sections, task_sections, training_end_section)
-from experiments.compare.verdict import (VerdictBar, choose_on_dev, study_verdict_bar,
-                                         verdict_section)
+from experiments.compare.verdict import (VerdictBar, choose_on_dev, dominated_section,
+                                         study_verdict_bar, verdict_section)
 from nlu.atomic import atomic_open
 
 
@@ -60,6 +60,8 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
             record.uses_catalogue for record in records):
         sections += catalogue_verdict_section(records, tasks, split, catalogue_bar,
                                               catalogue_arm)
+    if split == "dev":
+        sections += dominated_section(records, tasks)
     sections += seed_count_section(records, tasks, arms)
     sections += training_end_section(records, arms)
     if split == "test":

@@ -120,6 +120,40 @@ def choose_on_dev(records: list[RunRecord], tasks: list[str], *,
     return arm, 100 * complete[arm]
 
 
+CUT_MARGIN = 2.0  # points: the rule that stops a dominated arm's later seeds (issue 27)
+
+
+def dominated_arms(records: list[RunRecord], tasks: list[str],
+                   margin: float = CUT_MARGIN) -> dict[str, dict[str, float]]:
+    """Arms whose mean dev gain over upsampling to the same size is below ``-margin`` points
+    on every task (each task's gauge; paired by seed) -> their gain per task. The rule a
+    study states before its first seed, to spend later seeds on arms still in the race."""
+    per_arm: dict[str, dict[str, float]] = defaultdict(dict)
+    for task in tasks:
+        split, gauge = verdict_gauge(records, task, "dev")
+        for (arm, cell_task), summary in equal_size_cells(records, split, gauge).items():
+            if cell_task == task:
+                per_arm[arm][task] = 100 * summary.mean
+    return {arm: gains for arm, gains in sorted(per_arm.items())
+            if len(gains) == len(tasks) and all(gain < -margin for gain in gains.values())}
+
+
+def dominated_section(records: list[RunRecord], tasks: list[str],
+                      margin: float = CUT_MARGIN) -> list[str]:
+    """The dev report's list of dominated arms (``dominated_arms``)."""
+    dominated = dominated_arms(records, tasks, margin)
+    lines = [f"## Dominated on dev: more than {margin:g} points below upsampling to the same "
+             "size on every task", "",
+             "In each task's gauge (exact match; the cut intents' intent accuracy where a task "
+             "has them), paired by seed: arms a study may stop running for later seeds.", ""]
+    if not dominated:
+        return lines + ["None.", ""]
+    lines += [f"| arm | {' | '.join(tasks)} |", "|---|" + "---:|" * len(tasks)]
+    lines += [f"| {arm} | " + " | ".join(f"{gains[task]:+.1f}" for task in tasks) + " |"
+              for arm, gains in dominated.items()]
+    return lines + [""]
+
+
 def _short(metric: str) -> str:
     return HEADLINE_METRICS[metric][0].split(" (")[0]
 
