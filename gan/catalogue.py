@@ -43,7 +43,7 @@ from nlu.formats.base import numbered_lines, read_text
 from nlu.parse import NO_SPACE_LANGUAGES, ParseInputError, tokenize
 from nlu.utterance import CONTROL, FORBIDDEN, Utterance, check_language, is_one_word
 
-from gan.lexicon import LexiconError, SlotLexicon, _pick, is_delexicalised
+from gan.lexicon import LexiconError, SlotLexicon, _pick, is_delexicalised, replace_spans
 
 TSV_COLUMNS = (2, 3)  # slot_type, value[, language]
 REFILL_SOURCE = "refill"
@@ -306,21 +306,12 @@ class SlotFiller:
         """``utterance`` with a new value in every slot span, like ``SlotLexicon.fill`` (a
         value of the span's length when ``match_length`` and there is one, else any value of
         the type); spans keep their type, so the tags stay valid IOB2."""
-        tokens: list[str] = []
-        tags: list[str] = []
-        position = 0
-        for span in utterance.spans:
-            tokens += utterance.tokens[position:span.start]
-            tags += utterance.tags[position:span.start]
+        def value(span) -> tuple[str, ...]:
             values = self._values(utterance.language, span.label, rng)
-            value = _pick(values, span.end - span.start, rng) if match_length \
+            return _pick(values, span.end - span.start, rng) if match_length \
                 else rng.choice(values)
-            tokens += value
-            tags += [f"B-{span.label}"] + [f"I-{span.label}"] * (len(value) - 1)
-            position = span.end
-        tokens += utterance.tokens[position:]
-        tags += utterance.tags[position:]
-        return utterance.replace(tokens=tuple(tokens), tags=tuple(tags), text=None)
+
+        return replace_spans(utterance, value)
 
 
 def refill(utterances: Sequence[Utterance], filler: SlotFiller, *, count: int,

@@ -20,9 +20,9 @@ from __future__ import annotations
 import random as random_module
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from nlu.utterance import Utterance
+from nlu.utterance import Span, Utterance
 
 PLACEHOLDER_PREFIX = "<slot:"
 # Where the slot values of generated utterances come from: the generator writes them
@@ -80,22 +80,14 @@ class SlotLexicon:
         """A delexicalised ``utterance`` with a lexicon value in every slot span (see module
         doc); spans keep their type, so the tags stay valid IOB2."""
         by_type = self.values.get(utterance.language, {})
-        tokens: list[str] = []
-        tags: list[str] = []
-        position = 0
-        for span in utterance.spans:
-            tokens += utterance.tokens[position:span.start]
-            tags += utterance.tags[position:span.start]
+
+        def value(span) -> tuple[str, ...]:
             if span.label not in by_type:
                 raise LexiconError(f"lexicon: no {utterance.language!r} value for slot type "
                                    f"{span.label!r}")
-            value = _pick(by_type[span.label], span.end - span.start, rng)
-            tokens += value
-            tags += [f"B-{span.label}"] + [f"I-{span.label}"] * (len(value) - 1)
-            position = span.end
-        tokens += utterance.tokens[position:]
-        tags += utterance.tags[position:]
-        return utterance.replace(tokens=tuple(tokens), tags=tuple(tags))
+            return _pick(by_type[span.label], span.end - span.start, rng)
+
+        return replace_spans(utterance, value)
 
     def to_dict(self) -> dict:
         return {language: {slot: [list(value) for value in values]
@@ -107,6 +99,26 @@ class SlotLexicon:
         return cls({language: {slot: [tuple(value) for value in values]
                                for slot, values in slots.items()}
                     for language, slots in data.items()})
+
+
+def replace_spans(utterance: Utterance,
+                  value_of: Callable[[Span], tuple[str, ...]]) -> Utterance:
+    """``utterance`` with every slot span's words replaced by ``value_of(span)``, tagged
+    B-/I- of the span's type (valid IOB2 whatever the new value's length); its text, no
+    longer what the words say, is dropped."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    position = 0
+    for span in utterance.spans:
+        tokens += utterance.tokens[position:span.start]
+        tags += utterance.tags[position:span.start]
+        value = value_of(span)
+        tokens += value
+        tags += [f"B-{span.label}"] + [f"I-{span.label}"] * (len(value) - 1)
+        position = span.end
+    tokens += utterance.tokens[position:]
+    tags += utterance.tags[position:]
+    return utterance.replace(tokens=tuple(tokens), tags=tuple(tags), text=None)
 
 
 def choose_lexicon(delexicalised: bool, slot_values: str | None,
