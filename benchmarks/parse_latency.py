@@ -148,7 +148,28 @@ def in_process(model, texts: list[str], *, calls: int, seconds: float,
         throughput[batch] = round(done / (time.perf_counter() - began))
         per_cpu_second[batch] = round(done / max(1e-9, time.thread_time() - began_cpu))
     return {**percentiles(latencies), "cpu_ms_per_call": round(1000 * float(np.mean(cpu)), 3),
-            "utterances_per_s": throughput, "utterances_per_cpu_s": per_cpu_second}
+            "utterances_per_s": throughput, "utterances_per_cpu_s": per_cpu_second,
+            "all_cores": all_cores_throughput(model, texts, seconds=seconds, batch=256)}
+
+
+def all_cores_throughput(model, texts: list[str], *, seconds: float, batch: int) -> dict:
+    """Utterances/s (wall) at ``batch`` with one torch thread per core: how ``nlu-bootstrap
+    predict`` runs a file (torch's default), unlike the one-thread server processes."""
+    import torch
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    try:
+        chunks = [texts[start:start + batch] for start in range(0, len(texts) - batch + 1, batch)]
+        done, calls, began = 0, 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            done += len(model.parse(chunks[calls % len(chunks)], language=LANGUAGE,
+                                    batch_size=batch))
+            calls += 1
+        return {"threads": threads, "batch": batch,
+                "utterances_per_s": round(done / (time.perf_counter() - began))}
+    finally:
+        torch.set_num_threads(1)
 
 
 def run_clients(call: Callable[[object, str], None], connect: Callable[[], object],
@@ -329,6 +350,9 @@ def report(results: list[dict], args, load_before: float) -> None:
         for batch, rate in local["utterances_per_s"].items():
             print(f"  in process, batch {batch:>3}: {rate:>6} utterances/s, "
                   f"{local['utterances_per_cpu_s'][batch]:>6} per CPU second")
+        cores = local["all_cores"]
+        print(f"  in process, batch {cores['batch']:>3}, {cores['threads']} torch threads (as "
+              f"`predict` runs): {cores['utterances_per_s']:>6} utterances/s")
         print(f"  {'path':>5} {'clients':>7} {'calls':>7} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'calls/s':>8} {'server CPU ms/call':>18} {'machine busy %':>14} {'errors':>6}")
         rows = [("gRPC", row) for row in result["grpc"]]

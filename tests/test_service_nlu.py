@@ -333,6 +333,10 @@ def test_the_parse_benchmark_runs_in_its_tiny_mode(tmp_path):
     assert tiny["in_process"]["p50_ms"] > 0
     assert set(tiny["in_process"]["utterances_per_s"]) == {"1", "32", "256"}
     assert all(rate > 0 for rate in tiny["in_process"]["utterances_per_s"].values())
+    all_cores = tiny["in_process"]["all_cores"]
+    assert all_cores["batch"] == 256 and all_cores["threads"] >= 1
+    assert all_cores["utterances_per_s"] > 0
+    assert "torch threads (as `predict` runs)" in finished.stdout
     for row in [*tiny["grpc"], tiny["load"]]:
         assert row["calls"] > 0 and row["p50_ms"] > 0 and row["unexpected_errors"] == 0, row
     assert "HTTP (mlflow models serve): not run" in finished.stdout
