@@ -154,22 +154,30 @@ def test_scale_axis_is_labelled_in_multiples_of_the_real_set(drawn, tmp_path):
 def test_the_report_says_first_when_the_epoch_cap_ended_many_trainings():
     def trained(hit_cap, best, epochs):
         return {"train/hit_cap": float(hit_cap), "train/best_epoch": best,
-                "train/epochs": epochs, "train/max_epochs": 12}
+                "train/epochs": epochs, "train/max_epochs": 12, "time/run_seconds": 90.0}
 
     converged = [record(task, arm, 1, total, exact, **trained(False, 6, 8))
                  for task in ("aa", "bb") for arm, total, exact
                  in (("none", 100, 0.4), ("upsample", 200, 0.5), ("gen", 200, 0.52))]
     report = report_markdown("x", converged)
     assert "Warning: the epoch cap" not in report
-    assert "| upsample | 0 of 2 | 6.0 | 8.0 | 12 |" in report
+    assert "| upsample | 0 of 2 | 6.0 | 8.0 | 12 | 1.5 | – |" in report
+    assert "wall time of the 6 of 6 runs that logged it: 0.1 h in all." in report
+    assert "CPU time of the" not in report  # no run logged it
 
     capped = [run for run in converged if run.arm != "gen"] + [
         record(task, "gen", 1, 200, 0.52, **trained(True, 12, 12)) for task in ("aa", "bb")]
     report = report_markdown("x", capped)
     first_screen = report.split("## ")[0]
     assert "the epoch cap, not early stopping, ended 2 of 6 runs" in first_screen
-    assert "| gen | 2 of 2 | 12.0 | 12.0 | 12 |" in report
+    assert "| gen | 2 of 2 | 12.0 | 12.0 | 12 | 1.5 | – |" in report
     assert "| none | not recorded |" in report_markdown("x", smoke_like())
+
+    timed = [record("aa", arm, 1, 100, 0.4, **trained(False, 6, 8), **{"time/cpu_seconds": 180.0})
+             for arm in ("none", "upsample")]
+    report = report_markdown("x", timed)
+    assert "| none | 0 of 1 | 6.0 | 8.0 | 12 | 1.5 | 3.0 |" in report
+    assert "CPU time of the 2 of 2 runs that logged it: 0.1 h in all." in report
 
 
 # -- seen vs unseen slot values and the catalogue verdict (issue 28) ------------------------

@@ -361,21 +361,37 @@ def cap_hit_warning(records: list[RunRecord]) -> list[str]:
 
 
 def training_end_section(records: list[RunRecord], arms: list[str]) -> list[str]:
-    """Per arm: runs the cap stopped, the mean best epoch and epochs trained, and the cap."""
+    """Per arm: runs the cap stopped, the mean best epoch and epochs trained, the cap, and
+    what a run cost (wall and CPU minutes, where the runs logged them); then the totals."""
     lines = ["## How training ended", "",
              "Per arm: runs whose NLU model the epoch cap stopped (not early stopping), the "
-             "mean epoch of the best dev score and the mean number of epochs trained.", "",
-             "| arm | cap hits | best epoch | epochs | cap |", "|---|---:|---:|---:|---:|"]
+             "mean epoch of the best dev score, the mean number of epochs trained, and the mean "
+             "wall and CPU minutes of a run (data, generator and NLU model; CPU: every thread "
+             "of the process, where the run logged it).", "",
+             "| arm | cap hits | best epoch | epochs | cap | wall min | CPU min |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for arm in arms:
         recorded = [record for record in records
                     if record.arm == arm and "train/hit_cap" in record.metrics]
         if not recorded:
-            lines.append(f"| {arm} | not recorded | | | |")
+            lines.append(f"| {arm} | not recorded | | | | | |")
             continue
         hits, _ = cap_hits(recorded)
         caps = sorted({int(record.metrics["train/max_epochs"]) for record in recorded})
         lines.append(f"| {arm} | {hits} of {len(recorded)} | "
                      f"{statistics.fmean(r.metrics['train/best_epoch'] for r in recorded):.1f} | "
                      f"{statistics.fmean(r.metrics['train/epochs'] for r in recorded):.1f} | "
-                     f"{', '.join(map(str, caps))} |")
+                     f"{', '.join(map(str, caps))} | {_mean_minutes(recorded, 'time/run_seconds')} | "
+                     f"{_mean_minutes(recorded, 'time/cpu_seconds')} |")
+    lines.append("")
+    for metric, what in (("time/run_seconds", "wall"), ("time/cpu_seconds", "CPU")):
+        timed = [record.metrics[metric] for record in records if metric in record.metrics]
+        if timed:
+            lines.append(f"- {what} time of the {len(timed)} of {len(records)} runs that logged "
+                         f"it: {sum(timed) / 3600:.1f} h in all.")
     return lines + [""]
+
+
+def _mean_minutes(records: list[RunRecord], metric: str) -> str:
+    seconds = [record.metrics[metric] for record in records if metric in record.metrics]
+    return f"{statistics.fmean(seconds) / 60:.1f}" if seconds else "–"
