@@ -138,18 +138,26 @@ def in_process(model, texts: list[str], *, calls: int, seconds: float,
         cpu.append(time.thread_time() - started_cpu)
     throughput, per_cpu_second = {}, {}
     for batch in batches:
-        chunks = [texts[start:start + batch] for start in range(0, len(texts) - batch + 1, batch)]
-        done, calls = 0, 0
-        began, began_cpu = time.perf_counter(), time.thread_time()
-        while time.perf_counter() - began < seconds:
-            done += len(model.parse(chunks[calls % len(chunks)], language=LANGUAGE,
-                                    batch_size=batch))
-            calls += 1
-        throughput[batch] = round(done / (time.perf_counter() - began))
-        per_cpu_second[batch] = round(done / max(1e-9, time.thread_time() - began_cpu))
+        done, wall, cpu_seconds = parse_batches(model, texts, batch=batch, seconds=seconds)
+        throughput[batch] = round(done / wall)
+        per_cpu_second[batch] = round(done / max(1e-9, cpu_seconds))
     return {**percentiles(latencies), "cpu_ms_per_call": round(1000 * float(np.mean(cpu)), 3),
             "utterances_per_s": throughput, "utterances_per_cpu_s": per_cpu_second,
             "all_cores": all_cores_throughput(model, texts, seconds=seconds, batch=256)}
+
+
+def parse_batches(model, texts: list[str], *, batch: int, seconds: float
+                  ) -> tuple[int, float, float]:
+    """Parse ``texts`` in batches of ``batch`` for about ``seconds``: (utterances parsed,
+    wall seconds, this thread's CPU seconds)."""
+    chunks = [texts[start:start + batch] for start in range(0, len(texts) - batch + 1, batch)]
+    done, calls = 0, 0
+    began, began_cpu = time.perf_counter(), time.thread_time()
+    while time.perf_counter() - began < seconds:
+        done += len(model.parse(chunks[calls % len(chunks)], language=LANGUAGE,
+                                batch_size=batch))
+        calls += 1
+    return done, time.perf_counter() - began, time.thread_time() - began_cpu
 
 
 def all_cores_throughput(model, texts: list[str], *, seconds: float, batch: int) -> dict:
@@ -160,14 +168,8 @@ def all_cores_throughput(model, texts: list[str], *, seconds: float, batch: int)
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     try:
-        chunks = [texts[start:start + batch] for start in range(0, len(texts) - batch + 1, batch)]
-        done, calls, began = 0, 0, time.perf_counter()
-        while time.perf_counter() - began < seconds:
-            done += len(model.parse(chunks[calls % len(chunks)], language=LANGUAGE,
-                                    batch_size=batch))
-            calls += 1
-        return {"threads": threads, "batch": batch,
-                "utterances_per_s": round(done / (time.perf_counter() - began))}
+        done, wall, _ = parse_batches(model, texts, batch=batch, seconds=seconds)
+        return {"threads": threads, "batch": batch, "utterances_per_s": round(done / wall)}
     finally:
         torch.set_num_threads(1)
 
