@@ -58,6 +58,24 @@ def test_several_seeds_keep_the_standard_errors_and_a_plain_verdict():
     assert "pipeline check" not in report
 
 
+def test_the_verdict_shows_slot_f1_on_unseen_values_beside_the_bar_where_runs_logged_it():
+    unseen = {"none": 0.30, "upsample": 0.40, "gen": 0.45}
+    records = [record(task, arm, seed, total, exact + seed / 100, bar=LOGGED_BAR,
+                      **{"test/xx/slot_f1_unseen": unseen[arm] + seed / 100})
+               for task in ("aa", "bb") for seed in (1, 2)
+               for arm, total, exact in (("none", 100, 0.40), ("upsample", 200, 0.50),
+                                         ("gen", 200, 0.52))]
+    verdict = report_markdown("study", records).split("## Verdict on test: gen")[1]
+    verdict = verdict.split("\n## ")[0]
+    assert "| slot F1, unseen values (%): upsample → generated (gain) |" in verdict
+    assert "| aa | 2 | upsample |" in verdict
+    assert "41.5 ± 0.5 → 46.5 ± 0.5 (+5.0 ± 0.0) |" in verdict
+    assert ("the bar (≥ 3 and ≥ 2) is **not met**; beside the bar: slot F1, unseen values "
+            "+5.0 ± 0.0.") in verdict
+    # runs that did not log it (older studies) keep the old table
+    assert "unseen" not in report_markdown("smoke", smoke_like(bar=LOGGED_BAR))
+
+
 def test_the_verdict_bar_comes_from_the_runs_logged_study_config_or_is_passed_explicitly():
     records = smoke_like(bar=LOGGED_BAR)
     assert study_verdict_bar(records) == ISSUE_17_BAR

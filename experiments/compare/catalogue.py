@@ -29,27 +29,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from experiments.compare.runs import RunRecord, metric_key
-from experiments.compare.tables import (GAIN_METRICS, HEADLINE_METRICS, Summary, equal_size_runs,
-                                        format_gain, format_summary, markdown_table,
-                                        mean_over_tasks, one_seed, summarize, table_cells)
+from experiments.compare.tables import (GAIN_METRICS, SEEN_UNSEEN_METRICS, Summary,
+                                        equal_size_runs, format_gain, format_summary,
+                                        markdown_table, mean_over_tasks, metric_title, one_seed,
+                                        summarize, table_cells)
 from experiments.compare.verdict import choose_on_dev, has_focus
 
-# metric name in EvaluationReport.flat (nlu.metrics.SeenUnseenScores.flat) -> table title
-SEEN_UNSEEN_METRICS = {
-    "slot_f1_seen": "slot F1, seen values",
-    "slot_f1_unseen": "slot F1, unseen values",
-    "exact_match_seen_utterances": "exact match, no unseen value",
-    "exact_match_unseen_utterances": "exact match, an unseen value",
-}
 CATALOGUE_BAR_METRICS = GAIN_METRICS + tuple(SEEN_UNSEEN_METRICS)
 DEFAULT_CATALOGUE_METRICS = ("slot_f1", "slot_f1_unseen")  # shown when there is no bar
 STANDARD_ERRORS_FOR_A_WIN = 2  # "beats refill": a mean gain above this many standard errors
-
-
-def metric_title(metric: str) -> str:
-    if metric in SEEN_UNSEEN_METRICS:
-        return SEEN_UNSEEN_METRICS[metric]
-    return HEADLINE_METRICS[metric][0].split(" (")[0]
 
 
 @dataclass(frozen=True)

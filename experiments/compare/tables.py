@@ -26,6 +26,13 @@ SYNTHETIC_METRICS = ("bleu4", "self_bleu4", "distinct_1", "distinct_2", "novelty
 GRID_FACTORS = ("reward", "sampler", "embeddings")  # of the gan-<reward>-<sampler>-<embeddings> arms
 SIZE_TOLERANCE = 0.02  # a gate may keep a little less than asked: totals within 2% match
 GAIN_METRICS = ("exact_match", "slot_f1", "intent_acc")  # of the equal-size gain tables
+# metric name in EvaluationReport.flat (nlu.metrics.SeenUnseenScores.flat) -> table title
+SEEN_UNSEEN_METRICS = {
+    "slot_f1_seen": "slot F1, seen values",
+    "slot_f1_unseen": "slot F1, unseen values",
+    "exact_match_seen_utterances": "exact match, no unseen value",
+    "exact_match_unseen_utterances": "exact match, an unseen value",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,12 @@ class Summary:
     mean: float
     standard_error: float | None  # None with a single seed
     n: int
+
+
+def metric_title(metric: str) -> str:
+    if metric in SEEN_UNSEEN_METRICS:
+        return SEEN_UNSEEN_METRICS[metric]
+    return HEADLINE_METRICS[metric][0].split(" (")[0]
 
 
 def summarize(values: list[float]) -> Summary:

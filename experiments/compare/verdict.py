@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from experiments.compare.runs import RunRecord, metric_key
-from experiments.compare.tables import (GAIN_METRICS, HEADLINE_METRICS, Summary,
-                                        equal_size_cells, equal_size_partner, format_gain,
-                                        format_summary, mean_over_tasks, one_seed, summarize)
+from experiments.compare.tables import (GAIN_METRICS, HEADLINE_METRICS, SEEN_UNSEEN_METRICS,
+                                        Summary, equal_size_cells, equal_size_partner,
+                                        format_gain, format_summary, mean_over_tasks,
+                                        metric_title, one_seed, summarize)
 
 BAR_GROUPS = ("new_language", "cut_intents")
 
@@ -154,8 +155,9 @@ def dominated_section(records: list[RunRecord], tasks: list[str],
     return lines + [""]
 
 
-def _short(metric: str) -> str:
-    return HEADLINE_METRICS[metric][0].split(" (")[0]
+def _column_title(metric: str) -> str:
+    return HEADLINE_METRICS[metric][0] if metric in HEADLINE_METRICS else \
+        f"{SEEN_UNSEEN_METRICS[metric]} (%)"
 
 
 def _judgement(gains: dict[str, Summary], bar: dict[str, float] | None) -> str:
@@ -173,11 +175,17 @@ def _judgement(gains: dict[str, Summary], bar: dict[str, float] | None) -> str:
 def verdict_section(records: list[RunRecord], tasks: list[str], split: str,
                     arm: str, how_chosen: str, bar: VerdictBar | None = None) -> list[str]:
     """One table: per task, ``arm`` against the upsample arm of the same size (mean ± se over
-    seeds; the gain paired by seed), the mean over the new-language tasks, and ``bar``."""
+    seeds; the gain paired by seed), the mean over the new-language tasks, and ``bar``. Slot
+    F1 on unseen values is shown beside the bar where the runs logged it: where a gain comes
+    from."""
     focus_metrics = list(bar.cut_intents) if bar and bar.cut_intents else ["intent_acc"]
     language_metrics = (list(bar.new_language) if bar and bar.new_language
                         else ["exact_match", "slot_f1"])
     columns = [(split, "exact_match"), (split, "slot_f1"), (split, "intent_acc")]
+    beside_bar = [metric for metric in ("slot_f1_unseen",)
+                  if any(metric_key(record, split, metric) in record.metrics
+                         for record in records)]
+    columns += [(split, metric) for metric in beside_bar]
     focus_tasks = {task for task in tasks if has_focus(records, task, split)}
     if focus_tasks:
         columns += [(f"{split}-focus", metric) for metric in focus_metrics]
@@ -199,7 +207,7 @@ def verdict_section(records: list[RunRecord], tasks: list[str], split: str,
                 summarize([a - b for a, b in key_pairs]))
 
     header = ["task", "seeds", "upsample arm"] + [
-        f"{'cut-intent ' if shown.endswith('-focus') else ''}{HEADLINE_METRICS[metric][0]}: "
+        f"{'cut-intent ' if shown.endswith('-focus') else ''}{_column_title(metric)}: "
         "upsample → generated (gain)" for shown, metric in columns]
     lines = ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * len(columns)]
     new_language_gains: dict[str, list[Summary]] = defaultdict(list)
@@ -230,16 +238,20 @@ def verdict_section(records: list[RunRecord], tasks: list[str], split: str,
         means = {metric: mean_over_tasks(new_language_gains[metric])
                  for metric in language_metrics}
         count = len(new_language_gains[language_metrics[0]])
+        beside = [f"{metric_title(metric)} "
+                  f"{format_gain(mean_over_tasks(new_language_gains[metric]))}"
+                  for metric in beside_bar if len(new_language_gains[metric]) == count]
         verdicts.append(
             f"- New-language tasks ({count}), mean gain: "
-            + ", ".join(f"{_short(metric)} {format_gain(means[metric])}"
+            + ", ".join(f"{metric_title(metric)} {format_gain(means[metric])}"
                         for metric in language_metrics)
-            + f" points; {_judgement(means, bar.new_language if bar else None)}.")
+            + f" points; {_judgement(means, bar.new_language if bar else None)}"
+            + (f"; beside the bar: {', '.join(beside)}" if beside else "") + ".")
     if all(focus_gains.get(metric) for metric in focus_metrics):
         means = {metric: mean_over_tasks(focus_gains[metric]) for metric in focus_metrics}
         verdicts.append(
             "- Cut intents, gain in their "
-            + ", ".join(f"{_short(metric)}: {format_gain(means[metric])}"
+            + ", ".join(f"{metric_title(metric)}: {format_gain(means[metric])}"
                         for metric in focus_metrics)
             + f" points; {_judgement(means, bar.cut_intents if bar else None)}.")
     spread = ("one seed, in %" if one_seed([record for pair in pairs for record in pair])
