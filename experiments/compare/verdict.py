@@ -25,7 +25,7 @@ from experiments.compare.tables import (GAIN_METRICS, HEADLINE_METRICS, SEEN_UNS
                                         metric_title, one_seed, summarize)
 
 BAR_GROUPS = ("new_language", "cut_intents")
-BESIDE_THE_BAR = ("slot_f1_unseen",)  # shown in the verdict table, not judged: where a gain comes from
+BESIDE_THE_BAR = ("slot_f1_unseen",)  # in the verdict table, not judged: where a gain comes from
 
 
 @dataclass(frozen=True)
