@@ -680,6 +680,10 @@ def synthesize(study: Study, task: Task, arm: Arm, data: TaskData, seed: int, wo
         share, rest = divmod(count, len(data.focus_intents))
         quotas = {intent: share + (index < rest)
                   for index, intent in enumerate(data.focus_intents)}
+    if catalogue is not None and not catalogue.values.get(task.language):
+        # An empty catalogue (ja's cross-lingual one: no English value matches verbatim)
+        # leaves the target's own values, as in the refill arms; generate() would refuse it.
+        catalogue = None
     # The generator refills what its gate drops (the NLU agreement check with the baseline)
     generation = augmenter.generate(
         count, sampling=SamplingConfig(**study.samplers[arm.sampler]), seed=seed, quotas=quotas,

@@ -335,8 +335,9 @@ class Augmenter:
         planned_languages = sorted({key[1] for key in plan})
         if catalogue is not None and planned_languages and not any(
                 catalogue.values.get(planned) for planned in planned_languages):
+            holds = sorted(language for language, values in catalogue.values.items() if values)
             raise ValueError(f"catalogue: no value in {', '.join(planned_languages)} (it holds "
-                             f"{', '.join(sorted(catalogue.values)) or 'none'})")
+                             f"values in {', '.join(holds) or 'no language'})")
         filling_from, share = catalogue, DEFAULT_CATALOGUE_SHARE
         if catalogue is None and self.catalogue is not None:
             # The kept catalogue may hold no value in the planned languages (a source-aware

@@ -479,6 +479,34 @@ def test_catalogue_arms_refill_and_fill_generated_carriers_at_the_stated_sizes(s
     assert "catalogue" not in runs["upsample-2x"].tags
 
 
+def test_an_empty_catalogue_leaves_generated_carriers_the_targets_own_values(study_file,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    """ja's cross-lingual catalogue is empty (no English value matches verbatim): its generated
+    catalogue arms fill from its own values, as its refill arms do, instead of stopping."""
+    import mlflow
+
+    from experiments import runner
+    from gan.lexicon import SlotLexicon
+
+    raw = yaml.safe_load(study_file.read_text())
+    (study_file.parent / "xx.catalogue.tsv").write_text("city\tnordby\n")
+    raw["tasks"][0]["catalogue"] = {"name": "empty", "file": "xx.catalogue.tsv"}
+    raw["arms"] |= {"upgen-cat-1x": {"augment": "generator", "sampler": "temp", "scale": 1,
+                                     "upsample_scale": 1, "catalogue_share": 1.0,
+                                     "gan": {"delexicalised": True, "adversarial_steps": 0}}}
+    raw["profiles"]["catalogue"] = {"seeds": [1], "only_tasks": ["xx-50"],
+                                    "only_arms": ["upgen-cat-1x"]}
+    study_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setattr(runner, "task_catalogue", lambda *_: (SlotLexicon({"xx": {}}), {}))
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert run_study(load_study(study_file, "catalogue"), tracking_uri=tracking_uri,
+                     work_dir=tmp_path / "work") == {"ran": 1, "skipped": 0}
+    mlflow.set_tracking_uri(tracking_uri)
+    (run,) = mlflow.search_runs(experiment_names=["micro-study"], output_format="list")
+    assert run.data.metrics["data/synthetic"] == 18
+
+
 @pytest.mark.parametrize("change, message", [
     ({"tasks": 0, "catalogue": {"name": "leak", "file": "xx.test.jsonl"}},
      "is the task's test file; a catalogue never holds a value taken from a test file"),

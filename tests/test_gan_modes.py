@@ -123,9 +123,9 @@ def test_a_catalogue_fills_the_share_of_spans_it_is_given_beside_the_own_values(
     with pytest.raises(ValueError, match="catalogue_share: must be in"):
         augmenter.generate(5, sampling=SamplingConfig(), seed=2, catalogue=catalogue,
                            catalogue_share=1.5)
-    with pytest.raises(ValueError, match="catalogue: no value in de"):
+    with pytest.raises(ValueError, match="catalogue: no value in de \\(it holds values in en\\)"):
         augmenter.generate(5, sampling=SamplingConfig(), seed=2,
-                           catalogue=SlotLexicon({"en": {listed[0]: [("x",)]}}))
+                           catalogue=SlotLexicon({"en": {listed[0]: [("x",)]}, "de": {}}))
     only_catalogue = SlotLexicon({"de": {slot: [("x",)] for slot in listed}})
     with pytest.raises(ValueError, match="in it or the catalogue"):
         augmenter.generate(5, sampling=SamplingConfig(), seed=2, lexicon=only_catalogue,
