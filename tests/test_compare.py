@@ -311,6 +311,33 @@ def test_of_two_refill_arms_of_the_same_size_the_better_on_dev_is_the_baseline()
     assert "| catgen-3x vs refill | es-5 (test) | 3 | refill-3x |" in verdict
 
 
+def own_values_refill(slot_gain, unseen_gain):
+    """Refill without a catalogue (share 0: the target's own values redrawn), 400 utterances,
+    ``slot_gain`` / ``unseen_gain`` over upsampling on every task and seed."""
+    return [scored(task, "refill-3x-own", seed, 400, 0.70 + slot_gain, 0.90, 0.40 + unseen_gain,
+                   family="refill", bar=ISSUE_28_BAR, focus=task == "en-cut")
+            for task in ("es-5", "th-5", "en-cut") for seed in (1, 2, 3)]
+
+
+def test_the_catalogue_is_judged_against_refill_without_one_and_never_pairs_the_generator():
+    # redrawing the own values does as well as the catalogue on th-5 (+3) and better on dev
+    # than refill-3x: the generated arm is still paired with the refill using its catalogue
+    runs = catalogue_study() + own_values_refill(0.03, 0.04)
+    verdict = catalogue_verdict(report_markdown("catalogue", runs))
+    assert "| catgen-3x vs refill | es-5 (test) | 3 | refill-3x |" in verdict
+    assert "- Against refill without a catalogue: refill-3x, paired with the refill arm" in verdict
+    assert "| refill-3x vs refill, own values | es-5 (test) | 3 | refill-3x-own |" in verdict
+    mean_row = next(line for line in verdict.splitlines() if line.startswith(
+        "| refill-3x vs refill, own values | mean over the 2 new-language"))
+    # es +1 / +6 beyond the own values, th +0 / +0: +0.5 slot F1, no spread between seeds
+    assert ("**the catalogue adds to redrawing the own values**: slot F1 +0.5 ± 0.0 "
+            "(slot F1, seen values +0.0 ± 0.0, slot F1, unseen values +3.0 ± 0.0)") in mean_row
+    same = catalogue_verdict(report_markdown(
+        "catalogue", catalogue_study() + own_values_refill(0.05, 0.10)))
+    assert "**the catalogue adds nothing to redrawing the own values**: slot F1 -1.5" in same
+    assert "own values" not in catalogue_verdict(report_markdown("catalogue", catalogue_study()))
+
+
 def test_one_seed_makes_the_catalogue_verdict_a_pipeline_check():
     verdict = catalogue_verdict(report_markdown("catalogue", catalogue_study(seeds=(1,))))
     assert "Cells: one seed, in %" in verdict

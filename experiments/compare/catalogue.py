@@ -16,7 +16,10 @@ The catalogue verdict judges two things, each paired by seed at the same total s
 * the best generated catalogue arm, chosen the same way, against ``refill``, the baseline that
   uses the same catalogue without a generator: it beats refill when its mean gain in that
   metric exceeds two standard errors; the row shows its gains on seen and on unseen values
-  beside, the evidence for why it wins or loses.
+  beside, the evidence for why it wins or loses;
+* where the study has refill arms without a catalogue (``catalogue_share: 0``: the target's
+  own values redrawn), the best catalogue arm against them: what the catalogue itself adds,
+  beyond redrawing the values the copies already hold.
 
 Tasks with cut intents are scored on those intents and left out of the means.
 """
@@ -200,8 +203,12 @@ def _bar_judgement(means: dict[str, Summary], bar: CatalogueBar | None) -> str:
     return f"the bar ({rule}) is **{'met' if met else 'not met'}**"
 
 
-def _refill_judgement(means: dict[str, Summary], headline: str) -> str:
-    """Whether the generated arm beats refill, and on which values it gains or loses."""
+def _win_judgement(means: dict[str, Summary], headline: str,
+                   wins: tuple[str, str, str, str]) -> str:
+    """Whether an arm's mean gain over a baseline in ``headline`` exceeds two standard errors,
+    with its gains on seen and on unseen values as the evidence why. ``wins``: the verdict's
+    words for a win, a gain within the errors, no gain, and the baseline's name."""
+    beats, unclear, loses, baseline = wins
     if headline not in means:
         return "no paired runs on the new-language tasks, so no verdict"
     gain = means[headline]
@@ -210,25 +217,40 @@ def _refill_judgement(means: dict[str, Summary], headline: str) -> str:
     why = f" ({', '.join(evidence)})" if evidence else ""
     if gain.standard_error is None:
         return (f"one seed: a pipeline check, not a verdict ({metric_title(headline)} "
-                f"{format_gain(gain)} against refill here{why})")
+                f"{format_gain(gain)} against {baseline} here{why})")
     if gain.mean > STANDARD_ERRORS_FOR_A_WIN * gain.standard_error:
-        return f"**beats refill**: {metric_title(headline)} {format_gain(gain)}{why}"
+        return f"**{beats}**: {metric_title(headline)} {format_gain(gain)}{why}"
     if gain.mean > 0:
-        return (f"**does not clearly beat refill**: {metric_title(headline)} "
-                f"{format_gain(gain)}, within {STANDARD_ERRORS_FOR_A_WIN} standard errors{why}")
-    return f"**does not beat refill**: {metric_title(headline)} {format_gain(gain)}{why}"
+        return (f"**{unclear}**: {metric_title(headline)} {format_gain(gain)}, within "
+                f"{STANDARD_ERRORS_FOR_A_WIN} standard errors{why}")
+    return f"**{loses}**: {metric_title(headline)} {format_gain(gain)}{why}"
 
 
-def _refill_partners(records: list[RunRecord], arm: str,
-                     metric: str) -> list[tuple[RunRecord, RunRecord]]:
-    """(run of ``arm``, refill run of the same task, seed and size). Where several refill arms
-    match in size (e.g. mixing ratios), the one paired most often, then the one with the best
-    mean dev ``metric``."""
+AGAINST_REFILL = ("beats refill", "does not clearly beat refill", "does not beat refill",
+                  "refill")
+AGAINST_OWN_VALUES = ("the catalogue adds to redrawing the own values",
+                      "the catalogue adds nothing clear to redrawing the own values",
+                      "the catalogue adds nothing to redrawing the own values",
+                      "refill without a catalogue")
+
+
+def _refill_partners(records: list[RunRecord], arm: str, metric: str,
+                     with_catalogue: bool = True) -> list[tuple[RunRecord, RunRecord]]:
+    """(run of ``arm``, refill run of the same task, seed and size): a refill run that uses
+    the same catalogue (preferring the same share), or with ``with_catalogue=False`` one that
+    uses none (the target's own values redrawn). Where several refill arms still match, the
+    one paired most often, then the one with the best mean dev ``metric``."""
     candidates: dict[str, list[tuple[RunRecord, RunRecord]]] = defaultdict(list)
     for record in records:
-        if record.arm == arm:
-            for partner in equal_size_runs(record, records, "refill"):
-                candidates[partner.arm].append((record, partner))
+        if record.arm != arm:
+            continue
+        partners = [partner for partner in equal_size_runs(record, records, "refill")
+                    if (partner.catalogue == record.catalogue if with_catalogue
+                        else partner.catalogue is None)]
+        same_share = [partner for partner in partners
+                      if partner.catalogue_share == record.catalogue_share]
+        for partner in same_share if with_catalogue and same_share else partners:
+            candidates[partner.arm].append((record, partner))
 
     def dev_score(refill_arm: str) -> float:
         scores = [partner.metrics.get(metric_key(partner, gauge_split(records, partner.task,
@@ -308,14 +330,26 @@ def catalogue_verdict_section(records: list[RunRecord], tasks: list[str], split:
         if pairs:
             lines += _comparison_rows(f"{generated} vs refill", pairs, tasks, judged_tasks,
                                       split_of, metrics,
-                                      lambda means: _refill_judgement(means, headline))
+                                      lambda means: _win_judgement(means, headline,
+                                                                   AGAINST_REFILL))
         else:
             lines.append(f"| {generated} vs refill | | | | {empty} | no refill arm of the same "
                          "size, so it is not judged against refill |")
+    own_values = [] if best is None else _refill_partners(records, best, headline,
+                                                          with_catalogue=False)
+    if own_values:
+        compared += [run for pair in own_values for run in pair]
+        lines += _comparison_rows(f"{best} vs refill, own values", own_values, tasks,
+                                  judged_tasks, split_of, metrics,
+                                  lambda means: _win_judgement(means, headline,
+                                                               AGAINST_OWN_VALUES))
     spread = ("one seed, in %" if compared and one_seed(compared)
               else "mean ± standard error over seeds, in %")
+    own_values_how = ([f"- Against refill without a catalogue: {best}, paired with the "
+                       "refill arm of its size that redraws the target's own values (what the "
+                       "catalogue itself adds)."] if own_values else [])
     return [title, "", f"- Against upsampling: {best_how}",
-            f"- Against refill: {generated_how}", "",
+            f"- Against refill: {generated_how}", *own_values_how, "",
             f"Cells: {spread}; gains in points, paired by seed (the same real data) at the "
             "same total training size; tasks with cut intents are scored on those intents and "
             "left out of the means.", "", *lines, ""]
