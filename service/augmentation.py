@@ -306,21 +306,25 @@ class AugmentationServicer(augmentation_pb2_grpc.AugmentationServiceServicer):
                 except NluDataError as error:
                     raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                        f"utterances[{index}]: {error}") from None
-            if not request.catalogue:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   "catalogue: refill needs values to draw from")
             languages = {utterance.language for utterance in utterances}
             default_language = request.language or (
                 next(iter(languages)) if len(languages) == 1 else None)
             slot_types = {slot for utterance in utterances for slot in utterance.slot_types}
-            catalogue = self._catalogue(request.catalogue, default_language, slot_types)
+            # no catalogue: the utterances' own values redrawn
+            catalogue = (self._catalogue(request.catalogue, default_language, slot_types)
+                         if request.catalogue else None)
             if request.HasField("seed") and request.seed < 0:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"seed: must be >= 0, got {request.seed}")
             seed = request.seed if request.HasField("seed") else random.randrange(2 ** 31)
+            if catalogue is None and request.HasField("catalogue_share"):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "catalogue_share: set without a catalogue (without one, "
+                                   "refill redraws the utterances' own values)")
             share = catalogue_share(request, catalogue)
             filler = SlotFiller(catalogue_from_utterances(utterances), catalogue,
-                                DEFAULT_CATALOGUE_SHARE if share is None else share)
+                                0.0 if catalogue is None
+                                else DEFAULT_CATALOGUE_SHARE if share is None else share)
             refilled = refill(utterances, filler, count=request.count, seed=seed)
         except RequestError as error:
             context.abort(error.code, str(error))

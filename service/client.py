@@ -85,12 +85,14 @@ def augment_request(generator: str, count: int, *, sampling=None, seed: int | No
 def refill_request(utterances: Iterable[Utterance], catalogue, count: int, *,
                    catalogue_share: float | None = None, seed: int | None = None,
                    language: str = ""):
-    """A ``RefillRequest``: ``catalogue`` is a ``SlotLexicon``."""
+    """A ``RefillRequest``: ``catalogue`` is a ``SlotLexicon``, or None to redraw the
+    utterances' own values only."""
     optional = {name: value for name, value in (("catalogue_share", catalogue_share),
                                                 ("seed", seed)) if value is not None}
     return augmentation_pb2.RefillRequest(
         utterances=[utterance_to_message(utterance) for utterance in utterances],
-        catalogue=catalogue_to_messages(catalogue), count=count, language=language,
+        catalogue=[] if catalogue is None else catalogue_to_messages(catalogue), count=count,
+        language=language,
         **optional)
 
 

@@ -47,6 +47,17 @@ def test_refill_writes_the_copies_and_reports_the_catalogue_on_stderr(files, cap
     assert files["out"].read_bytes() == first
 
 
+def test_refill_without_a_catalogue_redraws_the_datas_own_values(files, capsys):
+    args = ["augment", "--method", "refill", "--data", str(files["real"]), "--count", "12",
+            "--seed", "3", "--out", str(files["out"])]
+    assert main(args) == 0
+    assert "(jsonl, seed 3, the data's own values, no catalogue)" in capsys.readouterr().out
+    written = read_utterances(files["out"])
+    assert len(written) == 12
+    assert {(span.label, item.tokens[span.start:span.end]) for item in written
+            for span in item.spans} == {("location", ("berlin",)), ("artist", ("nena",))}
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--generator", "g@x"], "--generator: not an option of --method refill"),
     (["--sampling", "greedy", "--gate"], "--sampling, --gate: not an option of --method refill"),
@@ -67,7 +78,9 @@ def test_a_catalogue_share_outside_0_to_1_is_a_usage_error(files, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--data", "REAL"], "--data: not an option of --method generator"),
     ([], "--generator: required (--method generator)"),
-    (["--method", "refill", "--data", "REAL"], "--method refill: needs --data"),
+    (["--method", "refill"], "--method refill: needs --data"),
+    (["--method", "refill", "--data", "REAL", "--catalogue-share", "1"],
+     "--catalogue-share: needs --catalogue (without one, refill redraws the data's own values)"),
 ])
 def test_each_method_asks_for_its_own_options_with_exit_2(files, capsys, args, message):
     args = [str(files["real"]) if arg == "REAL" else arg for arg in args]

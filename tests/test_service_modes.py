@@ -220,10 +220,21 @@ def test_refill_streams_copies_with_catalogue_values_the_same_for_a_seed(channel
         (item.id, item.tokens, item.tags) for item in refilled]
 
 
+def test_refill_without_a_catalogue_redraws_the_utterances_own_values(channel, german):
+    real = german[:20]
+    own = {(span.label, item.tokens[span.start:span.end]) for item in real for span in item.spans}
+    refilled = list(client.refill(channel, real, None, 45, seed=4, timeout=30))
+    assert len(refilled) == 45 and set(spans(refilled)) <= own
+    # redrawn, not copied: some copy carries a value its own original did not
+    originals = {item.id: item for item in real}
+    assert any(copy.tokens != originals[copy.id.split(":", 1)[1]].tokens for copy in refilled)
+
+
 @pytest.mark.parametrize("change, code, message", [
     ({"count": 0}, grpc.StatusCode.INVALID_ARGUMENT, "count: must be >= 1"),
     ({"utterances": "none"}, grpc.StatusCode.INVALID_ARGUMENT, "utterances: give the real"),
-    ({"catalogue": "none"}, grpc.StatusCode.INVALID_ARGUMENT, "catalogue: refill needs"),
+    ({"catalogue": "none", "catalogue_share": 0.5}, grpc.StatusCode.INVALID_ARGUMENT,
+     "catalogue_share: set without a catalogue (without one, refill redraws"),
     ({"seed": -1}, grpc.StatusCode.INVALID_ARGUMENT, "seed: must be >= 0"),
     ({"catalogue": "too many"}, grpc.StatusCode.RESOURCE_EXHAUSTED,
      "catalogue: 4 values are over this server's limit of 3"),
@@ -237,6 +248,7 @@ def test_refill_refusals_have_their_status_and_name_the_field(german, tmp_path, 
         del request.utterances[:]
     elif change.get("catalogue") == "none":
         del request.catalogue[:]
+        request.catalogue_share = change["catalogue_share"]
     elif change.get("catalogue") == "too many":
         for value in "abcd":
             request.catalogue.add(slot_type=slot, value=value)

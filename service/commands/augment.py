@@ -1,6 +1,7 @@
 """``nlu-bootstrap augment``: write new annotated utterances with a trained generator
 (``--method generator``, the default), or refilled copies of real ones (``--method refill``:
-every slot value redrawn from a catalogue and the data's own values, no generator)."""
+every slot value redrawn from a catalogue and the data's own values, or from the own values
+alone when there is no catalogue; no generator)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=AUGMENT_METHODS, default="generator",
                         help="generator: a trained generator writes them (default); refill: "
                         "copies of --data with every slot value redrawn from --catalogue and "
-                        "the data's own values (the baseline a catalogue allows, no generator)")
+                        "the data's own values (the baseline a catalogue allows, no generator), "
+                        "or from the own values alone without --catalogue")
     parser.add_argument("--generator",
                         help="run id | name@alias | models:/name@alias | a saved generator dir "
                         "(`nlu-bootstrap models` lists the registered ones; --method "
@@ -152,12 +154,21 @@ def _check_method_options(args: argparse.Namespace) -> None:
         raise UsageError(f"{flags}: not an option of --method {args.method}")
     if args.method == "generator" and args.generator is None:
         raise UsageError("--generator: required (--method generator); or use --method refill")
-    if args.method == "refill" and (args.data is None or args.catalogue is None):
-        raise UsageError("--method refill: needs --data (the real utterances) and --catalogue")
+    if args.method == "refill" and args.data is None:
+        raise UsageError("--method refill: needs --data (the real utterances)")
+    if args.method == "refill" and args.catalogue is None and args.catalogue_share is not None:
+        raise UsageError("--catalogue-share: needs --catalogue (without one, refill redraws "
+                         "the data's own values)")
 
 
 def _share(args: argparse.Namespace) -> float:
     return DEFAULT_CATALOGUE_SHARE if args.catalogue_share is None else args.catalogue_share
+
+
+def _refill_values(args: argparse.Namespace) -> str:
+    """Where a refill drew its values, for the closing line."""
+    return (f"catalogue share {_share(args):g}" if args.catalogue is not None
+            else "the data's own values, no catalogue")
 
 
 def _read_catalogue(args: argparse.Namespace, language: str | None, slot_types):
@@ -304,15 +315,17 @@ def _run_refill(args: argparse.Namespace, fmt: str, seed: int) -> int:
     from nlu.formats import read_utterances, write_utterances
 
     real = read_utterances(args.data)
-    catalogue = _read_catalogue(args, args.language or _only(u.language for u in real),
-                                {slot for utterance in real for slot in utterance.slot_types})
+    catalogue = None if args.catalogue is None else _read_catalogue(
+        args, args.language or _only(u.language for u in real),
+        {slot for utterance in real for slot in utterance.slot_types})
     if args.server:
         return _refill_remote(args, fmt, seed, real, catalogue)
-    filler = SlotFiller(catalogue_from_utterances(real), catalogue, _share(args))
+    filler = SlotFiller(catalogue_from_utterances(real), catalogue,
+                        0.0 if catalogue is None else _share(args))
     utterances = refill(real, filler, count=args.count, seed=seed)
     write_utterances(utterances, args.out, fmt)
     print(f"wrote {len(utterances)} refilled copies of {len(real)} utterances to {args.out} "
-          f"({fmt}, seed {seed}, catalogue share {_share(args):g})")
+          f"({fmt}, seed {seed}, {_refill_values(args)})")
     return 0
 
 
@@ -326,15 +339,15 @@ def _refill_remote(args: argparse.Namespace, fmt: str, seed: int, real, catalogu
     try:
         with _channel(args) as channel:
             stream = client.refill(channel, real, catalogue, args.count, timeout=args.timeout,
-                                   catalogue_share=_share(args), seed=seed,
-                                   language=args.language or "")
+                                   catalogue_share=None if catalogue is None else _share(args),
+                                   seed=seed, language=args.language or "")
             utterances = _collect(stream, args.count, args.out)
     except grpc.RpcError as error:
         print(f"error: {args.server}: {error.code().name}: {error.details()}", file=sys.stderr)
         return 2
     write_utterances(utterances, args.out, fmt)
     print(f"wrote {len(utterances)} refilled copies from {args.server} to {args.out} "
-          f"({fmt}, seed {seed}, catalogue share {_share(args):g})")
+          f"({fmt}, seed {seed}, {_refill_values(args)})")
     return 0
 
 
