@@ -302,6 +302,18 @@ def test_a_named_catalogue_arm_is_judged_and_an_unknown_one_refused():
         report_markdown("catalogue", catalogue_study(), catalogue_arm="upsample-3x")
 
 
+def test_a_named_generated_arm_is_judged_against_refill_and_a_non_generated_one_refused():
+    verdict = catalogue_verdict(report_markdown("catalogue", catalogue_study(),
+                                                catalogue_arm="refill-3x",
+                                                catalogue_generated_arm="catgen-3x"))
+    assert "- Against upsampling: refill-3x, the arm named before this run." in verdict
+    assert "- Against refill: catgen-3x, the arm named before this run." in verdict
+    assert "| catgen-3x vs refill | es-5 (test) | 3 | refill-3x |" in verdict
+    with pytest.raises(LookupError, match="'refill-3x' is not a generated catalogue arm with "
+                       r"finished runs \(those: catgen-3x\)"):
+        report_markdown("catalogue", catalogue_study(), catalogue_generated_arm="refill-3x")
+
+
 def test_of_two_refill_arms_of_the_same_size_the_better_on_dev_is_the_baseline():
     runs = catalogue_study()
     runs += [scored(task, "refill-3x-half", seed, 400, 0.69, 0.9, 0.45, family="refill",

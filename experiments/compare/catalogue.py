@@ -266,12 +266,12 @@ def _refill_partners(records: list[RunRecord], arm: str, metric: str,
 
 
 def catalogue_verdict_section(records: list[RunRecord], tasks: list[str], split: str,
-                              bar: CatalogueBar | None = None,
-                              arm: str | None = None) -> list[str]:
+                              bar: CatalogueBar | None = None, arm: str | None = None,
+                              generated_arm: str | None = None) -> list[str]:
     """The catalogue verdict (see the module docstring): one table, ``arm`` (default: the
-    catalogue arm chosen on dev) against upsampling, and the generated catalogue arm chosen
-    on dev (``arm`` itself if it is one) against refill, per task, each with its verdict row.
-    Says so when there is no catalogue arm."""
+    catalogue arm chosen on dev) against upsampling, and ``generated_arm`` (default: ``arm``
+    itself if it is a generated one, else the generated catalogue arm chosen on dev) against
+    refill, per task, each with its verdict row. Says so when there is no catalogue arm."""
     title = f"## Catalogue verdict on {split}"
     catalogue_arms = sorted({record.arm for record in records if record.uses_catalogue})
     if not catalogue_arms:
@@ -293,14 +293,22 @@ def catalogue_verdict_section(records: list[RunRecord], tasks: list[str], split:
                           f"upsampling to the same size ({found[1]:+.1f} points in "
                           f"{metric_title(headline)}).")
 
-    named = f"{arm}, the arm named before this run."
+    def named(name: str) -> str:
+        return f"{name}, the arm named before this run."
+
     if arm is not None and arm not in catalogue_arms:
         raise LookupError(f"catalogue arm {arm!r} has no finished runs (catalogue arms: "
                           f"{', '.join(catalogue_arms)})")
-    best, best_how = (arm, named) if arm else chosen(lambda r: r.uses_catalogue,
-                                                     "catalogue arm")
-    if arm is not None and any(r.arm == arm and r.generated for r in records):
-        generated, generated_how = arm, named
+    generated_arms = sorted({r.arm for r in records if r.uses_catalogue and r.generated})
+    if generated_arm is not None and generated_arm not in generated_arms:
+        raise LookupError(f"{generated_arm!r} is not a generated catalogue arm with finished "
+                          f"runs (those: {', '.join(generated_arms) or 'none'})")
+    best, best_how = (arm, named(arm)) if arm else chosen(lambda r: r.uses_catalogue,
+                                                          "catalogue arm")
+    if generated_arm is None and arm in generated_arms:
+        generated_arm = arm
+    if generated_arm is not None:
+        generated, generated_how = generated_arm, named(generated_arm)
     else:
         generated, generated_how = chosen(lambda r: r.uses_catalogue and r.generated,
                                           "generated catalogue arm")

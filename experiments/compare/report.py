@@ -24,12 +24,14 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
                     verdict_arm: str | None = None,
                     verdict_bar: VerdictBar | None = None,
                     catalogue_arm: str | None = None,
+                    catalogue_generated_arm: str | None = None,
                     catalogue_bar: CatalogueBar | None = None) -> str:
     """The report. ``split="dev"`` leaves out every test number (for choosing settings);
     ``verdict_arm`` is the arm the verdict judges (default: the one chosen on dev);
     ``verdict_bar`` the bar it is judged by (default: the one logged with the runs);
     ``catalogue_arm`` and ``catalogue_bar`` the same for the catalogue verdict, shown when the
-    study has catalogue arms or a catalogue bar."""
+    study has catalogue arms or a catalogue bar, and ``catalogue_generated_arm`` the generated
+    arm it judges against refill."""
     tasks = sorted({record.task for record in records}, key=task_order)
     arms = arm_order(record.arm for record in records)
     cells_are = ("every cell has one seed, so no cell has a standard error"
@@ -59,7 +61,7 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
     if catalogue_bar is not None or catalogue_arm is not None or any(
             record.uses_catalogue for record in records):
         sections += catalogue_verdict_section(records, tasks, split, catalogue_bar,
-                                              catalogue_arm)
+                                              catalogue_arm, catalogue_generated_arm)
     if split == "dev":
         sections += dominated_section(records, tasks)
     sections += seed_count_section(records, tasks, arms)
@@ -80,11 +82,12 @@ def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
                  log_to_mlflow: bool = True, more_tracking_uris: Sequence[str] = (),
                  split: str = "test", verdict_arm: str | None = None,
                  verdict_bar: VerdictBar | None = None, catalogue_arm: str | None = None,
+                 catalogue_generated_arm: str | None = None,
                  catalogue_bar: CatalogueBar | None = None) -> Path:
     """Write ``report.md`` and the plots to ``out_dir``; log them on a ``kind=compare`` run
     (in ``tracking_uri``). ``more_tracking_uris``: further stores holding runs of the study;
     ``split="dev"``: dev numbers only; ``verdict_arm``, ``verdict_bar``, ``catalogue_arm``,
-    ``catalogue_bar``: see ``report_markdown``."""
+    ``catalogue_generated_arm``, ``catalogue_bar``: see ``report_markdown``."""
     if split not in ("dev", "test"):
         raise ValueError(f"split: expected dev or test, got {split!r}")
     out_dir = Path(out_dir)
@@ -96,6 +99,7 @@ def build_report(experiment: str, tracking_uri: str, out_dir: Path | str, *,
     with atomic_open(report) as stream:
         stream.write(report_markdown(experiment, records, split=split, verdict_arm=verdict_arm,
                                      verdict_bar=verdict_bar, catalogue_arm=catalogue_arm,
+                                     catalogue_generated_arm=catalogue_generated_arm,
                                      catalogue_bar=catalogue_bar))
     for metric, (title, _) in HEADLINE_METRICS.items():
         plot_arm_bars(records, metric, title, out_dir / f"{split}_{metric}.png", split)

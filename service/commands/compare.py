@@ -28,6 +28,11 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
                         help="the catalogue arm the catalogue verdict judges against "
                         "upsampling and refill at the same size (default: the catalogue arm "
                         "with the best dev gain)")
+    parser.add_argument("--catalogue-generated-arm", metavar="ARM",
+                        help="the generated catalogue arm the catalogue verdict judges against "
+                        "refill at the same size (default: --catalogue-arm if it is a "
+                        "generated one, else the generated catalogue arm with the best dev "
+                        "gain)")
     parser.add_argument("--study", type=Path, metavar="FILE",
                         help="a study YAML whose verdict_bar and catalogue_bar judge the "
                         "verdict arms (default: the bars the runs logged with their study "
@@ -49,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
                               log_to_mlflow=not args.no_log,
                               more_tracking_uris=args.more_tracking_uri, split=args.split,
                               verdict_arm=args.verdict_arm, verdict_bar=bar,
-                              catalogue_arm=args.catalogue_arm, catalogue_bar=catalogue_bar)
+                              catalogue_arm=args.catalogue_arm,
+                              catalogue_generated_arm=args.catalogue_generated_arm,
+                              catalogue_bar=catalogue_bar)
     except (LookupError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
