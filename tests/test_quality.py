@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from gan.quality import distinct_n, novelty, quality_metrics, self_bleu4, slot_coverage
@@ -78,3 +80,13 @@ def test_a_copy_of_the_references_scores_100_bleu():
     metrics = quality_metrics(heldout, heldout, train=[])
     assert metrics["bleu4"] == pytest.approx(100.0)
     assert metrics["novelty"] == 1.0
+
+
+def test_tokenised_sentences_ending_in_a_period_raise_no_sacrebleu_warning(caplog):
+    # sacrebleu warns once 100 hypotheses end in " ." unless told the input is tokenised
+    generated = [utt(f"play song number {index} .") for index in range(120)]
+    with caplog.at_level(logging.WARNING):
+        assert self_bleu4(generated, max_hypotheses=120) is not None
+        metrics = quality_metrics(generated, generated, train=[])
+    assert metrics["bleu4"] > 0
+    assert not [record for record in caplog.records if record.name.startswith("sacrebleu")]
