@@ -227,8 +227,9 @@ def plot_catalogue_share(records: list[RunRecord], path: Path,
                          split: str = "test") -> Path | None:
     """``split``'s slot F1 on spans whose value the target's training data lacks, against the
     share of slot fills drawn from the catalogue: one line per catalogue family and total size
-    (mean over the new-language tasks and seeds), upsampling to the same size dashed. Where a
-    catalogue can help, these lines rise with the share; copies stay flat by construction."""
+    (mean over the new-language tasks and seeds), upsampling to the same size dashed in the
+    size's colour. Where a catalogue can help, these lines rise with the share; copies stay
+    flat by construction."""
     from experiments.compare.verdict import has_focus
 
     metric = "slot_f1_unseen"
@@ -253,21 +254,24 @@ def plot_catalogue_share(records: list[RunRecord], path: Path,
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
     shares = sorted({share for points in lines.values() for share in points})
-    drawn: set[float] = set()
+    sizes = sorted({size for _, size in lines})
+    colours = {size: f"C{index % 10}" for index, size in enumerate(sizes)}
+    styles = {"refill": ("o", "-"), "generated + copies": ("s", ":")}
     for family, size in sorted(lines, key=lambda key: (key[1], key[0])):
         points = lines[(family, size)]
         xs = sorted(points)
-        line, = axes.plot(xs, [100 * statistics.fmean(points[x]) for x in xs], marker="o",
-                          label=f"{family}, {size:g}x")
-        if copies.get(size) and size not in drawn:  # one reference line per size
-            drawn.add(size)
+        marker, linestyle = styles[family]
+        axes.plot(xs, [100 * statistics.fmean(points[x]) for x in xs], marker=marker,
+                  linestyle=linestyle, color=colours[size], label=f"{family}, {size:g}x")
+    for size in sizes:
+        if copies.get(size):
             axes.axhline(100 * statistics.fmean(copies[size]), linestyle="--", linewidth=1,
-                         color=line.get_color(), label=f"upsample, {size:g}x")
+                         color=colours[size], label=f"upsample, {size:g}x")
     axes.set_xticks(shares)
     axes.set_xlabel("share of slot fills drawn from the catalogue")
     axes.set_ylabel(f"{split} slot F1 on unseen values (%)")
-    axes.set_title(f"{split} slot F1 on values the target data lacks\n"
-                   "(mean over new-language tasks and seeds)")
+    axes.set_title(f"{split} slot F1 on values the target data lacks\n(mean over new-language "
+                   "tasks and seeds; Nx: total size, N times the real data)")
     _legend_beside(axes)
     path = _save(figure, path)
     plt.close(figure)
