@@ -157,7 +157,7 @@ def test_cli_reports_a_bad_study_as_an_error(tmp_path, capsys):
     assert "expected comma-separated names" in capsys.readouterr().err
 
 
-def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
+def test_micro_study_runs_resumes_and_reports(study_file, tmp_path, capsys):
     import mlflow
     import torch
 
@@ -214,6 +214,14 @@ def test_micro_study_runs_resumes_and_reports(study_file, tmp_path):
     assert main(["compare", "--experiment", "micro-study", "--tracking-uri", tracking_uri,
                  "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "report.md").read_text() == report
+    # a named arm the study does not have is exit 2 with the reason, not a silent default
+    for flag in ("--catalogue-arm", "--catalogue-generated-arm"):
+        assert main(["compare", "--experiment", "micro-study", "--tracking-uri", tracking_uri,
+                     "--out", str(tmp_path / "named"), "--no-log", flag, "upsample"]) == 2
+    err = capsys.readouterr().err
+    assert "catalogue arm 'upsample' has no finished runs (catalogue arms: none)" in err
+    assert "'upsample' is not a generated catalogue arm with finished runs (those: none)" in err
+    assert "Traceback" not in err
     compare_runs = mlflow.search_runs(experiment_names=["micro-study"], output_format="list",
                                       filter_string="tags.kind = 'compare'")
     assert len(compare_runs) == 2

@@ -274,6 +274,13 @@ def catalogue_verdict_section(records: list[RunRecord], tasks: list[str], split:
     refill, per task, each with its verdict row. Says so when there is no catalogue arm."""
     title = f"## Catalogue verdict on {split}"
     catalogue_arms = sorted({record.arm for record in records if record.uses_catalogue})
+    generated_arms = sorted({r.arm for r in records if r.uses_catalogue and r.generated})
+    if arm is not None and arm not in catalogue_arms:
+        raise LookupError(f"catalogue arm {arm!r} has no finished runs (catalogue arms: "
+                          f"{', '.join(catalogue_arms) or 'none'})")
+    if generated_arm is not None and generated_arm not in generated_arms:
+        raise LookupError(f"{generated_arm!r} is not a generated catalogue arm with finished "
+                          f"runs (those: {', '.join(generated_arms) or 'none'})")
     if not catalogue_arms:
         return [title, "", "No catalogue arms in this study (no run of a refill or generator "
                 "arm carries a `catalogue` tag), so there is no catalogue verdict.", ""]
@@ -296,13 +303,6 @@ def catalogue_verdict_section(records: list[RunRecord], tasks: list[str], split:
     def named(name: str) -> str:
         return f"{name}, the arm named before this run."
 
-    if arm is not None and arm not in catalogue_arms:
-        raise LookupError(f"catalogue arm {arm!r} has no finished runs (catalogue arms: "
-                          f"{', '.join(catalogue_arms)})")
-    generated_arms = sorted({r.arm for r in records if r.uses_catalogue and r.generated})
-    if generated_arm is not None and generated_arm not in generated_arms:
-        raise LookupError(f"{generated_arm!r} is not a generated catalogue arm with finished "
-                          f"runs (those: {', '.join(generated_arms) or 'none'})")
     best, best_how = (arm, named(arm)) if arm else chosen(lambda r: r.uses_catalogue,
                                                           "catalogue arm")
     if generated_arm is None and arm in generated_arms:

@@ -58,8 +58,9 @@ def report_markdown(experiment: str, records: list[RunRecord], *, split: str = "
         sections += verdict_section(records, tasks, split, verdict_arm, how_chosen, bar)
     if catalogue_bar is None:
         catalogue_bar = study_catalogue_bar(records)
-    if catalogue_bar is not None or catalogue_arm is not None or any(
-            record.uses_catalogue for record in records):
+    if (catalogue_bar is not None or catalogue_arm is not None
+            or catalogue_generated_arm is not None
+            or any(record.uses_catalogue for record in records)):
         sections += catalogue_verdict_section(records, tasks, split, catalogue_bar,
                                               catalogue_arm, catalogue_generated_arm)
     if split == "dev":
