@@ -275,6 +275,26 @@ def test_the_catalogue_verdict_judges_the_best_catalogue_arm_against_upsampling_
         "catalogue", catalogue_study(), catalogue_bar=lenient))
 
 
+def test_the_catalogue_verdict_shows_exact_match_and_intent_accuracy_beside_the_bar():
+    runs = catalogue_study()
+    for run in runs:
+        if run.arm == "refill-3x":
+            run.metrics["test/xx/exact_match"] = 0.55
+            run.metrics["test/xx/intent_acc"] = 0.88
+    verdict = catalogue_verdict(report_markdown("catalogue", runs))
+    assert ("| exact match: baseline → arm (gain) | intent accuracy: baseline → arm (gain) | "
+            "verdict |") in verdict
+    es_row = next(line for line in verdict.splitlines()
+                  if line.startswith("| refill-3x vs upsample | es-5 (test) |"))
+    assert es_row.endswith("| 50.0 ± 0.0 → 55.0 ± 0.0 (+5.0 ± 0.0) "
+                           "| 90.0 ± 0.0 → 88.0 ± 0.0 (-2.0 ± 0.0) | |")
+    mean_row = next(line for line in verdict.splitlines()
+                    if line.startswith("| refill-3x vs upsample | mean over the 2 new-language"))
+    # beside the bar, not part of it: the verdict still reads slot F1 and unseen values only
+    assert "| +5.0 ± 0.0 | -2.0 ± 0.0 | the bar (slot F1 ≥ 3 and slot F1, unseen values ≥ 8) " \
+           "is **not met** |" in mean_row
+
+
 def test_the_generated_catalogue_arm_is_judged_against_refill_with_the_evidence_why():
     verdict = catalogue_verdict(report_markdown("catalogue", catalogue_study()))
     assert "- Against refill: catgen-3x, the generated catalogue arm with the largest mean " \

@@ -284,8 +284,11 @@ def catalogue_verdict_section(records: list[RunRecord], tasks: list[str], split:
     if not catalogue_arms:
         return [title, "", "No catalogue arms in this study (no run of a refill or generator "
                 "arm carries a `catalogue` tag), so there is no catalogue verdict.", ""]
+    # exact match and intent accuracy beside the bar: a catalogue arm that lifts slot F1 but
+    # costs intents should say so in the same table
     metrics = list(dict.fromkeys(["slot_f1", "slot_f1_seen", "slot_f1_unseen",
-                                  *(bar.gains if bar else DEFAULT_CATALOGUE_METRICS)]))
+                                  *(bar.gains if bar else DEFAULT_CATALOGUE_METRICS),
+                                  "exact_match", "intent_acc"]))
     headline = next(iter(bar.gains)) if bar else "slot_f1"
     judged_tasks = {task for task in tasks if not has_focus(records, task, split)}
 
