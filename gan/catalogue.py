@@ -47,7 +47,9 @@ from gan.lexicon import LexiconError, SlotLexicon, _pick, is_delexicalised, repl
 
 TSV_COLUMNS = (2, 3)  # slot_type, value[, language]
 REFILL_SOURCE = "refill"
-DEFAULT_CATALOGUE_SHARE = 0.5  # the share of slot fills a catalogue gets when none is said
+# The share of slot fills a catalogue gets when none is said: 1, the share issue 28's dev phase
+# chose for refill and for generated carriers alike (refill at 1 won on test).
+DEFAULT_CATALOGUE_SHARE = 1.0
 
 
 class CatalogueError(NluDataError):

@@ -302,7 +302,7 @@ def load_job(path: Path | str, profile: str | None = None, *,
       slot values a team brings (``gan.catalogue``: TSV ``slot_type<TAB>value[<TAB>language]``
       or an annotated file). ``file`` is relative to the YAML's folder (as ``data.root`` is,
       not to ``data.root``: a team's catalogue lives beside its job, not in shared data);
-      ``share`` (0..1, default 0.5) is the share of slot fills drawn from it. It is read at
+      ``share`` (0..1, default 1) is the share of slot fills drawn from it. It is read at
       job start, checked against the training data's slot types (``GanJob.read_catalogue``),
       and kept with the generator as the default catalogue of ``augment``;
     * ``profiles``: name -> the differences a variant makes (deep-merged; ``profile``).

@@ -47,6 +47,15 @@ def test_refill_writes_the_copies_and_reports_the_catalogue_on_stderr(files, cap
     assert files["out"].read_bytes() == first
 
 
+def test_refill_with_a_catalogue_draws_every_value_from_it_by_default(files, capsys):
+    # the default share is 1, the share issue 28's study chose and judged on test
+    assert main(refill_args(files, "--count", "40", "--seed", "5")) == 0
+    assert "catalogue share 1" in capsys.readouterr().out
+    values = {item.tokens[span.start:span.end] for item in read_utterances(files["out"])
+              for span in item.spans}
+    assert values == {("Bad", "Tölz"), ("Köln",), ("Die", "Ärzte")}  # never berlin or nena
+
+
 def test_refill_without_a_catalogue_redraws_the_datas_own_values(files, capsys):
     args = ["augment", "--method", "refill", "--data", str(files["real"]), "--count", "12",
             "--seed", "3", "--out", str(files["out"])]

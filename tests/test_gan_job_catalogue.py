@@ -85,22 +85,22 @@ def test_a_bad_catalogue_section_is_a_job_error_naming_the_yaml_and_the_key(
     assert str(raised.value).startswith(f"{path}: {message}")
 
 
-def test_the_catalogue_file_is_relative_to_the_yaml_and_its_share_defaults_to_a_half(
+def test_the_catalogue_file_is_relative_to_the_yaml_and_its_share_defaults_to_all(
         german, tmp_path):
     path = write_job(tmp_path, german[:5], catalogue={"file": "values/de.tsv"})
     (path.parent / "values").mkdir()
     (path.parent / "values/de.tsv").write_text("location\tWien\n", encoding="utf-8")
     job = load_job(path)
-    assert job.catalogue.file == path.parent / "values/de.tsv" and job.catalogue.share == 0.5
+    assert job.catalogue.file == path.parent / "values/de.tsv" and job.catalogue.share == 1.0
     # --delexicalised (a change to the gan section) makes the section valid too
     plain = write_job(tmp_path / "plain", german[:5], catalogue={"file": "../../jobs/values/de.tsv"},
                       delexicalised=False)
-    assert load_job(plain, changes={"delexicalised": True}).catalogue.share == 0.5
+    assert load_job(plain, changes={"delexicalised": True}).catalogue.share == 1.0
 
 
 def test_the_shipped_catalogue_profile_names_the_example_catalogue_of_the_german_slot_types():
     job = load_job(EXPERIMENTS / "gan_xsid_de.yaml", "catalogue")
-    assert job.config.delexicalised and job.source is not None and job.catalogue.share == 0.5
+    assert job.config.delexicalised and job.source is not None and job.catalogue.share == 1.0
     assert job.catalogue.file.resolve() == (EXPERIMENTS / "data/examples/de.catalogue.tsv"
                                             ).resolve()
     train = read_utterances(XSID_DE_VALID, "conll")  # the job's target data
