@@ -88,6 +88,14 @@ class JobConfig:
         _check_regime_data(regime, self.data)
         return dataclasses.replace(self, regime=regime)
 
+    def with_target_train(self, paths: Sequence[Path]) -> "JobConfig":
+        """More labelled target data beside ``data.target_train`` (e.g. what ``augment
+        --method refill`` wrote), as absolute paths: they are logged with the resolved config,
+        so the run still says what it trained on."""
+        added = tuple(DataSpec(path=str(Path(path).resolve())) for path in paths)
+        return dataclasses.replace(self, data=dataclasses.replace(
+            self.data, target_train=self.data.target_train + added))
+
     def resolved(self) -> dict[str, Any]:
         """The complete config, defaults filled in, as plain data (for params and YAML)."""
         from nlu.model import JointModelConfig

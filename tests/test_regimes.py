@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multilingual.bootstrap import JobConfigError, load_config, parse_config, run
+from multilingual.bootstrap import JobConfigError, load_config, load_data, parse_config, run
 from multilingual.regimes import REGIME_NAMES, train_regime
 from nlu.formats import read_utterances
 from nlu.utterance import Utterance
@@ -144,8 +144,6 @@ def test_data_errors_name_the_field(tmp_path):
 def test_how_much_target_data_the_job_uses(tmp_path):
     from collections import Counter
 
-    from multilingual.bootstrap import load_data
-
     raw = yaml.safe_load(job_yaml(tmp_path, "mixed").read_text())
     raw["data"]["target_train"] = ["de.valid.conll"]
     every = load_data(parse_config(raw).data).target
@@ -158,6 +156,50 @@ def test_how_much_target_data_the_job_uses(tmp_path):
     raw["data"]["target_fraction"] = 0.5
     with pytest.raises(JobConfigError, match="not both"):
         parse_config(raw)
+
+
+def test_cli_train_adds_target_data_beside_the_configs_and_logs_where_from(
+        tmp_path, tracking_uri, capsys, monkeypatch):
+    import re
+
+    from mlflow import MlflowClient
+
+    from nlu.formats import write_utterances
+    from service.cli import main
+
+    config = job_yaml(tmp_path, "mixed", tracking_uri)
+    german = read_utterances(XSID / "xSID-0.7" / "de.valid.conll")[-5:]
+    write_utterances(german, tmp_path / "de.refill.jsonl", "jsonl")
+    monkeypatch.chdir(tmp_path)  # the file is named relative to the current folder
+    assert main(["train", "--config", str(config),
+                 "--add-target-train", "de.refill.jsonl"]) == 0
+    run_id = re.search(r"MLflow run (\w+)", capsys.readouterr().out).group(1)
+    run = MlflowClient(tracking_uri).get_run(run_id)
+    assert run.data.metrics["data/target"] == len(load_data(load_config(config).data).target) + 5
+    assert str(tmp_path / "de.refill.jsonl") in run.data.params["data.target_train"]
+
+
+@pytest.mark.parametrize("changes, added, message", [
+    ({}, "missing.conll", "--add-target-train: no such file or folder: missing.conll"),
+    ({"target_per_intent": 2}, "de.refill.jsonl", "the config samples its target data"),
+    ({}, "en.refill.jsonl", "target_train holds languages ['en'], not only 'de'"),
+])
+def test_cli_train_refuses_added_target_data_that_does_not_fit_with_exit_2(
+        tmp_path, capsys, monkeypatch, changes, added, message):
+    from nlu.formats import write_utterances
+    from service.cli import main
+
+    config = job_yaml(tmp_path, "mixed")
+    raw = yaml.safe_load(config.read_text())
+    raw["data"].update(changes)
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    for language in ("de", "en"):
+        write_utterances(read_utterances(XSID / "xSID-0.7" / f"{language}.valid.conll")[:3],
+                         tmp_path / f"{language}.refill.jsonl", "jsonl")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(config), "--add-target-train", added]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
 
 
 def test_cli_train_runs_the_job_with_a_regime_override(tmp_path, tracking_uri, capsys):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from multilingual.regimes import REGIME_NAMES
 from nlu.devices import add_device_arguments, device_overrides, with_devices
-from service.commands import Interrupted, check_devices, interruptible, stopped
+from service.commands import (Interrupted, UsageError, check_devices, interruptible,
+                              stopped)
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,25 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the job's last run (same MLflow run, last checkpoint)")
     parser.add_argument("--regime", choices=REGIME_NAMES, help="override the config's regime")
+    parser.add_argument("--add-target-train", type=Path, action="append", default=[],
+                        metavar="FILE", help="labelled target-language data to train on beside "
+                        "the config's data.target_train, e.g. the copies `augment --method "
+                        "refill` wrote (relative to the current folder; repeatable; logged "
+                        "with the run's config)")
     add_device_arguments(parser)
+
+
+def _checked_target_train(paths: list[Path], config) -> list[Path]:
+    """``--add-target-train`` files, refused (exit 2) where they are missing or where the
+    config samples its target data: they would be sampled together with it, not beside it."""
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        raise UsageError(f"--add-target-train: no such file or folder: {missing[0]}")
+    if config.data.target_fraction is not None or config.data.target_per_intent is not None:
+        raise UsageError("--add-target-train: the config samples its target data "
+                         "(data.target_fraction / data.target_per_intent), and the added data "
+                         "would be sampled with it; use the whole target data")
+    return paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.regime:
         config = config.with_regime(args.regime)
+    if args.add_target_train:
+        config = config.with_target_train(_checked_target_train(args.add_target_train, config))
     config = dataclasses.replace(config, model=with_devices(config.model, device_overrides(args)))
     check_devices(device_overrides(args))
     if args.resume and not any(config.run_dir.rglob("last.ckpt")):
