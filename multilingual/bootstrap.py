@@ -91,7 +91,13 @@ class JobConfig:
     def with_target_train(self, paths: Sequence[Path]) -> "JobConfig":
         """More labelled target data beside ``data.target_train`` (e.g. what ``augment
         --method refill`` wrote), as absolute paths: they are logged with the resolved config,
-        so the run still says what it trained on."""
+        so the run still says what it trained on. Refused where the config samples its target
+        data: the added data would be sampled with it, not trained beside it."""
+        if self.data.target_fraction is not None or self.data.target_per_intent is not None:
+            raise JobConfigError("the config samples its target data (data.target_fraction / "
+                                 "data.target_per_intent), and added data would be sampled "
+                                 "with it; use the whole target data",
+                                 field="--add-target-train")
         added = tuple(DataSpec(path=str(Path(path).resolve())) for path in paths)
         return dataclasses.replace(self, data=dataclasses.replace(
             self.data, target_train=self.data.target_train + added))

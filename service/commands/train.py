@@ -28,19 +28,6 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(parser)
 
 
-def _checked_target_train(paths: list[Path], config) -> list[Path]:
-    """``--add-target-train`` files, refused (exit 2) where they are missing or where the
-    config samples its target data: they would be sampled together with it, not beside it."""
-    missing = [path for path in paths if not path.exists()]
-    if missing:
-        raise UsageError(f"--add-target-train: no such file or folder: {missing[0]}")
-    if config.data.target_fraction is not None or config.data.target_per_intent is not None:
-        raise UsageError("--add-target-train: the config samples its target data "
-                         "(data.target_fraction / data.target_per_intent), and the added data "
-                         "would be sampled with it; use the whole target data")
-    return paths
-
-
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -50,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.regime:
         config = config.with_regime(args.regime)
+    missing = [path for path in args.add_target_train if not path.exists()]
+    if missing:
+        raise UsageError(f"--add-target-train: no such file or folder: {missing[0]}")
     if args.add_target_train:
-        config = config.with_target_train(_checked_target_train(args.add_target_train, config))
+        config = config.with_target_train(args.add_target_train)
     config = dataclasses.replace(config, model=with_devices(config.model, device_overrides(args)))
     check_devices(device_overrides(args))
     if args.resume and not any(config.run_dir.rglob("last.ckpt")):
