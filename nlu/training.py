@@ -382,6 +382,12 @@ class DevEvaluation(Callback):
             f"{name} {value:.4f}" for name, value in metrics.items()))
 
 
+def checkpoint_epochs(checkpoint: Path) -> int:
+    """The epochs a Lightning checkpoint holds (its fit loop resumes after them)."""
+    state = torch.load(checkpoint, weights_only=True, map_location="cpu")
+    return int(state.get("epoch", -1)) + 1
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints through a temporary file, so a killed job never leaves half
     a ``last.ckpt`` to resume from."""
@@ -526,15 +532,18 @@ def _fit(train: Sequence[Utterance], dev: Sequence[Utterance] | None, config: Jo
     logger = _active_run_logger(tracking_uri, metric_prefix)
     if logger is not None:
         _log_device_params(config.devices)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume_from = last if resume and last.exists() else None
+    # a job resumed with a lower max_epochs than it already trained finishes at once (Lightning
+    # would refuse the checkpoint): its cap is never below the epochs the checkpoint holds
+    max_epochs = max(config.max_epochs, checkpoint_epochs(resume_from) if resume_from else 0)
     trainer = pl.Trainer(
-        **config.devices.trainer_kwargs(), max_epochs=config.max_epochs, callbacks=callbacks,
+        **config.devices.trainer_kwargs(), max_epochs=max_epochs, callbacks=callbacks,
         logger=logger or False, enable_progress_bar=config.enable_progress_bar,
         enable_model_summary=False, gradient_clip_val=config.gradient_clip,
         log_every_n_steps=1, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False)  # the batch sampler shards itself (DDP)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, train_dataloaders=loader,
-                ckpt_path=last if resume and last.exists() else None)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_from)
 
     best_epoch = trainer.current_epoch
     if dev and checkpoints.best_model_path and trainer.is_global_zero:

@@ -120,6 +120,16 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+def test_a_run_resumed_with_fewer_epochs_than_it_holds_finishes_at_once(tmp_path):
+    # Lightning refuses a checkpoint past max_epochs; a job whose YAML lowered max_epochs
+    # after a kill keeps the epochs it has instead
+    train, dev = data()
+    fit(train, dev, dataclasses.replace(CONFIG, max_epochs=3), run_dir=tmp_path)
+    resumed = fit(train, dev, dataclasses.replace(CONFIG, max_epochs=1), run_dir=tmp_path,
+                  resume=True)
+    assert resumed.training["epochs"] == 3
+
+
 def test_a_live_run_folder_is_refused_and_a_dead_holder_does_not_block(tmp_path, capsys):
     import yaml
 

@@ -87,13 +87,12 @@ def finished_epochs(run_dir: Path) -> int:
     checkpoints = sorted(Path(run_dir).rglob("last.ckpt"), key=lambda path: path.stat().st_mtime)
     if not checkpoints:
         return 0
-    import torch
+    from nlu.training import checkpoint_epochs
 
     try:
-        checkpoint = torch.load(checkpoints[-1], map_location="cpu", weights_only=True)
+        return checkpoint_epochs(checkpoints[-1])
     except Exception:  # half a file from another writer: nothing to count on
         return 0
-    return int(checkpoint.get("epoch", -1)) + 1
 
 
 def stopped(stop: Interrupted, run_dir: Path) -> Interrupted:
