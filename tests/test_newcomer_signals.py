@@ -131,3 +131,88 @@ def test_an_interrupt_that_a_library_drops_comes_again():
             while time.monotonic() - started < 10:  # the job goes on
                 time.sleep(0.01)
     assert stopped.value.exit_code == 130 and time.monotonic() - started < 5
+
+
+def test_the_resend_does_not_cut_short_the_cleanup_of_an_interrupt_on_its_way_out(monkeypatch):
+    """An ``Interrupted`` that got out is not sent again while the cleanup it passes through
+    runs (there the MLflow run is marked FAILED; CI saw it left RUNNING on a slow machine)."""
+    import os
+    import signal
+    import time
+
+    from service import commands
+    from service.commands import Interrupted, interruptible
+
+    monkeypatch.setattr(commands, "RESEND_SECONDS", 0.05)
+    cleaned_up = []
+    with pytest.raises(Interrupted) as stopped:
+        with interruptible():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            finally:
+                time.sleep(0.5)  # ten resend periods
+                cleaned_up.append(True)
+    assert cleaned_up and stopped.value.exit_code == 130
+
+
+def test_a_second_ctrl_c_still_stops_a_cleanup(monkeypatch):
+    """Only the resend waits for the cleanup: a user who presses Ctrl-C again is obeyed."""
+    import os
+    import signal
+    import time
+
+    from service import commands
+    from service.commands import Interrupted, interruptible
+
+    monkeypatch.setattr(commands, "RESEND_SECONDS", 60)
+    cleaned_up = []
+    with pytest.raises(Interrupted):
+        with interruptible():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            finally:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+                cleaned_up.append(True)
+    assert not cleaned_up
+
+
+def test_an_interrupt_waits_for_the_mlflow_write_it_lands_in(tmp_path):
+    """Ctrl-C inside an MLflow sqlite write (Lightning's logger logging a metric) stops the
+    job once the write is done. Cut in half, the write was lost, or (seen in CI) it kept the
+    database locked and the run stayed RUNNING where it should be FAILED."""
+    import os
+    import signal
+    import time
+
+    import mlflow
+    import sqlalchemy
+
+    from service.commands import Interrupted, interruptible
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = client.create_run(client.create_experiment("signals")).info.run_id
+    sent = []
+
+    def interrupt_mid_write(connection, cursor, statement, *rest):
+        if "latest_metrics" in statement and not sent:  # the metric row is written by now
+            sent.append(statement)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", interrupt_mid_write)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            with interruptible():
+                try:
+                    client.log_metric(run_id, "loss", 0.5)
+                    time.sleep(5)
+                finally:
+                    client.set_terminated(run_id, "FAILED")  # what nlu.jobs.TrackedRun does
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute",
+                                interrupt_mid_write)
+    assert sent and stopped.value.exit_code == 130
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.metrics == {"loss": 0.5}

@@ -7,12 +7,14 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
 
 RESEND_SECONDS = 1.0  # a signal whose Interrupted was dropped comes again after this
+DEFER_SECONDS = 0.1  # a signal that came during an MLflow database write comes again after this
 
 
 class UsageError(ValueError):
@@ -43,19 +45,33 @@ def interruptible() -> Iterator[None]:
     checkpoint is from the last finished epoch)."""
 
     received: list[int] = []
-    state = {"inside": True, "reached": False}
+    state = {"inside": True, "reached": False, "resent": False}
 
     def resend(signum: int) -> None:
         if state["inside"] and not state["reached"]:
+            state["resent"] = True
             os.kill(os.getpid(), signum)
 
+    def send_again(signum: int, after: float) -> None:
+        timer = threading.Timer(after, resend, args=(signum,))
+        timer.daemon = True
+        timer.start()
+
     def stop(signum, frame):
+        resent, state["resent"] = state["resent"], False
+        if resent and isinstance(sys.exc_info()[1], Interrupted):
+            # the first one was not dropped, it is on its way out through the cleanup (an
+            # MLflow run being marked FAILED): raised in there, it would cut that short
+            return
+        if _in_sql_store(frame):
+            # cut in half, an MLflow write keeps its sqlite database locked, and the run could
+            # not be marked FAILED: the signal comes again once the write is done
+            send_again(signum, DEFER_SECONDS)
+            return
         received.append(signum)
         # Raised where the interpreter cannot pass it on (a weakref callback during garbage
         # collection), the exception is printed and dropped: then the signal comes again.
-        timer = threading.Timer(RESEND_SECONDS, resend, args=(signum,))
-        timer.daemon = True
-        timer.start()
+        send_again(signum, RESEND_SECONDS)
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
@@ -80,6 +96,16 @@ def interruptible() -> Iterator[None]:
         state["inside"] = False
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _in_sql_store(frame) -> bool:
+    """Whether ``frame`` runs inside MLflow's SQL store, where a transaction may be open."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if "sqlalchemy" in module or module.startswith("mlflow.store.db"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def finished_epochs(run_dir: Path) -> int:
