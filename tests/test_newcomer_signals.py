@@ -114,10 +114,6 @@ def test_experiment_run_says_run_n_of_m_with_the_time_left(tmp_path, monkeypatch
 def test_an_interrupt_that_a_library_drops_comes_again():
     """Raised inside a weakref callback during garbage collection, an ``Interrupted`` is
     printed and dropped by the interpreter: the signal is sent again until one gets out."""
-    import os
-    import signal
-    import time
-
     from service.commands import Interrupted, interruptible
 
     started = time.monotonic()
@@ -136,10 +132,6 @@ def test_an_interrupt_that_a_library_drops_comes_again():
 def test_the_resend_does_not_cut_short_the_cleanup_of_an_interrupt_on_its_way_out(monkeypatch):
     """An ``Interrupted`` that got out is not sent again while the cleanup it passes through
     runs (there the MLflow run is marked FAILED; CI saw it left RUNNING on a slow machine)."""
-    import os
-    import signal
-    import time
-
     from service import commands
     from service.commands import Interrupted, interruptible
 
@@ -158,10 +150,6 @@ def test_the_resend_does_not_cut_short_the_cleanup_of_an_interrupt_on_its_way_ou
 
 def test_a_second_ctrl_c_still_stops_a_cleanup(monkeypatch):
     """Only the resend waits for the cleanup: a user who presses Ctrl-C again is obeyed."""
-    import os
-    import signal
-    import time
-
     from service import commands
     from service.commands import Interrupted, interruptible
 
@@ -183,10 +171,6 @@ def test_an_interrupt_waits_for_the_mlflow_write_it_lands_in(tmp_path):
     """Ctrl-C inside an MLflow sqlite write (Lightning's logger logging a metric) stops the
     job once the write is done. Cut in half, the write was lost, or (seen in CI) it kept the
     database locked and the run stayed RUNNING where it should be FAILED."""
-    import os
-    import signal
-    import time
-
     import mlflow
     import sqlalchemy
 
